@@ -1,0 +1,79 @@
+"""The `looks` command line: parses arguments and dispatches, nothing more."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from engine import __version__
+from engine.errors import LooksError
+
+
+def _add_sim(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("sim", help="run the HeyGen v3 avatar API simulator on loopback")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=0, help="0 picks a free port")
+    p.add_argument("--api-key", help="accept only this key (default: any non-empty key)")
+    p.add_argument("--generation-seconds", type=float, default=2.0)
+    p.add_argument("--failed-look-rate", type=float, default=0.0)
+    p.add_argument("--auto-consent", type=float, metavar="SECONDS")
+    p.add_argument("--max-jobs", type=int, default=10)
+    p.add_argument("--credits", type=int)
+    p.add_argument("--seed", type=int)
+    p.add_argument("--fail-rate", type=float, default=0.0)
+    p.add_argument("--drop-rate", type=float, default=0.0)
+    p.add_argument("--latency-ms", type=float, default=0.0)
+    p.add_argument("--idempotency-ttl", type=float, default=86400.0, metavar="SECONDS")
+    p.add_argument("--state", type=Path, metavar="FILE")
+
+
+def _run_sim(args: argparse.Namespace) -> int:
+    from engine import sim
+
+    config = sim.SimConfig(
+        api_key=args.api_key,
+        generation_seconds=args.generation_seconds,
+        failed_look_rate=args.failed_look_rate,
+        auto_consent=args.auto_consent,
+        max_jobs=args.max_jobs,
+        credits=args.credits,
+        seed=args.seed,
+        fail_rate=args.fail_rate,
+        drop_rate=args.drop_rate,
+        latency_ms=args.latency_ms,
+        idempotency_ttl=args.idempotency_ttl,
+        state_file=args.state,
+    )
+    sim.serve(config, host=args.host, port=args.port)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="looks", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"looks {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_sim(sub)
+    return parser
+
+
+_COMMANDS = {"sim": _run_sim}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `looks` console script."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return _COMMANDS[args.command](args)
+    except LooksError as e:
+        print(f"looks: {e}" if "\n" not in str(e) else str(e), file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print("looks: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,73 @@
+"""The one error hierarchy: every message is meant for the user, never a traceback."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+
+class LooksError(Exception):
+    """Base of every error the CLI reports as one line and a non-zero exit code."""
+
+    exit_code = 1
+
+
+class UsageError(LooksError):
+    """The command line itself is wrong."""
+
+    exit_code = 2
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with an input file, located as FILE:LINE: path: message."""
+
+    file: str
+    line: int
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.path}: " if self.path else ""
+        return f"{self.file}:{self.line}: {where}{self.message}"
+
+
+class RecipeError(LooksError):
+    """A recipe is invalid; carries every problem found in one pass."""
+
+    def __init__(self, problems: Iterable[Problem]) -> None:
+        self.problems = tuple(problems)
+        super().__init__("\n".join(str(p) for p in self.problems))
+
+
+class ManifestError(LooksError):
+    """A manifest (or its journal) cannot be read, or must not be written."""
+
+
+class ManifestLockedError(ManifestError):
+    """Another run holds the manifest's lock."""
+
+
+class ApiError(LooksError):
+    """The HeyGen API (or the simulator) answered an error."""
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        *,
+        request_id: str | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        self.status = status
+        self.code = code
+        self.message = message
+        self.request_id = request_id
+        self.retry_after = retry_after
+        suffix = f" (request {request_id})" if request_id else ""
+        super().__init__(f"HTTP {status} {code}: {message}{suffix}")
+
+
+class TransportError(LooksError):
+    """The API could not be reached, or the connection broke before an answer."""
