@@ -36,7 +36,7 @@ class RecipeError(LooksError):
     """A recipe is invalid; carries every problem found in one pass."""
 
     def __init__(self, problems: Iterable[Problem]) -> None:
-        self.problems = tuple(problems)
+        self.problems = tuple(sorted(problems, key=lambda p: (p.file, p.line)))
         super().__init__("\n".join(str(p) for p in self.problems))
 
 

@@ -1,0 +1,642 @@
+"""Async HTTP client for the HeyGen v3 avatar API (looks, groups, assets, consent)."""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import logging
+import math
+import mimetypes
+import re
+import time
+import urllib.parse
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
+
+import httpx
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception,
+    retry_never,
+    stop_after_attempt,
+    stop_before_delay,
+)
+from tenacity.retry import RetryBaseT
+from tenacity.stop import StopBaseT
+from tenacity.wait import WaitBaseT, wait_base, wait_exponential_jitter, wait_random
+
+from engine.errors import ApiError, TransportError
+
+__all__ = [
+    "ApiErrorInfo",
+    "AssetInfo",
+    "GroupInfo",
+    "HeyGenClient",
+    "LookInfo",
+    "RetryPolicy",
+    "is_transient",
+    "parse_retry_after",
+    "wait_retry_after",
+]
+
+log = logging.getLogger(__name__)
+
+_IDEMPOTENCY_KEY = re.compile(r"[A-Za-z0-9_:.\-]{1,255}")
+_MAX_PAGE_SIZE = 50  # the API's documented ceiling for `limit`
+_REQUEST_IN_PROGRESS = "request_in_progress"
+
+
+# --------------------------------------------------------------------------- data
+
+
+def _req_str(data: Mapping[str, Any], key: str, what: str) -> str:
+    value = data.get(key)
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"{what} has no {key!r}")
+    return value
+
+
+def _str(data: Mapping[str, Any], key: str) -> str:
+    value = data.get(key)
+    return value if isinstance(value, str) else ""
+
+
+def _opt_str(data: Mapping[str, Any], key: str) -> str | None:
+    value = data.get(key)
+    return value if isinstance(value, str) else None
+
+
+def _opt_int(data: Mapping[str, Any], key: str) -> int | None:
+    value = data.get(key)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return int(value)
+
+
+def _mapping(value: Any, what: str) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise ValueError(f"{what} is not an object")
+    return value
+
+
+# Only `id` is enforced strictly: a paid create must not be lost because the API dropped a
+# cosmetic field, and a retry with the same idempotency key would replay the same answer.
+
+
+@dataclass(frozen=True)
+class ApiErrorInfo:
+    """The `error` object of a failed look or group (code lower-cased)."""
+
+    code: str
+    message: str
+
+    @classmethod
+    def from_api(cls, data: Any) -> ApiErrorInfo | None:
+        """Parse an `error` field; None when absent or not an object."""
+        if not isinstance(data, Mapping):
+            return None
+        return cls(code=_str(data, "code").lower() or "unknown", message=_str(data, "message"))
+
+
+@dataclass(frozen=True)
+class LookInfo:
+    """A look as the API shows it."""
+
+    id: str
+    name: str
+    avatar_type: str
+    group_id: str | None = None
+    status: str | None = None
+    error: ApiErrorInfo | None = None
+    preview_image_url: str | None = None
+    image_width: int | None = None
+    image_height: int | None = None
+    supported_api_engines: tuple[str, ...] = ()
+
+    @property
+    def usable(self) -> bool:
+        """Completed, with a preview image of non-zero size (usable as video avatar/avatar_id)."""
+        return (
+            self.status == "completed"
+            and bool(self.preview_image_url)
+            and bool(self.image_width)
+            and bool(self.image_height)
+        )
+
+    @classmethod
+    def from_api(cls, data: Mapping[str, Any]) -> LookInfo:
+        """Parse a Look object; raises ValueError when it has no id."""
+        data = _mapping(data, "look")
+        engines = data.get("supported_api_engines")
+        return cls(
+            id=_req_str(data, "id", "look"),
+            name=_str(data, "name"),
+            avatar_type=_str(data, "avatar_type"),
+            group_id=_opt_str(data, "group_id"),
+            status=_opt_str(data, "status"),
+            error=ApiErrorInfo.from_api(data.get("error")),
+            preview_image_url=_opt_str(data, "preview_image_url"),
+            image_width=_opt_int(data, "image_width"),
+            image_height=_opt_int(data, "image_height"),
+            supported_api_engines=(
+                tuple(e for e in engines if isinstance(e, str)) if isinstance(engines, list) else ()
+            ),
+        )
+
+
+@dataclass(frozen=True)
+class GroupInfo:
+    """An avatar group (a character identity) as the API shows it."""
+
+    id: str
+    name: str
+    looks_count: int = 0
+    created_at: int = 0
+    status: str | None = None
+    consent_status: str | None = None
+    preview_image_url: str | None = None
+
+    @classmethod
+    def from_api(cls, data: Mapping[str, Any]) -> GroupInfo:
+        """Parse a Group object; raises ValueError when it has no id."""
+        data = _mapping(data, "avatar group")
+        return cls(
+            id=_req_str(data, "id", "avatar group"),
+            name=_str(data, "name"),
+            looks_count=_opt_int(data, "looks_count") or 0,
+            created_at=_opt_int(data, "created_at") or 0,
+            status=_opt_str(data, "status"),
+            consent_status=_opt_str(data, "consent_status"),
+            preview_image_url=_opt_str(data, "preview_image_url"),
+        )
+
+
+@dataclass(frozen=True)
+class AssetInfo:
+    """An uploaded asset."""
+
+    asset_id: str
+    url: str | None = None
+    mime_type: str | None = None
+    size_bytes: int | None = None
+
+    @classmethod
+    def from_api(cls, data: Mapping[str, Any]) -> AssetInfo:
+        """Parse an upload answer; raises ValueError when it has no asset_id."""
+        data = _mapping(data, "asset")
+        return cls(
+            asset_id=_req_str(data, "asset_id", "asset"),
+            url=_opt_str(data, "url"),
+            mime_type=_opt_str(data, "mime_type"),
+            size_bytes=_opt_int(data, "size_bytes"),
+        )
+
+
+# --------------------------------------------------------------------------- retry
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds to wait from a Retry-After value (delta-seconds or HTTP date); None if unusable."""
+    if value is None or not (text := value.strip()):
+        return None
+    try:
+        seconds = float(text)
+    except ValueError:
+        pass
+    else:
+        return seconds if math.isfinite(seconds) and seconds >= 0 else None
+    try:
+        when = email.utils.parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:  # RFC 9110 dates are GMT; a naive result means "-0000"
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def is_transient(exc: BaseException) -> bool:
+    """True for failures worth retrying: 429, 5xx, 409 request_in_progress, transport errors."""
+    if isinstance(exc, TransportError):
+        return True
+    if isinstance(exc, ApiError):
+        if exc.status == 429 or exc.status >= 500:
+            return True
+        return exc.status == 409 and exc.code == _REQUEST_IN_PROGRESS
+    return False
+
+
+class wait_retry_after(wait_base):  # noqa: N801 - named like tenacity's own strategies
+    """Wait what the server asked (ApiError.retry_after), else use `fallback`.
+
+    A 409 request_in_progress without Retry-After waits `in_progress` instead: the original
+    request is still being answered, so a short pause is enough.
+    """
+
+    def __init__(
+        self,
+        fallback: WaitBaseT,
+        *,
+        in_progress: WaitBaseT | None = None,
+    ) -> None:
+        self.fallback = fallback
+        self.in_progress: WaitBaseT = (
+            in_progress if in_progress is not None else wait_random(0.2, 1.0)
+        )
+
+    def __call__(self, retry_state: RetryCallState) -> float:
+        outcome = retry_state.outcome
+        exc = outcome.exception() if outcome is not None and outcome.failed else None
+        if isinstance(exc, ApiError):
+            if exc.retry_after is not None:
+                return exc.retry_after
+            if exc.status == 409 and exc.code == _REQUEST_IN_PROGRESS:
+                return float(self.in_progress(retry_state))
+        return float(self.fallback(retry_state))
+
+
+def _default_stop() -> StopBaseT:
+    # stop_before_delay (not stop_after_delay) also refuses a sleep that would end past the
+    # deadline, e.g. a Retry-After of 10 minutes: the caller gets the 429 at once instead.
+    return stop_after_attempt(8) | stop_before_delay(300)
+
+
+def _default_wait() -> WaitBaseT:
+    return wait_retry_after(wait_exponential_jitter(initial=0.5, max=30))
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How transient failures are retried; built from tenacity stop/wait strategies."""
+
+    stop: StopBaseT = field(default_factory=_default_stop)
+    wait: WaitBaseT = field(default_factory=_default_wait)
+    # Injectable so tests can record the waits instead of sleeping.
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+
+
+# --------------------------------------------------------------------------- client
+
+
+class HeyGenClient:
+    """One pooled async client for the HeyGen v3 avatar API; retries transient failures."""
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str,
+        *,
+        retry: RetryPolicy | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        timeout: float = 30.0,
+        max_connections: int = 64,
+        on_retry: Callable[[BaseException, float], None] | None = None,
+    ) -> None:
+        # Validated here so a bad key fails fast, and never echoed in the message.
+        if not api_key or any(c.isspace() or not c.isprintable() for c in api_key):
+            raise ValueError("API key is empty or contains whitespace/control characters")
+        scheme = urllib.parse.urlsplit(base_url).scheme
+        if scheme not in ("http", "https"):
+            raise ValueError(f"base URL must be http(s): {base_url!r}")
+        from engine import __version__  # late: engine/__init__ may one day import this module
+
+        self._api_key = api_key
+        self._base_url = base_url.rstrip("/")
+        self._retry = retry if retry is not None else RetryPolicy()
+        self._on_retry = on_retry
+        self._user_agent = f"heygen-looks/{__version__}"
+        # The key is added per request (not as a client default) so fetch_bytes never sends it
+        # to a CDN; redirects stay off for API calls because httpx would forward X-Api-Key.
+        self._http = httpx.AsyncClient(
+            base_url=self._base_url,
+            transport=transport,
+            timeout=httpx.Timeout(timeout),
+            limits=httpx.Limits(
+                max_connections=max_connections, max_keepalive_connections=max_connections
+            ),
+            headers={"User-Agent": self._user_agent},
+            follow_redirects=False,
+        )
+
+    def __repr__(self) -> str:
+        return f"HeyGenClient(base_url={self._base_url!r})"
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the connection pool."""
+        await self._http.aclose()
+
+    # ----------------------------------------------------------------- endpoints
+
+    async def create_avatar(
+        self, body: Mapping[str, Any], *, idempotency_key: str
+    ) -> tuple[LookInfo, GroupInfo]:
+        """POST /v3/avatars; returns the new look and its group."""
+        data = await self._call(
+            "POST", "/v3/avatars", json=dict(body), idempotency_key=idempotency_key
+        )
+        return self._parse(
+            "POST",
+            "/v3/avatars",
+            lambda: (
+                LookInfo.from_api(_mapping(data, "answer").get("avatar_item")),
+                GroupInfo.from_api(data.get("avatar_group")),
+            ),
+        )
+
+    async def upload_asset(
+        self, path: Path, *, idempotency_key: str, media_type: str | None = None
+    ) -> AssetInfo:
+        """POST /v3/assets as multipart field `file`; media type guessed from the suffix."""
+        # Read once into memory (≤32 MB per the API) so every retry re-sends the same bytes.
+        content = await asyncio.to_thread(path.read_bytes)
+        mime = media_type or mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+        data = await self._call(
+            "POST",
+            "/v3/assets",
+            files={"file": (path.name, content, mime)},
+            idempotency_key=idempotency_key,
+        )
+        return self._parse("POST", "/v3/assets", lambda: AssetInfo.from_api(data))
+
+    async def start_consent(
+        self, group_id: str, *, reroute_url: str | None, idempotency_key: str
+    ) -> tuple[GroupInfo, str]:
+        """POST /v3/avatars/{group_id}/consent; returns the group and the consent URL."""
+        path = f"/v3/avatars/{_seg(group_id)}/consent"
+        body = {} if reroute_url is None else {"reroute_url": reroute_url}
+        data = await self._call("POST", path, json=body, idempotency_key=idempotency_key)
+
+        def parse() -> tuple[GroupInfo, str]:
+            answer = _mapping(data, "answer")
+            return GroupInfo.from_api(answer.get("avatar_group")), _req_str(
+                answer, "url", "consent answer"
+            )
+
+        return self._parse("POST", path, parse)
+
+    async def get_look(self, look_id: str) -> LookInfo:
+        """GET /v3/avatars/looks/{look_id}."""
+        path = f"/v3/avatars/looks/{_seg(look_id)}"
+        data = await self._call("GET", path)
+        return self._parse("GET", path, lambda: LookInfo.from_api(data))
+
+    async def list_looks(
+        self, *, group_id: str | None = None, avatar_type: str | None = None, page_size: int = 50
+    ) -> list[LookInfo]:
+        """GET /v3/avatars/looks, following next_token over every page."""
+        params = {"group_id": group_id, "avatar_type": avatar_type}
+        items = await self._paginate("/v3/avatars/looks", params, page_size)
+        return self._parse("GET", "/v3/avatars/looks", lambda: [LookInfo.from_api(i) for i in items])
+
+    async def rename_look(self, look_id: str, name: str) -> LookInfo:
+        """PATCH /v3/avatars/looks/{look_id} with a new name."""
+        path = f"/v3/avatars/looks/{_seg(look_id)}"
+        data = await self._call("PATCH", path, json={"name": name})
+        return self._parse("PATCH", path, lambda: LookInfo.from_api(data))
+
+    async def delete_look(self, look_id: str) -> None:
+        """DELETE /v3/avatars/looks/{look_id} (a group's last look takes the group with it)."""
+        await self._call("DELETE", f"/v3/avatars/looks/{_seg(look_id)}")
+
+    async def get_group(self, group_id: str) -> GroupInfo:
+        """GET /v3/avatars/{group_id}."""
+        path = f"/v3/avatars/{_seg(group_id)}"
+        data = await self._call("GET", path)
+        return self._parse("GET", path, lambda: GroupInfo.from_api(data))
+
+    async def list_groups(self, *, page_size: int = 50) -> list[GroupInfo]:
+        """GET /v3/avatars, following next_token over every page."""
+        items = await self._paginate("/v3/avatars", {}, page_size)
+        return self._parse("GET", "/v3/avatars", lambda: [GroupInfo.from_api(i) for i in items])
+
+    async def delete_group(self, group_id: str) -> None:
+        """DELETE /v3/avatars/{group_id}."""
+        await self._call("DELETE", f"/v3/avatars/{_seg(group_id)}")
+
+    async def fetch_bytes(self, url: str) -> bytes:
+        """GET an absolute URL (e.g. a preview image) without the API key; retried like GETs."""
+        if urllib.parse.urlsplit(url).scheme not in ("http", "https"):
+            raise ValueError(f"not an absolute http(s) URL: {url!r}")
+        response = await self._retrying(
+            "GET", None, self._send, "GET", url, authenticated=False
+        )
+        return response.content
+
+    # ----------------------------------------------------------------- plumbing
+
+    async def _paginate(
+        self, path: str, filters: Mapping[str, str | None], page_size: int
+    ) -> list[Any]:
+        if not 1 <= page_size <= _MAX_PAGE_SIZE:
+            raise ValueError(f"page_size must be 1–{_MAX_PAGE_SIZE}, got {page_size}")
+        params: dict[str, str | int] = {k: v for k, v in filters.items() if v is not None}
+        params["limit"] = page_size
+        items: list[Any] = []
+        seen: set[str] = set()
+        while True:
+            body = await self._call_body("GET", path, params=params)
+            page = body.get("data")
+            if not isinstance(page, list):
+                raise ApiError(200, "invalid_response", f"GET {path}: `data` is not a list")
+            items.extend(page)
+            token = body.get("next_token")
+            # Follow next_token; has_more=false ends the walk even if a token is echoed.
+            if not isinstance(token, str) or not token or body.get("has_more") is False:
+                return items
+            if token in seen:  # a server bug would otherwise loop forever
+                raise ApiError(200, "invalid_response", f"GET {path}: next_token repeated")
+            seen.add(token)
+            params["token"] = token
+
+    async def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        params: Mapping[str, str | int] | None = None,
+        files: Mapping[str, tuple[str, bytes, str]] | None = None,
+        idempotency_key: str | None = None,
+    ) -> Any:
+        """Send an API request with retries; return the answer's `data`."""
+        body = await self._call_body(
+            method, path, json=json, params=params, files=files, idempotency_key=idempotency_key
+        )
+        if "data" not in body:
+            raise ApiError(200, "invalid_response", f"{method} {path}: answer has no `data`")
+        return body["data"]
+
+    async def _call_body(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        params: Mapping[str, str | int] | None = None,
+        files: Mapping[str, tuple[str, bytes, str]] | None = None,
+        idempotency_key: str | None = None,
+    ) -> Mapping[str, Any]:
+        if idempotency_key is not None and not _IDEMPOTENCY_KEY.fullmatch(idempotency_key):
+            raise ValueError(f"invalid idempotency key {idempotency_key!r} (1–255 of A-Za-z0-9_:.-)")
+        response = await self._retrying(
+            method,
+            idempotency_key,
+            self._send,
+            method,
+            path,
+            json=json,
+            params=params,
+            files=files,
+            idempotency_key=idempotency_key,
+        )
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        if not isinstance(body, Mapping):
+            raise ApiError(
+                response.status_code,
+                "invalid_response",
+                f"{method} {path}: answer is not a JSON object",
+                request_id=response.headers.get("X-Request-Id"),
+            )
+        return body
+
+    async def _retrying(
+        self,
+        method: str,
+        idempotency_key: str | None,
+        fn: Callable[..., Awaitable[httpx.Response]],
+        *args: Any,
+        **kwargs: Any,
+    ) -> httpx.Response:
+        # A POST without an idempotency key could create (and bill) twice if retried.
+        retry: RetryBaseT = (
+            retry_never
+            if method == "POST" and idempotency_key is None
+            else retry_if_exception(is_transient)
+        )
+        retrying = AsyncRetrying(
+            stop=self._retry.stop,
+            wait=self._retry.wait,
+            sleep=self._retry.sleep,
+            retry=retry,
+            before_sleep=self._before_sleep,
+            reraise=True,  # the caller sees the last ApiError/TransportError, not RetryError
+        )
+        response: httpx.Response = await retrying(fn, *args, **kwargs)
+        return response
+
+    def _before_sleep(self, state: RetryCallState) -> None:
+        outcome, action = state.outcome, state.next_action
+        if outcome is None or action is None:
+            return
+        exc = outcome.exception()
+        if exc is None:
+            return
+        log.info("retry %d in %.2f s after: %s", state.attempt_number, action.sleep, exc)
+        if self._on_retry is not None:
+            self._on_retry(exc, action.sleep)
+
+    async def _send(
+        self,
+        method: str,
+        url: str,
+        *,
+        json: Any = None,
+        params: Mapping[str, str | int] | None = None,
+        files: Mapping[str, tuple[str, bytes, str]] | None = None,
+        idempotency_key: str | None = None,
+        authenticated: bool = True,
+    ) -> httpx.Response:
+        """One attempt: a 2xx response, or ApiError / TransportError."""
+        headers = {"Accept": "application/json"} if authenticated else {}
+        if authenticated:
+            headers["X-Api-Key"] = self._api_key
+        if idempotency_key is not None:
+            headers["Idempotency-Key"] = idempotency_key
+        where = url if authenticated else _redact_url(url)
+        try:
+            response = await self._http.request(
+                method,
+                url,
+                json=json,
+                params=params,
+                files=files,
+                headers=headers,
+                follow_redirects=not authenticated,  # CDN links may redirect; no key to leak
+            )
+        except httpx.RequestError as exc:
+            detail = str(exc) or "no details"
+            detail = detail.replace(self._api_key, "***")  # belt and braces
+            raise TransportError(
+                f"{method} {where}: {type(exc).__name__}: {detail}"
+            ) from exc
+        if response.is_success:
+            return response
+        raise _api_error(method, where, response)
+
+    def _parse[T](self, method: str, path: str, parse: Callable[[], T]) -> T:
+        # An answer we cannot read is an API error, not a crash with a KeyError traceback.
+        try:
+            return parse()
+        except (ValueError, TypeError, AttributeError) as exc:
+            raise ApiError(200, "invalid_response", f"{method} {path}: {exc}") from exc
+
+
+def _seg(value: str) -> str:
+    """Quote an id as one path segment, so a stray '/' or '..' cannot change the endpoint."""
+    if not value:
+        raise ValueError("empty id")
+    return urllib.parse.quote(value, safe="")
+
+
+def _redact_url(url: str) -> str:
+    # Presigned CDN URLs carry credentials in the query string; keep them out of messages.
+    parts = urllib.parse.urlsplit(url)
+    return urllib.parse.urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
+
+
+def _api_error(method: str, where: str, response: httpx.Response) -> ApiError:
+    status = response.status_code
+    request_id = response.headers.get("X-Request-Id")
+    retry_after = parse_retry_after(response.headers.get("Retry-After"))
+    code, message = f"http_{status}", ""
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    error = body.get("error") if isinstance(body, Mapping) else None
+    if isinstance(error, Mapping):
+        if isinstance(error.get("code"), str) and error["code"]:
+            code = error["code"]
+        if isinstance(error.get("message"), str):
+            message = error["message"]
+        param = error.get("param")
+        if isinstance(param, str) and param and param not in message:
+            message = f"{message} (param {param})" if message else f"param {param}"
+    if not message:
+        reason = response.reason_phrase or "error"
+        text = response.text.strip()[:200] if not isinstance(body, Mapping) else ""
+        message = f"{reason}: {text}" if text else reason
+    return ApiError(
+        status,
+        code.lower(),
+        f"{method} {where}: {message}",
+        request_id=request_id,
+        retry_after=retry_after,
+    )
