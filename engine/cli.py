@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from engine import __version__
-from engine.errors import LooksError
+from engine.errors import LooksError, UsageError
 
 
 def _add_sim(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -50,15 +50,101 @@ def _run_sim(args: argparse.Namespace) -> int:
     return 0
 
 
+def _recipes(p: argparse.ArgumentParser) -> None:
+    p.add_argument("recipes", nargs="+", type=Path, metavar="RECIPE")
+
+
+def _manifest_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--manifest",
+        type=Path,
+        metavar="PATH",
+        help="manifest to use (default: <recipe stem>.manifest.json beside the recipe)",
+    )
+
+
+def _only_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--only",
+        nargs="+",
+        default=[],
+        metavar="ADDR",
+        help="addresses or globs (sarah/*); their dependencies come along",
+    )
+
+
+def _add_validate(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("validate", help="check recipes; report every problem with its line")
+    _recipes(p)
+
+
+def _add_plan(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("plan", help="show what apply would do, without doing it")
+    _recipes(p)
+    _manifest_option(p)
+    _only_option(p)
+    p.add_argument("--json", action="store_true", help="machine-readable plan")
+    p.add_argument(
+        "--detailed-exitcode",
+        action="store_true",
+        help="exit 0 when there is nothing to do, 2 when changes are pending",
+    )
+
+
+def _add_graph(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("graph", help="print the dependency graph with each node's action")
+    p.add_argument("recipe", type=Path, metavar="RECIPE")
+    _manifest_option(p)
+    p.add_argument("--format", choices=["mermaid", "dot"], default="mermaid")
+
+
+def _single_manifest(args: argparse.Namespace) -> None:
+    if args.manifest is not None and len(args.recipes) > 1:
+        raise UsageError("--manifest goes with a single recipe")
+
+
+def _run_validate(args: argparse.Namespace) -> int:
+    from engine.commands import validate
+
+    return validate.run(args.recipes)
+
+
+def _run_plan(args: argparse.Namespace) -> int:
+    from engine.commands import plan
+
+    _single_manifest(args)
+    return plan.run(
+        args.recipes,
+        manifest=args.manifest,
+        only=args.only,
+        as_json=args.json,
+        detailed_exitcode=args.detailed_exitcode,
+    )
+
+
+def _run_graph(args: argparse.Namespace) -> int:
+    from engine.commands import plan
+
+    return plan.run_graph(args.recipe, manifest=args.manifest, fmt=args.format)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="looks", description=__doc__)
     parser.add_argument("--version", action="version", version=f"looks {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_validate(sub)
+    _add_plan(sub)
+    _add_graph(sub)
     _add_sim(sub)
     return parser
 
 
-_COMMANDS = {"sim": _run_sim}
+_COMMANDS = {
+    "validate": _run_validate,
+    "plan": _run_plan,
+    "graph": _run_graph,
+    "sim": _run_sim,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -291,15 +291,19 @@ def _check_schema(doc: _Doc) -> set[Location] | None:
             top_broken = True
         if error.validator == "additionalProperties":
             for key in _unexpected(error):
-                allowed = sorted(error.schema.get("properties", {}))
+                allowed = sorted(_schema_of(error).get("properties", {}))
                 doc.add(loc + (key,), _unknown_key(key, allowed))
             continue
         doc.add(loc, message)
     return None if top_broken else broken
 
 
+def _schema_of(error: jsonschema.ValidationError) -> Mapping[str, Any]:
+    return error.schema if isinstance(error.schema, Mapping) else {}
+
+
 def _unexpected(error: jsonschema.ValidationError) -> list[str]:
-    allowed = error.schema.get("properties", {})
+    allowed = _schema_of(error).get("properties", {})
     return [k for k in error.instance if k not in allowed]
 
 
@@ -311,7 +315,7 @@ def _unknown_key(key: str, allowed: list[str]) -> str:
 
 def _schema_message(error: jsonschema.ValidationError) -> str:
     v = error.validator
-    value = error.validator_value
+    value: Any = error.validator_value
     if v == "required":
         missing = [k for k in value if k not in error.instance]
         return f"missing required key {missing[0]!r}"
@@ -326,13 +330,9 @@ def _schema_message(error: jsonschema.ValidationError) -> str:
     if v == "maxItems":
         what = str(error.path[-1]).replace("_", " ") if error.path else "items"
         return f"at most {value} {what} allowed; got {len(error.instance)}"
-    if v == "minItems":
+    if v in ("minItems", "minLength", "minProperties"):
         return "must not be empty"
-    if v == "minLength":
-        return "must not be empty"
-    if v == "minProperties":
-        return "must not be empty"
-    if v == "pattern" and error.schema.get("pattern", "").startswith("^https?"):
+    if v == "pattern" and str(value).startswith("^https?"):
         return f"must be an http(s) URL; got {error.instance!r}"
     if v == "pattern":
         return f"{error.instance!r} does not match {value}"
@@ -588,7 +588,7 @@ class _FileResolver:
             guessed = mimetypes.guess_type(value.split("?")[0])[0]
             if not self._media_ok(loc + ("url",), guessed, wanted):
                 return None
-        return FileSpec(kind=kind, value=value)  # type: ignore[arg-type]
+        return FileSpec(kind=kind, value=value)
 
     def _media_ok(self, loc: Location, media_type: str | None, wanted: str) -> bool:
         if media_type is None or media_type.split("/")[0] == wanted:

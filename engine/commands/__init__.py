@@ -1,0 +1,1 @@
+"""One module per command: the glue between the CLI and the engine's modules."""

@@ -1,0 +1,63 @@
+"""`looks plan` and `looks graph`: what a run would do, without doing it."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+from engine.commands.validate import load_all
+from engine.manifest import manifest_path_for, read_manifest
+from engine.plan import Plan, build_plan
+from engine.recipe import Recipe
+from engine.report import graph_text, merge_summaries, plan_lines, summary_line
+
+
+def recipe_label(recipe: Recipe, manifest: Path) -> str:
+    """The recipe path as the manifest records it: relative to the manifest's directory."""
+    try:
+        return str(recipe.path.resolve().relative_to(manifest.parent.resolve()))
+    except ValueError:
+        return str(recipe.path.resolve())
+
+
+def plan_recipe(recipe: Recipe, manifest: Path | None, only: Sequence[str]) -> Plan:
+    path = manifest or manifest_path_for(recipe.path)
+    records = read_manifest(path, recipe_label(recipe, path)).nodes
+    return build_plan(recipe, records, only)
+
+
+def run(
+    paths: Sequence[Path],
+    *,
+    manifest: Path | None,
+    only: Sequence[str],
+    as_json: bool,
+    detailed_exitcode: bool,
+) -> int:
+    recipes = load_all(paths)
+    plans = [plan_recipe(r, manifest, only) for r in recipes]
+    if as_json:
+        actions = [
+            {"recipe": str(r.path), **a.to_json()}
+            for r, p in zip(recipes, plans, strict=True)
+            for a in p.actions
+        ]
+        summary = merge_summaries(plans)
+        print(json.dumps({"version": 1, "actions": actions, "summary": summary}, indent=2))
+    else:
+        for recipe, plan in zip(recipes, plans, strict=True):
+            lines = plan_lines(plan.actions)
+            print(f"{recipe.path}:" + ("" if lines else " up to date"))
+            for line in lines:
+                print(line)
+        print(summary_line(merge_summaries(plans)))
+    if detailed_exitcode and any(p.has_changes for p in plans):
+        return 2
+    return 0
+
+
+def run_graph(path: Path, *, manifest: Path | None, fmt: str) -> int:
+    (recipe,) = load_all([path])
+    print(graph_text(plan_recipe(recipe, manifest, ()), fmt), end="")
+    return 0

@@ -1,0 +1,395 @@
+"""The manifest: what a recipe has made, kept beside it and under version control.
+
+Writes are crash-proof: every change is appended to a journal and fsynced before the
+engine acts on it; the journal is folded into the manifest by an atomic rename. The
+manifest's bytes only change when its content does, so a run that does nothing leaves
+no diff.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import datetime
+import fcntl
+import functools
+import json
+import os
+import socket
+import uuid
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import jsonschema
+
+from engine.errors import ManifestError, ManifestLockedError
+
+FORMAT_VERSION = 1
+SCHEMA_PATH = Path(__file__).parent / "schemas" / "manifest.schema.json"
+
+NodeKind = Literal["upload", "base", "consent", "look"]
+Status = Literal["pending", "submitted", "processing", "completed", "failed", "blocked", "missing"]
+STATUSES: tuple[Status, ...] = (
+    "pending",
+    "submitted",
+    "processing",
+    "completed",
+    "failed",
+    "blocked",
+    "missing",
+)
+
+
+@dataclass(frozen=True)
+class ErrorInfo:
+    """Why a node failed or is blocked."""
+
+    code: str
+    message: str
+
+
+@dataclass(frozen=True)
+class NodeRecord:
+    """What the manifest knows of one node of the graph."""
+
+    address: str
+    kind: NodeKind
+    fingerprint: str
+    status: Status
+    name: str | None = None
+    request: Mapping[str, Any] | None = None
+    look_id: str | None = None
+    group_id: str | None = None
+    asset_id: str | None = None
+    preview_image_url: str | None = None
+    consent_url: str | None = None
+    idempotency_key: str | None = None
+    submitted_at: float | None = None
+    attempts: int = 0
+    error: ErrorInfo | None = None
+    superseded: tuple[str, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if f.name == "address" or value is None or value == ():
+                continue
+            if isinstance(value, ErrorInfo):
+                value = {"code": value.code, "message": value.message}
+            elif isinstance(value, tuple):
+                value = list(value)
+            out[f.name] = value
+        return out
+
+    @classmethod
+    def from_json(cls, address: str, data: Mapping[str, Any]) -> NodeRecord:
+        fields = dict(data)
+        if fields.get("error") is not None:
+            fields["error"] = ErrorInfo(**fields["error"])
+        fields["superseded"] = tuple(fields.get("superseded", ()))
+        return cls(address=address, **fields)
+
+    def evolve(self, **changes: Any) -> NodeRecord:
+        return dataclasses.replace(self, **changes)
+
+
+@dataclass
+class Manifest:
+    """The manifest's content: lineage, serial, recipe and one record per address."""
+
+    lineage: str
+    recipe: str
+    serial: int = 0
+    nodes: dict[str, NodeRecord] = field(default_factory=dict)
+
+    @classmethod
+    def new(cls, recipe: str) -> Manifest:
+        return cls(lineage=str(uuid.uuid4()), recipe=recipe)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "version": FORMAT_VERSION,
+            "lineage": self.lineage,
+            "serial": self.serial,
+            "recipe": self.recipe,
+            "nodes": {a: r.to_json() for a, r in self.nodes.items()},
+        }
+
+    def dumps(self) -> str:
+        return json.dumps(self.to_json(), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+def manifest_path_for(recipe: Path) -> Path:
+    """`<recipe stem>.manifest.json` beside the recipe."""
+    return recipe.with_name(f"{recipe.stem}.manifest.json")
+
+
+@functools.cache
+def _validator() -> jsonschema.protocols.Validator:
+    schema = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
+    return jsonschema.Draft202012Validator(schema)
+
+
+_RECOVER = (
+    "restore it from version control (git checkout -- {name}), or move it aside to start"
+    " a new manifest (the looks it recorded are then forgotten, not deleted)"
+)
+
+
+def parse_manifest(text: str, path: Path) -> Manifest:
+    """Parse and validate a manifest's text; a ManifestError names the file and the fix."""
+    recover = _RECOVER.format(name=path.name)
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ManifestError(
+            f"{path}:{e.lineno}: manifest is corrupt ({e.msg}); it was left untouched: {recover}"
+        ) from None
+    error = jsonschema.exceptions.best_match(_validator().iter_errors(data))
+    if error is not None:
+        where = ".".join(str(p) for p in error.absolute_path) or "top level"
+        if isinstance(data, dict) and data.get("version", FORMAT_VERSION) != FORMAT_VERSION:
+            raise ManifestError(
+                f"{path}: manifest format version {data.get('version')!r} is not supported"
+                f" by this looks (it reads version {FORMAT_VERSION})"
+            )
+        raise ManifestError(
+            f"{path}: manifest is invalid at {where} ({error.message}); it was left"
+            f" untouched: {recover}"
+        )
+    nodes = {a: NodeRecord.from_json(a, r) for a, r in data["nodes"].items()}
+    return Manifest(
+        lineage=data["lineage"], recipe=data["recipe"], serial=data["serial"], nodes=nodes
+    )
+
+
+def read_manifest(path: Path, recipe: str) -> Manifest:
+    """The manifest at path with its journal replayed, or a new one; never writes."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        manifest = Manifest.new(recipe)
+    except (OSError, UnicodeDecodeError) as e:
+        raise ManifestError(f"{path}: cannot read manifest: {e}") from None
+    else:
+        manifest = parse_manifest(text, path)
+    for change in read_journal(journal_path_for(path)):
+        apply_change(manifest, change)
+    return manifest
+
+
+# -- journal ------------------------------------------------------------------------
+
+
+def journal_path_for(manifest: Path) -> Path:
+    return manifest.with_name(manifest.name + ".journal")
+
+
+def lock_path_for(manifest: Path) -> Path:
+    return manifest.with_name(manifest.name + ".lock")
+
+
+def read_journal(path: Path) -> list[dict[str, Any]]:
+    """Every complete change in a journal; a torn last line (a crash mid-append) is dropped."""
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return []
+    lines = raw.split(b"\n")
+    changes = []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            change = json.loads(line)
+            if not isinstance(change, dict) or "address" not in change:
+                raise ValueError("not a change")
+        except ValueError:
+            if number == len(lines):  # the last line was being written when the run died
+                break
+            raise ManifestError(
+                f"{path}:{number}: journal is corrupt; it was left untouched. Move it aside to"
+                " recover the manifest as last folded (changes after that are lost)"
+            ) from None
+        changes.append(change)
+    return changes
+
+
+def apply_change(manifest: Manifest, change: Mapping[str, Any]) -> None:
+    address = change["address"]
+    if change.get("record") is None:
+        manifest.nodes.pop(address, None)
+    else:
+        manifest.nodes[address] = NodeRecord.from_json(address, change["record"])
+
+
+class ManifestStore:
+    """An open, locked manifest: records changes durably and folds them atomically."""
+
+    def __init__(self, path: Path, recipe: str) -> None:
+        self.path = path
+        self.journal_path = journal_path_for(path)
+        self._lock = _Lock(lock_path_for(path))
+        self._lock.acquire()
+        try:
+            self.manifest = read_manifest(path, recipe)
+            self.manifest.recipe = recipe
+            self._journal: int | None = None
+            self._written = self._current_bytes()
+            self._pending = 0
+            self.fold()
+        except BaseException:
+            self._lock.release()
+            raise
+
+    def _current_bytes(self) -> str | None:
+        try:
+            return self.path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return None
+
+    @property
+    def nodes(self) -> Mapping[str, NodeRecord]:
+        return self.manifest.nodes
+
+    def record(self, node: NodeRecord) -> None:
+        """Make a change durable (journal + fsync) before the caller acts on it."""
+        if self.manifest.nodes.get(node.address) == node:
+            return
+        self._append({"address": node.address, "record": node.to_json()})
+        self.manifest.nodes[node.address] = node
+
+    def forget(self, address: str) -> None:
+        if address not in self.manifest.nodes:
+            return
+        self._append({"address": address, "record": None})
+        del self.manifest.nodes[address]
+
+    def _append(self, change: dict[str, Any]) -> None:
+        if self._journal is None:
+            self._journal = os.open(
+                self.journal_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644
+            )
+            _fsync_dir(self.path.parent)
+        line = json.dumps(change, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        os.write(self._journal, line.encode() + b"\n")
+        os.fsync(self._journal)
+        self._pending += 1
+
+    @property
+    def pending_changes(self) -> int:
+        return self._pending
+
+    def fold(self) -> None:
+        """Write the manifest atomically if its content changed, then drop the journal."""
+        content = self.manifest.dumps()
+        if self._written is None:
+            changed = bool(self.manifest.nodes)  # no empty manifest for a run that made nothing
+        else:
+            changed = _without_serial(content) != _without_serial(self._written)
+        if changed:
+            self.manifest.serial += 1
+            content = self.manifest.dumps()
+            _atomic_write(self.path, content)
+            self._written = content
+        if self._journal is not None:
+            os.close(self._journal)
+            self._journal = None
+        with contextlib.suppress(FileNotFoundError):
+            self.journal_path.unlink()
+            _fsync_dir(self.path.parent)
+        self._pending = 0
+
+    def close(self) -> None:
+        try:
+            self.fold()
+        finally:
+            self._lock.release()
+
+    def __enter__(self) -> ManifestStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _without_serial(content: str) -> Any:
+    data = json.loads(content)
+    data.pop("serial", None)
+    return data
+
+
+def _atomic_write(path: Path, content: str) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        os.write(fd, content.encode("utf-8"))
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class _Lock:
+    """An flock on a side file: the OS frees it when its holder dies, even by kill -9."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._fd: int | None = None
+
+    def acquire(self) -> None:
+        while True:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = _read_holder(fd)
+                os.close(fd)
+                manifest = self.path.with_suffix("")
+                raise ManifestLockedError(f"{manifest} is locked by {holder}") from None
+            # The previous holder may have unlinked the file between our open and flock.
+            try:
+                same = os.fstat(fd).st_ino == os.stat(self.path).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:
+                break
+            os.close(fd)
+        now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        info = f"pid {os.getpid()} on {socket.gethostname()} since {now}\n"
+        os.ftruncate(fd, 0)
+        os.write(fd, info.encode())
+        self._fd = fd
+
+    def release(self) -> None:
+        if self._fd is None:
+            return
+        with contextlib.suppress(FileNotFoundError):
+            self.path.unlink()
+        os.close(self._fd)
+        self._fd = None
+
+
+def _read_holder(fd: int) -> str:
+    try:
+        text = os.pread(fd, 512, 0).decode("utf-8", "replace").strip()
+    except OSError:
+        text = ""
+    return text or "another run"
+
+
+def iter_records(manifest: Manifest) -> Iterator[NodeRecord]:
+    for address in sorted(manifest.nodes):
+        yield manifest.nodes[address]

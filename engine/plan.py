@@ -1,0 +1,334 @@
+"""The planner: recipe + manifest in, an ordered list of actions out. No I/O.
+
+Each node of the graph (upload, base, consent, look) carries a request *template*:
+the body it will send, where references to upstream nodes are `{"$look": ADDR}`,
+`{"$group": ADDR}` or `{"$asset": ADDR}`. The fingerprint is the sha256 of that
+template with each reference replaced by the upstream node's fingerprint, so editing
+a base changes every look built on it, and moving a file without changing it does not.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import graphlib
+import hashlib
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from engine.errors import LooksError
+from engine.manifest import NodeKind, NodeRecord
+from engine.recipe import AvatarSpec, FileSpec, LookSpec, Recipe
+
+ActionKind = Literal["create", "update", "replace", "retry", "keep", "orphan"]
+ACTION_KINDS: tuple[ActionKind, ...] = ("create", "update", "replace", "retry", "keep", "orphan")
+REF_KEYS = ("$look", "$group", "$asset")
+
+
+class PlanError(LooksError):
+    """The graph cannot be planned (a dependency cycle, an --only that matches nothing)."""
+
+
+@dataclass(frozen=True)
+class PlanNode:
+    """One thing the API is asked to make, and what it needs first."""
+
+    address: str
+    kind: NodeKind
+    template: Mapping[str, Any]
+    depends_on: tuple[str, ...]
+    fingerprint: str
+    name: str | None = None
+    avatar: str | None = None
+    file: FileSpec | None = None  # the local file of an upload node
+
+    @property
+    def stored_request(self) -> dict[str, Any]:
+        """The template as recorded in the manifest: inline data replaced by its digest."""
+        redacted: dict[str, Any] = _redact(self.template)
+        return redacted
+
+
+@dataclass(frozen=True)
+class PlanAction:
+    """What happens to one address in this run, and why."""
+
+    address: str
+    action: ActionKind
+    reason: str
+    kind: NodeKind
+    depends_on: tuple[str, ...] = ()
+    node: PlanNode | None = None  # None for orphans
+    record: NodeRecord | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "address": self.address,
+            "action": self.action,
+            "kind": self.kind,
+            "reason": self.reason,
+            "depends_on": list(self.depends_on),
+        }
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Actions in dependency order (every action after those it depends on)."""
+
+    actions: tuple[PlanAction, ...]
+    nodes: Mapping[str, PlanNode] = field(default_factory=dict)
+
+    def summary(self) -> dict[str, int]:
+        counts: dict[str, int] = dict.fromkeys(ACTION_KINDS, 0)
+        for action in self.actions:
+            counts[action.action] += 1
+        return counts
+
+    @property
+    def has_changes(self) -> bool:
+        """Whether apply would do anything: orphans are only reported, never acted on."""
+        return any(a.action not in ("keep", "orphan") for a in self.actions)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "version": 1,
+            "actions": [a.to_json() for a in self.actions],
+            "summary": self.summary(),
+        }
+
+
+def build_graph(recipe: Recipe) -> dict[str, PlanNode]:
+    """Every node of the recipe, in dependency order, with its fingerprint."""
+    drafts: dict[str, _Draft] = {}
+    for avatar in recipe.avatars:
+        _add_avatar(drafts, avatar)
+    return _fingerprint(drafts)
+
+
+def build_plan(
+    recipe: Recipe,
+    records: Mapping[str, NodeRecord],
+    only: Sequence[str] = (),
+) -> Plan:
+    """Diff the recipe's graph against the manifest's records."""
+    nodes = build_graph(recipe)
+    selected = select(nodes, only) if only else set(nodes)
+    actions: dict[str, PlanAction] = {}
+    for address, node in nodes.items():
+        if address in selected:
+            actions[address] = _diff(node, records.get(address), actions)
+    for address in sorted(records.keys() - nodes.keys()):
+        if only and not _matches(address, only):
+            continue
+        record = records[address]
+        actions[address] = PlanAction(
+            address, "orphan", "no longer in the recipe", record.kind, record=record
+        )
+    return Plan(actions=tuple(actions.values()), nodes=nodes)
+
+
+def select(nodes: Mapping[str, PlanNode], patterns: Sequence[str]) -> set[str]:
+    """The nodes matching any address or glob, with everything they depend on."""
+    chosen = {a for a in nodes if _matches(a, patterns)}
+    unmatched = [p for p in patterns if not any(_matches(a, [p]) for a in nodes)]
+    if unmatched:
+        raise PlanError(f"--only {unmatched[0]!r} matches no address in the recipe")
+    stack = list(chosen)
+    while stack:
+        for dep in nodes[stack.pop()].depends_on:
+            if dep not in chosen:
+                chosen.add(dep)
+                stack.append(dep)
+    return chosen
+
+
+def _matches(address: str, patterns: Iterable[str]) -> bool:
+    return any(fnmatch.fnmatchcase(address, p) for p in patterns)
+
+
+# -- graph --------------------------------------------------------------------------
+
+
+@dataclass
+class _Draft:
+    kind: NodeKind
+    template: dict[str, Any]
+    name: str | None = None
+    avatar: str | None = None
+    file: FileSpec | None = None
+
+
+def upload_address(file: FileSpec) -> str:
+    """Uploads are addressed by content, so one file used twice uploads once."""
+    assert file.digest is not None
+    return f"upload:{file.digest[:16]}"
+
+
+def consent_address(avatar: str) -> str:
+    return f"consent:{avatar}"
+
+
+def _file_ref(drafts: dict[str, _Draft], file: FileSpec) -> dict[str, Any]:
+    if file.kind == "path":
+        address = upload_address(file)
+        if address not in drafts:
+            template = {"sha256": file.digest, "media_type": file.media_type}
+            drafts[address] = _Draft("upload", template, name=file.value, file=file)
+        return {"$asset": address}
+    if file.kind == "base64":
+        return {"type": "base64", "media_type": file.media_type, "data": file.value}
+    return {"type": file.kind, file.kind: file.value}
+
+
+def _add_avatar(drafts: dict[str, _Draft], avatar: AvatarSpec) -> None:
+    base = avatar.base
+    template: dict[str, Any] = {"type": base.type}
+    if base.type == "existing":
+        template["look_id"] = base.look_id
+    else:
+        if base.file is not None:
+            template["file"] = _file_ref(drafts, base.file)
+        if base.prompt is not None:
+            template["prompt"] = base.prompt
+        if base.reference_images:
+            template["reference_images"] = [_file_ref(drafts, f) for f in base.reference_images]
+        if avatar.group_id:
+            template["avatar_group_id"] = avatar.group_id
+    drafts[avatar.address] = _Draft("base", template, name=avatar.name, avatar=avatar.key)
+    if base.type == "digital_twin":
+        consent: dict[str, Any] = {"group": {"$group": avatar.address}}
+        if avatar.consent_reroute_url:
+            consent["reroute_url"] = avatar.consent_reroute_url
+        drafts[consent_address(avatar.key)] = _Draft("consent", consent, avatar=avatar.key)
+    for look in avatar.looks:
+        _add_look(drafts, avatar, look)
+
+
+def _add_look(drafts: dict[str, _Draft], avatar: AvatarSpec, look: LookSpec) -> None:
+    source = avatar.address if look.source == "base" else f"{avatar.key}/{look.source}"
+    template: dict[str, Any] = {
+        "type": "prompt",
+        "prompt": look.prompt,
+        "avatar_id": {"$look": source},
+    }
+    if look.reference_images:
+        template["reference_images"] = [_file_ref(drafts, f) for f in look.reference_images]
+    drafts[look.address] = _Draft("look", template, name=look.name, avatar=avatar.key)
+
+
+def _refs(value: Any) -> Iterable[str]:
+    if isinstance(value, dict):
+        for key in REF_KEYS:
+            if key in value:
+                yield value[key]
+        for item in value.values():
+            yield from _refs(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _refs(item)
+
+
+def substitute(value: Any, resolve: Any) -> Any:
+    """Replace every `{"$look"|"$group"|"$asset": ADDR}` in a template by resolve(key, ADDR)."""
+    if isinstance(value, dict):
+        for key in REF_KEYS:
+            if key in value:
+                return resolve(key, value[key])
+        return {k: substitute(v, resolve) for k, v in value.items()}
+    if isinstance(value, list):
+        return [substitute(v, resolve) for v in value]
+    return value
+
+
+def _redact(value: Any) -> Any:
+    if isinstance(value, dict):
+        if value.get("type") == "base64" and "data" in value:
+            data = str(value["data"]).encode()
+            return {**value, "data": "sha256:" + hashlib.sha256(data).hexdigest()}
+        return {k: _redact(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_redact(v) for v in value]
+    return value
+
+
+def canonical_json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def _fingerprint(drafts: dict[str, _Draft]) -> dict[str, PlanNode]:
+    graph = {address: set(_refs(d.template)) for address, d in drafts.items()}
+    sorter = graphlib.TopologicalSorter(graph)
+    try:
+        order = list(sorter.static_order())
+    except graphlib.CycleError as e:
+        raise PlanError(f"dependency cycle: {' -> '.join(reversed(e.args[1]))}") from None
+    nodes: dict[str, PlanNode] = {}
+    for address in order:
+        draft = drafts[address]
+        resolved = substitute(
+            _redact(draft.template), lambda key, ref: {key: nodes[ref].fingerprint}
+        )
+        digest = hashlib.sha256(canonical_json([draft.kind, resolved]).encode()).hexdigest()
+        nodes[address] = PlanNode(
+            address=address,
+            kind=draft.kind,
+            template=draft.template,
+            depends_on=tuple(sorted(graph[address])),
+            fingerprint=digest,
+            name=draft.name,
+            avatar=draft.avatar,
+            file=draft.file,
+        )
+    return nodes
+
+
+# -- diff ---------------------------------------------------------------------------
+
+
+_INTERRUPTED = {"pending", "submitted", "processing"}
+
+
+def _diff(
+    node: PlanNode, record: NodeRecord | None, upstream: Mapping[str, PlanAction]
+) -> PlanAction:
+    def act(action: ActionKind, reason: str) -> PlanAction:
+        return PlanAction(node.address, action, reason, node.kind, node.depends_on, node, record)
+
+    if record is None:
+        return act("create", "existing look to check" if _is_existing(node) else "new")
+    if record.fingerprint != node.fingerprint:
+        reason = _change_reason(node, record, upstream)
+        made_something = record.look_id is not None and not _is_existing(node)
+        return act("replace" if made_something else "create", reason)
+    if record.status == "completed":
+        if node.kind in ("base", "look") and record.name != node.name and not _is_existing(node):
+            return act("update", f"name changed: {record.name!r} -> {node.name!r}")
+        return act("keep", "unchanged")
+    if record.status == "failed":
+        code = record.error.code if record.error else "unknown"
+        return act("retry", f"failed: {code}")
+    if record.status == "blocked":
+        message = record.error.message if record.error else "upstream not ready"
+        return act("retry", f"blocked: {message}")
+    if record.status == "missing":
+        return act("retry", "missing: deleted or failed remotely")
+    return act("retry", f"unfinished: {record.status} when the last run stopped")
+
+
+def _is_existing(node: PlanNode) -> bool:
+    return node.kind == "base" and node.template.get("type") == "existing"
+
+
+def _change_reason(node: PlanNode, record: NodeRecord, upstream: Mapping[str, PlanAction]) -> str:
+    old = dict(record.request or {})
+    new = node.stored_request
+    changed = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
+    if changed:
+        return ", ".join(f"{k.replace('_', ' ')} changed" for k in changed)
+    moved = [
+        u for u in node.depends_on if u in upstream and upstream[u].action in ("create", "replace")
+    ]
+    if moved:
+        return ", ".join(f"upstream {u} replaced" for u in moved)
+    return "upstream changed"
