@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Self, TypeVar
 
 import httpx
 from tenacity import (
@@ -27,7 +27,7 @@ from tenacity import (
 )
 from tenacity.retry import RetryBaseT
 from tenacity.stop import StopBaseT
-from tenacity.wait import WaitBaseT, wait_base, wait_exponential_jitter, wait_random
+from tenacity.wait import WaitBaseT, wait_base, wait_exponential, wait_random
 
 from engine.errors import ApiError, TransportError
 
@@ -44,6 +44,8 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
 
 _IDEMPOTENCY_KEY = re.compile(r"[A-Za-z0-9_:.\-]{1,255}")
 _MAX_PAGE_SIZE = 50  # the API's documented ceiling for `limit`
@@ -229,7 +231,7 @@ def is_transient(exc: BaseException) -> bool:
     return False
 
 
-class wait_retry_after(wait_base):  # noqa: N801 - named like tenacity's own strategies
+class wait_retry_after(wait_base):  # lower case like tenacity's own strategies
     """Wait what the server asked (ApiError.retry_after), else use `fallback`.
 
     A 409 request_in_progress without Retry-After waits `in_progress` instead: the original
@@ -265,7 +267,9 @@ def _default_stop() -> StopBaseT:
 
 
 def _default_wait() -> WaitBaseT:
-    return wait_retry_after(wait_exponential_jitter(initial=0.5, max=30))
+    # = wait_exponential_jitter(initial=0.5, max=30), composed from parts every tenacity>=8.2
+    # has: 9.x deprecates `initial` and 8.x lacks its replacement `multiplier`.
+    return wait_retry_after(wait_exponential(multiplier=0.5, max=30) + wait_random(0, 1))
 
 
 @dataclass(frozen=True)
@@ -348,14 +352,15 @@ class HeyGenClient:
         data = await self._call(
             "POST", "/v3/avatars", json=dict(body), idempotency_key=idempotency_key
         )
-        return self._parse(
-            "POST",
-            "/v3/avatars",
-            lambda: (
-                LookInfo.from_api(_mapping(data, "answer").get("avatar_item")),
-                GroupInfo.from_api(data.get("avatar_group")),
-            ),
-        )
+
+        def parse() -> tuple[LookInfo, GroupInfo]:
+            answer = _mapping(data, "answer")
+            return (
+                LookInfo.from_api(_mapping(answer.get("avatar_item"), "avatar_item")),
+                GroupInfo.from_api(_mapping(answer.get("avatar_group"), "avatar_group")),
+            )
+
+        return self._parse("POST", "/v3/avatars", parse)
 
     async def upload_asset(
         self, path: Path, *, idempotency_key: str, media_type: str | None = None
@@ -382,9 +387,9 @@ class HeyGenClient:
 
         def parse() -> tuple[GroupInfo, str]:
             answer = _mapping(data, "answer")
-            return GroupInfo.from_api(answer.get("avatar_group")), _req_str(
-                answer, "url", "consent answer"
-            )
+            return GroupInfo.from_api(
+                _mapping(answer.get("avatar_group"), "avatar_group")
+            ), _req_str(answer, "url", "consent answer")
 
         return self._parse("POST", path, parse)
 
@@ -400,7 +405,9 @@ class HeyGenClient:
         """GET /v3/avatars/looks, following next_token over every page."""
         params = {"group_id": group_id, "avatar_type": avatar_type}
         items = await self._paginate("/v3/avatars/looks", params, page_size)
-        return self._parse("GET", "/v3/avatars/looks", lambda: [LookInfo.from_api(i) for i in items])
+        return self._parse(
+            "GET", "/v3/avatars/looks", lambda: [LookInfo.from_api(i) for i in items]
+        )
 
     async def rename_look(self, look_id: str, name: str) -> LookInfo:
         """PATCH /v3/avatars/looks/{look_id} with a new name."""
@@ -410,7 +417,7 @@ class HeyGenClient:
 
     async def delete_look(self, look_id: str) -> None:
         """DELETE /v3/avatars/looks/{look_id} (a group's last look takes the group with it)."""
-        await self._call("DELETE", f"/v3/avatars/looks/{_seg(look_id)}")
+        await self._call_body("DELETE", f"/v3/avatars/looks/{_seg(look_id)}")
 
     async def get_group(self, group_id: str) -> GroupInfo:
         """GET /v3/avatars/{group_id}."""
@@ -425,14 +432,14 @@ class HeyGenClient:
 
     async def delete_group(self, group_id: str) -> None:
         """DELETE /v3/avatars/{group_id}."""
-        await self._call("DELETE", f"/v3/avatars/{_seg(group_id)}")
+        await self._call_body("DELETE", f"/v3/avatars/{_seg(group_id)}")
 
     async def fetch_bytes(self, url: str) -> bytes:
         """GET an absolute URL (e.g. a preview image) without the API key; retried like GETs."""
         if urllib.parse.urlsplit(url).scheme not in ("http", "https"):
             raise ValueError(f"not an absolute http(s) URL: {url!r}")
         response = await self._retrying(
-            "GET", None, self._send, "GET", url, authenticated=False
+            lambda: self._send("GET", url, authenticated=False), retryable=True
         )
         return response.content
 
@@ -491,18 +498,24 @@ class HeyGenClient:
         idempotency_key: str | None = None,
     ) -> Mapping[str, Any]:
         if idempotency_key is not None and not _IDEMPOTENCY_KEY.fullmatch(idempotency_key):
-            raise ValueError(f"invalid idempotency key {idempotency_key!r} (1–255 of A-Za-z0-9_:.-)")
+            raise ValueError(
+                f"invalid idempotency key {idempotency_key!r} (1–255 of A-Za-z0-9_:.-)"
+            )
+        snapshot = dict(params) if params is not None else None  # the caller may mutate its dict
         response = await self._retrying(
-            method,
-            idempotency_key,
-            self._send,
-            method,
-            path,
-            json=json,
-            params=params,
-            files=files,
-            idempotency_key=idempotency_key,
+            lambda: self._send(
+                method,
+                path,
+                json=json,
+                params=snapshot,
+                files=files,
+                idempotency_key=idempotency_key,
+            ),
+            # A POST without an idempotency key could create (and bill) twice if retried.
+            retryable=method != "POST" or idempotency_key is not None,
         )
+        if not response.content:  # e.g. a 204 to a DELETE
+            return {}
         try:
             body = response.json()
         except ValueError:
@@ -517,19 +530,10 @@ class HeyGenClient:
         return body
 
     async def _retrying(
-        self,
-        method: str,
-        idempotency_key: str | None,
-        fn: Callable[..., Awaitable[httpx.Response]],
-        *args: Any,
-        **kwargs: Any,
+        self, attempt: Callable[[], Awaitable[httpx.Response]], *, retryable: bool
     ) -> httpx.Response:
-        # A POST without an idempotency key could create (and bill) twice if retried.
-        retry: RetryBaseT = (
-            retry_never
-            if method == "POST" and idempotency_key is None
-            else retry_if_exception(is_transient)
-        )
+        """Run `attempt` under the retry policy; transient failures are retried if `retryable`."""
+        retry: RetryBaseT = retry_if_exception(is_transient) if retryable else retry_never
         retrying = AsyncRetrying(
             stop=self._retry.stop,
             wait=self._retry.wait,
@@ -538,8 +542,10 @@ class HeyGenClient:
             before_sleep=self._before_sleep,
             reraise=True,  # the caller sees the last ApiError/TransportError, not RetryError
         )
-        response: httpx.Response = await retrying(fn, *args, **kwargs)
-        return response
+        async for state in retrying:
+            with state:
+                return await attempt()
+        raise AssertionError("unreachable: tenacity either returns or re-raises")
 
     def _before_sleep(self, state: RetryCallState) -> None:
         outcome, action = state.outcome, state.next_action
@@ -583,14 +589,12 @@ class HeyGenClient:
         except httpx.RequestError as exc:
             detail = str(exc) or "no details"
             detail = detail.replace(self._api_key, "***")  # belt and braces
-            raise TransportError(
-                f"{method} {where}: {type(exc).__name__}: {detail}"
-            ) from exc
+            raise TransportError(f"{method} {where}: {type(exc).__name__}: {detail}") from exc
         if response.is_success:
             return response
-        raise _api_error(method, where, response)
+        raise _api_error(response, secret=self._api_key)
 
-    def _parse[T](self, method: str, path: str, parse: Callable[[], T]) -> T:
+    def _parse(self, method: str, path: str, parse: Callable[[], _T]) -> _T:
         # An answer we cannot read is an API error, not a crash with a KeyError traceback.
         try:
             return parse()
@@ -611,7 +615,8 @@ def _redact_url(url: str) -> str:
     return urllib.parse.urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
 
 
-def _api_error(method: str, where: str, response: httpx.Response) -> ApiError:
+def _api_error(response: httpx.Response, *, secret: str) -> ApiError:
+    """ApiError from an error answer; code lower-cased (the API mixes cases)."""
     status = response.status_code
     request_id = response.headers.get("X-Request-Id")
     retry_after = parse_retry_after(response.headers.get("Retry-After"))
@@ -636,7 +641,7 @@ def _api_error(method: str, where: str, response: httpx.Response) -> ApiError:
     return ApiError(
         status,
         code.lower(),
-        f"{method} {where}: {message}",
+        message.replace(secret, "***"),  # some servers echo a rejected key back
         request_id=request_id,
         retry_after=retry_after,
     )

@@ -236,7 +236,8 @@ def _validator() -> jsonschema.protocols.Validator:
     schema = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
     cls = jsonschema.validators.validator_for(schema)
     cls.check_schema(schema)
-    return cls(schema)  # type: ignore[no-any-return]
+    validator: jsonschema.protocols.Validator = cls(schema)
+    return validator
 
 
 _TYPE_NAMES = {
@@ -277,14 +278,15 @@ def _check_schema(doc: _Doc) -> set[Location] | None:
     )
     for error in errors:
         loc: Location = tuple(error.absolute_path)
+        instance: Any = error.instance
         if loc in doc.unreadable:
             broken.add(_broken_part(loc))
             continue
         message = _schema_message(error)
         if "propertyNames" in error.absolute_schema_path:
             # jsonschema reports a bad key at its mapping; point at the key itself.
-            loc += (error.instance,)
-            message = f"invalid key {error.instance!r}: {_key_rule(error.absolute_schema_path)}"
+            loc += (instance,)
+            message = f"invalid key {instance!r}: {_key_rule(error.absolute_schema_path)}"
         if len(loc) >= 2 and loc[0] == "avatars":
             broken.add(_broken_part(loc))
         elif not (loc == () and error.validator == "additionalProperties"):
@@ -304,7 +306,8 @@ def _schema_of(error: jsonschema.ValidationError) -> Mapping[str, Any]:
 
 def _unexpected(error: jsonschema.ValidationError) -> list[str]:
     allowed = _schema_of(error).get("properties", {})
-    return [k for k in error.instance if k not in allowed]
+    instance: Any = error.instance
+    return [k for k in instance if k not in allowed]
 
 
 def _unknown_key(key: str, allowed: list[str]) -> str:
@@ -316,8 +319,9 @@ def _unknown_key(key: str, allowed: list[str]) -> str:
 def _schema_message(error: jsonschema.ValidationError) -> str:
     v = error.validator
     value: Any = error.validator_value
+    instance: Any = error.instance
     if v == "required":
-        missing = [k for k in value if k not in error.instance]
+        missing = [k for k in value if k not in instance]
         return f"missing required key {missing[0]!r}"
     if v == "type":
         names = [value] if isinstance(value, str) else list(value)
@@ -329,7 +333,7 @@ def _schema_message(error: jsonschema.ValidationError) -> str:
         return f"must be {value!r}; got {error.instance!r}"
     if v == "maxItems":
         what = str(error.path[-1]).replace("_", " ") if error.path else "items"
-        return f"at most {value} {what} allowed; got {len(error.instance)}"
+        return f"at most {value} {what} allowed; got {len(instance)}"
     if v in ("minItems", "minLength", "minProperties"):
         return "must not be empty"
     if v == "pattern" and str(value).startswith("^https?"):
