@@ -98,6 +98,35 @@ def _add_graph(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument("--format", choices=["mermaid", "dot"], default="mermaid")
 
 
+def _add_apply(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "apply",
+        help="create what the plan says, resumably (HEYGEN_BASE_URL, HEYGEN_API_KEY)",
+    )
+    _recipes(p)
+    _manifest_option(p)
+    _only_option(p)
+    p.add_argument(
+        "--max-jobs", type=int, default=10, help="generations in flight at once (default 10)"
+    )
+    p.add_argument("--fail-fast", action="store_true", help="stop at the first failure")
+    p.add_argument(
+        "--timeout",
+        type=float,
+        default=15.0,
+        metavar="MINUTES",
+        help="per-node wait for a generation or a consent approval (default 15)",
+    )
+    p.add_argument("--log-json", action="store_true", help="one JSON object per event")
+
+
+def _add_status(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("status", help="what the manifests record (offline)")
+    _recipes(p)
+    _manifest_option(p)
+    p.add_argument("--json", action="store_true")
+
+
 def _single_manifest(args: argparse.Namespace) -> None:
     if args.manifest is not None and len(args.recipes) > 1:
         raise UsageError("--manifest goes with a single recipe")
@@ -122,6 +151,32 @@ def _run_plan(args: argparse.Namespace) -> int:
     )
 
 
+def _run_apply(args: argparse.Namespace) -> int:
+    from engine.commands import apply
+    from engine.executor import ApplyOptions
+
+    _single_manifest(args)
+    if args.max_jobs < 1:
+        raise UsageError("--max-jobs must be at least 1")
+    options = ApplyOptions(
+        max_jobs=args.max_jobs, fail_fast=args.fail_fast, node_timeout=args.timeout * 60
+    )
+    return apply.run(
+        args.recipes,
+        manifest=args.manifest,
+        only=args.only,
+        options=options,
+        log_json=args.log_json,
+    )
+
+
+def _run_status(args: argparse.Namespace) -> int:
+    from engine.commands import apply
+
+    _single_manifest(args)
+    return apply.status(args.recipes, manifest=args.manifest, as_json=args.json)
+
+
 def _run_graph(args: argparse.Namespace) -> int:
     from engine.commands import plan
 
@@ -135,6 +190,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_validate(sub)
     _add_plan(sub)
     _add_graph(sub)
+    _add_apply(sub)
+    _add_status(sub)
     _add_sim(sub)
     return parser
 
@@ -143,6 +200,8 @@ _COMMANDS = {
     "validate": _run_validate,
     "plan": _run_plan,
     "graph": _run_graph,
+    "apply": _run_apply,
+    "status": _run_status,
     "sim": _run_sim,
 }
 

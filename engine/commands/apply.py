@@ -1,0 +1,155 @@
+"""`looks apply` and `looks status`: run plans, and report what manifests record."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import sys
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from engine.client import HeyGenClient
+from engine.commands.plan import recipe_label
+from engine.commands.validate import load_all
+from engine.errors import UsageError
+from engine.executor import ApplyOptions, ApplyResult, Batch, Executor, summarize
+from engine.manifest import STATUSES, ManifestStore, manifest_path_for, read_manifest
+from engine.plan import build_plan
+from engine.progress import Reporter, reporter_for
+from engine.recipe import Recipe
+from engine.report import table
+
+DEFAULT_BASE_URL = "https://api.heygen.com"
+INTERRUPTED = 130
+
+
+def api_settings() -> tuple[str, str]:
+    """HEYGEN_BASE_URL (default: the real API) and HEYGEN_API_KEY, which must be set."""
+    key = os.environ.get("HEYGEN_API_KEY", "").strip()
+    if not key:
+        raise UsageError("HEYGEN_API_KEY is not set: export your HeyGen API key first")
+    return os.environ.get("HEYGEN_BASE_URL", DEFAULT_BASE_URL).rstrip("/"), key
+
+
+@contextlib.contextmanager
+def open_stores(recipes: Sequence[Recipe], manifest: Path | None) -> Iterator[list[ManifestStore]]:
+    """Lock and open every recipe's manifest; release them all on the way out."""
+    stores: list[ManifestStore] = []
+    try:
+        for recipe in recipes:
+            path = manifest or manifest_path_for(recipe.path)
+            stores.append(ManifestStore(path, recipe_label(recipe, path)))
+        yield stores
+    finally:
+        for store in stores:
+            store.close()
+
+
+def run(
+    paths: Sequence[Path],
+    *,
+    manifest: Path | None,
+    only: Sequence[str],
+    options: ApplyOptions,
+    log_json: bool,
+) -> int:
+    recipes = load_all(paths)
+    base_url, key = api_settings()
+    reporter = reporter_for(sys.stdout, log_json=log_json)
+    with open_stores(recipes, manifest) as stores:
+        batches = [
+            Batch(
+                build_plan(recipe, store.nodes, only),
+                store,
+                str(recipe.path) if len(recipes) > 1 else "",
+            )
+            for recipe, store in zip(recipes, stores, strict=True)
+        ]
+        result = asyncio.run(_apply(base_url, key, batches, options, reporter))
+    reporter.close(summarize(result, batches))
+    if result.stopped == "interrupted":
+        return INTERRUPTED
+    return 0 if result.ok else 1
+
+
+async def _apply(
+    base_url: str,
+    key: str,
+    batches: Sequence[Batch],
+    options: ApplyOptions,
+    reporter: Reporter,
+) -> ApplyResult:
+    executor: Executor | None = None
+
+    def on_retry(exc: BaseException, wait: float) -> None:
+        if executor is not None:
+            executor.on_retry(exc, wait)
+
+    async with HeyGenClient(base_url, key, on_retry=on_retry) as client:
+        executor = Executor(client, batches, reporter, options)
+        loop = asyncio.get_running_loop()
+        interrupts = 0
+
+        def on_sigint() -> None:
+            nonlocal interrupts
+            interrupts += 1
+            if interrupts > 1:
+                # The journal already holds every change: leaving now loses nothing.
+                os._exit(INTERRUPTED)
+            assert executor is not None
+            executor.interrupt()
+
+        loop.add_signal_handler(signal.SIGINT, on_sigint)
+        loop.add_signal_handler(signal.SIGTERM, on_sigint)
+        try:
+            return await executor.run()
+        finally:
+            loop.remove_signal_handler(signal.SIGINT)
+            loop.remove_signal_handler(signal.SIGTERM)
+
+
+def status(paths: Sequence[Path], *, manifest: Path | None, as_json: bool) -> int:
+    """What the manifests record, offline."""
+    recipes = load_all(paths)
+    nodes: list[dict[str, Any]] = []
+    for recipe in recipes:
+        path = manifest or manifest_path_for(recipe.path)
+        for address, rec in sorted(read_manifest(path, recipe_label(recipe, path)).nodes.items()):
+            entry: dict[str, Any] = {
+                "address": address,
+                "kind": rec.kind,
+                "status": rec.status,
+                "look_id": rec.look_id,
+                "group_id": rec.group_id,
+                "preview_image_url": rec.preview_image_url,
+                "error": {"code": rec.error.code, "message": rec.error.message}
+                if rec.error
+                else None,
+            }
+            if len(recipes) > 1:
+                entry["recipe"] = str(recipe.path)
+            nodes.append(entry)
+    summary = Counter(n["status"] for n in nodes)
+    if as_json:
+        ordered = {s: summary[s] for s in STATUSES if summary[s]}
+        print(json.dumps({"nodes": nodes, "summary": ordered}, indent=2))
+        return 0
+    rows = [
+        [
+            (f"{n['recipe']}: " if "recipe" in n else "") + n["address"],
+            n["kind"],
+            n["status"],
+            n["look_id"] or "",
+            n["error"]["message"] if n["error"] else "",
+        ]
+        for n in nodes
+    ]
+    if rows:
+        print(table(rows, ["address", "kind", "status", "look id", "note"]))
+    print(", ".join(f"{summary[s]} {s}" for s in STATUSES if summary[s]) or "nothing recorded")
+    return 0

@@ -1,0 +1,724 @@
+"""The executor: runs plans against the API, concurrently, within its job limit.
+
+Every creating request carries an idempotency key that is journaled *before* the request
+is sent, so a retry, a lost answer or a kill -9 followed by a resume can only ever replay
+the original creation, never pay for a second one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import heapq
+import itertools
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from engine.client import HeyGenClient, LookInfo
+from engine.errors import ApiError, LooksError, TransportError
+from engine.manifest import ErrorInfo, ManifestStore, NodeRecord, Status
+from engine.plan import Plan, PlanAction, PlanNode, substitute
+from engine.progress import Event, Reporter
+
+KEY_TTL = 23 * 3600.0  # the API keeps idempotency keys 24 h; reconcile by name past this
+FOLD_EVERY_CHANGES = 2000
+FOLD_EVERY_SECONDS = 10.0
+
+
+@dataclass(frozen=True)
+class ApplyOptions:
+    """Knobs of a run."""
+
+    max_jobs: int = 10
+    fail_fast: bool = False
+    node_timeout: float = 900.0
+    poll_min: float = 0.05
+    poll_max: float = 10.0
+    upload_concurrency: int = 4
+    interrupt_grace: float = 5.0
+
+
+@dataclass(frozen=True)
+class Batch:
+    """One recipe's plan and its open manifest."""
+
+    plan: Plan
+    store: ManifestStore
+    label: str = ""
+
+
+@dataclass
+class ApplyResult:
+    """What a run achieved."""
+
+    counts: Counter[str] = field(default_factory=Counter)
+    failures: list[tuple[str, str]] = field(default_factory=list)
+    stopped: str | None = None  # why new submissions stopped early, if they did
+    remaining: int = 0
+    requests_429: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures and self.stopped is None and self.remaining == 0
+
+
+def idempotency_key(lineage: str, address: str, fingerprint: str, attempt: int) -> str:
+    """Derived, not random: a resumed run recomputes the very key it journaled."""
+    digest = hashlib.sha256(f"{lineage}|{address}|{fingerprint}|{attempt}".encode()).hexdigest()
+    return f"looks:{lineage[:8]}:{digest[:40]}"
+
+
+class _Stop(Exception):
+    """New submissions are stopped (out of credits, fail-fast, interrupt)."""
+
+
+class JobSlots:
+    """A counting semaphore served by priority, whose limit adapts to 429s.
+
+    Holds one slot per generation in flight; the highest priority (the longest chain
+    still to run) goes first, so the critical path never waits behind leaf looks.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.max = limit
+        self.limit = limit
+        self.in_use = 0
+        self.peak = 0
+        self._waiters: list[tuple[int, int, asyncio.Future[None]]] = []
+        self._order = itertools.count()
+        self._last_throttle = 0.0
+
+    async def acquire(self, priority: int) -> None:
+        if self.in_use < self.limit and not self._waiters:
+            self._take()
+            return
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        heapq.heappush(self._waiters, (-priority, next(self._order), future))
+        try:
+            await future
+        except asyncio.CancelledError:
+            if future.done() and not future.cancelled():
+                self.release()  # granted and cancelled at once: hand the slot on
+            raise
+
+    def _take(self) -> None:
+        self.in_use += 1
+        self.peak = max(self.peak, self.in_use)
+
+    def force(self) -> None:
+        """Count a job the server already runs (a resumed generation), even past the limit."""
+        self._take()
+
+    def release(self) -> None:
+        self.in_use -= 1
+        self._wake()
+
+    def _wake(self) -> None:
+        while self._waiters and self.in_use < self.limit:
+            _, _, future = heapq.heappop(self._waiters)
+            if not future.done():
+                self._take()
+                future.set_result(None)
+
+    def throttled(self) -> None:
+        """The server refused a job: it allows fewer than we hold, so hold fewer."""
+        self.limit = max(1, self.in_use - 1)
+        self._last_throttle = time.monotonic()
+
+    def succeeded(self) -> None:
+        # Creep back up after a quiet spell, in case the 429 came from another client's burst.
+        if self.limit < self.max and time.monotonic() - self._last_throttle > 30:
+            self.limit += 1
+            self._last_throttle = time.monotonic()
+            self._wake()
+
+    def cancel_waiters(self) -> None:
+        for _, _, future in self._waiters:
+            if not future.done():
+                future.set_exception(_Stop())
+        self._waiters.clear()
+
+
+@dataclass
+class _Watch:
+    look_id: str
+    started: float
+    until: Callable[[LookInfo], bool]
+    future: asyncio.Future[LookInfo | None]
+    misses: int = 0
+
+
+class LookPoller:
+    """Watches looks in flight with one paginated listing per group, not one GET per look.
+
+    The interval follows observed generation times: sleep until the earliest look is
+    expected to finish, then poll at a small fraction of the typical duration.
+    """
+
+    def __init__(self, client: HeyGenClient, options: ApplyOptions) -> None:
+        self.client = client
+        self.options = options
+        self.estimate: float | None = None
+        self.requests = 0
+        self._groups: dict[str, list[_Watch]] = {}
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+
+    def observe(self, seconds: float) -> None:
+        self.estimate = seconds if self.estimate is None else 0.8 * self.estimate + 0.2 * seconds
+
+    async def wait(
+        self,
+        group_id: str,
+        look_id: str,
+        started: float,
+        until: Callable[[LookInfo], bool],
+        timeout: float,
+    ) -> LookInfo | None:
+        """The look once until(look) holds; None when it vanished; TimeoutError past timeout."""
+        future: asyncio.Future[LookInfo | None] = asyncio.get_running_loop().create_future()
+        watch = _Watch(look_id, started, until, future)
+        self._groups.setdefault(group_id, []).append(watch)
+        if group_id not in self._tasks or self._tasks[group_id].done():
+            self._tasks[group_id] = asyncio.create_task(self._poll(group_id))
+        try:
+            return await asyncio.wait_for(asyncio.shield(future), timeout)
+        finally:
+            watches = self._groups.get(group_id, [])
+            if watch in watches:
+                watches.remove(watch)
+
+    def _delay(self, watches: Sequence[_Watch]) -> float:
+        lo, hi = self.options.poll_min, self.options.poll_max
+        now = time.monotonic()
+        if self.estimate is None:
+            oldest = min(w.started for w in watches)
+            return min(hi, max(lo, 0.1 * (now - oldest)))
+        expected = min(w.started for w in watches) + self.estimate
+        step = min(hi, max(lo, 0.03 * self.estimate))
+        return max(step, expected - now) if expected > now else step
+
+    async def _poll(self, group_id: str) -> None:
+        while watches := self._groups.get(group_id):
+            await asyncio.sleep(self._delay(watches))
+            watches = self._groups.get(group_id, [])
+            if not watches:
+                break
+            try:
+                looks = {look.id: look for look in await self.client.list_looks(group_id=group_id)}
+            except LooksError:
+                continue  # the client already retried; keep watching until the node timeout
+            finally:
+                self.requests += 1
+            for watch in list(watches):
+                look = looks.get(watch.look_id)
+                if look is None:
+                    watch.misses += 1
+                    if watch.misses >= 3 and not watch.future.done():
+                        watch.future.set_result(None)
+                elif watch.until(look) and not watch.future.done():
+                    watch.future.set_result(look)
+
+    async def aclose(self) -> None:
+        for task in self._tasks.values():
+            task.cancel()
+        await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+
+
+Outcome = str  # "completed" | "failed" | "blocked"
+
+
+@dataclass(eq=False)
+class _Node:
+    action: PlanAction
+    node: PlanNode
+    batch: Batch
+    deps: list[_Node] = field(default_factory=list)
+    dependents: list[_Node] = field(default_factory=list)
+    priority: int = 1
+    holding: bool = False  # holds a job slot: its generation is in progress on the server
+    done: asyncio.Future[bool] | None = None  # True once completed, False if it will not be
+    created: asyncio.Future[bool] | None = None  # True once its ids (group) are known
+
+    @property
+    def address(self) -> str:
+        return self.action.address
+
+    @property
+    def record(self) -> NodeRecord | None:
+        return self.batch.store.nodes.get(self.address)
+
+    @property
+    def runs(self) -> bool:
+        return self.action.action in ("create", "replace", "retry", "update")
+
+
+def _generating(look: LookInfo) -> bool:
+    return look.status in (None, "processing", "pending", "submitted")
+
+
+class Executor:
+    """Runs batches of plans; one instance per `looks apply`."""
+
+    def __init__(
+        self,
+        client: HeyGenClient,
+        batches: Sequence[Batch],
+        reporter: Reporter,
+        options: ApplyOptions | None = None,
+    ) -> None:
+        self.client = client
+        self.batches = batches
+        self.reporter = reporter
+        self.options = options or ApplyOptions()
+        self.slots = JobSlots(self.options.max_jobs)
+        self.poller = LookPoller(client, self.options)
+        self.result = ApplyResult()
+        self._uploads = asyncio.Semaphore(self.options.upload_concurrency)
+        self._stopping: str | None = None
+        self._in_request: set[asyncio.Task[Any]] = set()
+        self._tasks: dict[asyncio.Task[None], _Node] = {}
+        self._total = 0
+        self._last_fold = time.monotonic()
+
+    # -- graph --------------------------------------------------------------------------
+
+    def _nodes(self) -> list[_Node]:
+        loop = asyncio.get_running_loop()
+        nodes: list[_Node] = []
+        for batch in self.batches:
+            by_address: dict[str, _Node] = {}
+            for action in batch.plan.actions:
+                if action.node is None:
+                    continue  # orphans are reported by plan, pruned only when asked
+                n = _Node(action, action.node, batch)
+                n.done, n.created = loop.create_future(), loop.create_future()
+                by_address[action.address] = n
+                for dep in action.node.depends_on:
+                    if dep in by_address:
+                        n.deps.append(by_address[dep])
+                        by_address[dep].dependents.append(n)
+                nodes.append(n)
+            for n in reversed(list(by_address.values())):
+                below = [d.priority for d in n.dependents if d.runs]
+                n.priority = (1 if n.runs else 0) + max(below, default=0)
+        return nodes
+
+    # -- run --------------------------------------------------------------------------
+
+    async def run(self) -> ApplyResult:
+        nodes = self._nodes()
+        for n in nodes:
+            if not n.runs:
+                assert n.done is not None and n.created is not None
+                n.done.set_result(True)
+                n.created.set_result(True)
+        work = [n for n in nodes if n.runs]
+        self._total = len(work)
+        self.result.counts["queued"] = len(work)
+        for n in work:
+            self._tasks[asyncio.create_task(self._run_node(n))] = n
+        try:
+            if self._tasks:
+                await asyncio.gather(*self._tasks)
+        finally:
+            await self.poller.aclose()
+            for batch in self.batches:
+                batch.store.fold()
+        self.result.remaining = sum(1 for n in work if n.done is not None and not n.done.done())
+        return self.result
+
+    def interrupt(self) -> None:
+        """First Ctrl-C: stop submitting, give answers in flight a grace period, then stop."""
+        self.stop("interrupted")
+        for task in self._tasks:
+            if task not in self._in_request:
+                task.cancel()
+        asyncio.get_running_loop().call_later(self.options.interrupt_grace, self._cancel_all)
+
+    def _cancel_all(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+
+    def stop(self, why: str) -> None:
+        """Submit nothing new from now on; work in flight finishes and is recorded."""
+        if self._stopping is None:
+            self._stopping = why
+            self.result.stopped = why
+            self.slots.cancel_waiters()
+
+    def on_retry(self, exc: BaseException, wait: float) -> None:
+        """Called by the client before each retry sleep."""
+        if isinstance(exc, ApiError) and exc.status == 429:
+            self.result.requests_429 += 1
+            self.slots.throttled()
+
+    # -- one node -------------------------------------------------------------------------
+
+    async def _run_node(self, n: _Node) -> None:
+        assert n.done is not None and n.created is not None
+        try:
+            blocker = await self._wait_for_deps(n)
+            if self._stopping:
+                return  # left as it was: the next apply picks it up
+            self.result.counts["queued"] -= 1
+            outcome = self._block(n, blocker) if blocker else await self._dispatch(n)
+            n.done.set_result(outcome == "completed")
+            self.result.counts[outcome] += 1
+            self._tick()
+            if outcome != "completed" and self.options.fail_fast:
+                self.stop("fail-fast")
+        except _Stop:
+            pass
+        except asyncio.CancelledError:
+            self.reporter.event(Event(n.address, "interrupted", recipe=n.batch.label))
+        finally:
+            self._drop_slot(n)
+            if not n.created.done():
+                n.created.set_result(False)
+            self._maybe_fold(n.batch.store)
+
+    async def _wait_for_deps(self, n: _Node) -> str | None:
+        """The first upstream that will not be ready, or None once all are."""
+        for dep in n.deps:
+            assert dep.done is not None and dep.created is not None
+            ready = await (dep.created if n.node.kind == "consent" else dep.done)
+            if not ready:
+                return dep.address
+        return None
+
+    def _block(self, n: _Node, upstream: str) -> Outcome:
+        message = f"upstream {upstream} did not complete"
+        if n.record is None or n.record.status != "completed":
+            record = self._record_for(n)
+            self._save(n, record.evolve(status="blocked", error=ErrorInfo("blocked", message)))
+        self._report_failure(n, "blocked", message)
+        return "blocked"
+
+    def _report_failure(self, n: _Node, kind: str, message: str) -> None:
+        self.result.failures.append((self._label(n), f"{kind}: {message}"))
+        self.reporter.event(Event(n.address, kind, message, n.batch.label))
+
+    async def _dispatch(self, n: _Node) -> Outcome:
+        try:
+            if n.action.action == "update":
+                return await self._rename(n)
+            if n.node.kind == "upload":
+                return await self._upload(n)
+            if n.node.kind == "consent":
+                return await self._consent(n)
+            if n.node.template.get("type") == "existing":
+                return await self._check_existing(n)
+            return await self._make(n)
+        except ApiError as e:
+            if e.code == "insufficient_credit":
+                self.stop("insufficient_credit")
+            return self._fail(n, e.code, e.message, status="failed")
+        except TransportError as e:
+            # The request's outcome is unknown: keep the key, the next run replays it.
+            return self._fail(n, "transport_error", str(e), status=None)
+
+    def _fail(self, n: _Node, code: str, message: str, status: Status | None) -> Outcome:
+        current = n.record or self._record_for(n)
+        changes: dict[str, Any] = {"error": ErrorInfo(code, message)}
+        if status is not None:
+            changes["status"] = status
+        self._save(n, current.evolve(**changes))
+        self._report_failure(n, "failed", f"{code}: {message}")
+        return "failed"
+
+    # -- slots ------------------------------------------------------------------------------
+
+    async def _take_slot(self, n: _Node) -> None:
+        await self.slots.acquire(n.priority)
+        n.holding = True
+        self._tick()
+
+    def _drop_slot(self, n: _Node) -> None:
+        if n.holding:
+            n.holding = False
+            self.slots.release()
+            self._tick()
+
+    # -- records ------------------------------------------------------------------------------
+
+    def _record_for(self, n: _Node) -> NodeRecord:
+        """The node's record brought to the current fingerprint, name and request."""
+        old = n.record
+        fresh = NodeRecord(
+            address=n.address,
+            kind=n.node.kind,
+            fingerprint=n.node.fingerprint,
+            status="pending",
+            name=n.node.name,
+            request=n.node.stored_request,
+        )
+        if old is None:
+            return fresh
+        if old.fingerprint == n.node.fingerprint:
+            return old.evolve(name=n.node.name, request=n.node.stored_request)
+        superseded = old.superseded
+        if old.look_id and n.node.kind in ("base", "look") and old.look_id not in superseded:
+            superseded = (*superseded, old.look_id)
+        return fresh.evolve(superseded=superseded, attempts=old.attempts)
+
+    def _with_key(self, n: _Node, record: NodeRecord) -> tuple[NodeRecord, bool]:
+        """The record carrying the idempotency key to send; True when it replays a send."""
+        if record.status == "submitted" and record.idempotency_key:
+            return record, True
+        superseded = record.superseded
+        if record.look_id and n.node.kind in ("base", "look") and record.look_id not in superseded:
+            superseded = (*superseded, record.look_id)  # a failed look, kept for prune
+        attempt = record.attempts + 1
+        lineage = n.batch.store.manifest.lineage
+        fresh = record.evolve(
+            idempotency_key=idempotency_key(lineage, n.address, n.node.fingerprint, attempt),
+            attempts=attempt,
+            submitted_at=round(time.time(), 3),
+            status="submitted",
+            error=None,
+            look_id=None,
+            preview_image_url=None,
+            superseded=superseded,
+        )
+        return fresh, False
+
+    def _resolve(self, n: _Node, ref_kind: str, address: str) -> Any:
+        dep = n.batch.store.nodes[address]
+        if ref_kind == "$look":
+            return dep.look_id
+        if ref_kind == "$group":
+            return dep.group_id
+        return {"type": "asset_id", "asset_id": dep.asset_id}
+
+    async def _sending(self, coro: Any) -> Any:
+        """Await a creating request; an interrupt lets it finish within the grace period."""
+        task = asyncio.current_task()
+        assert task is not None
+        self._in_request.add(task)
+        try:
+            return await coro
+        finally:
+            self._in_request.discard(task)
+
+    # -- kinds ------------------------------------------------------------------------------
+
+    async def _upload(self, n: _Node) -> Outcome:
+        file = n.node.file
+        assert file is not None and file.local_path is not None
+        async with self._uploads:
+            if self._stopping:
+                raise _Stop
+            record, _ = self._with_key(n, self._record_for(n))
+            self._save(n, record)
+            assert record.idempotency_key is not None
+            asset = await self._sending(
+                self.client.upload_asset(
+                    file.local_path,
+                    idempotency_key=record.idempotency_key,
+                    media_type=file.media_type,
+                )
+            )
+        self._save(n, record.evolve(status="completed", asset_id=asset.asset_id))
+        self.reporter.event(Event(n.address, "uploaded", file.value, n.batch.label))
+        return "completed"
+
+    async def _consent(self, n: _Node) -> Outcome:
+        base = n.batch.store.nodes[n.node.depends_on[0]]
+        assert base.group_id is not None
+        record, _ = self._with_key(n, self._record_for(n).evolve(group_id=base.group_id))
+        self._save(n, record)
+        assert record.idempotency_key is not None
+        _, url = await self._sending(
+            self.client.start_consent(
+                base.group_id,
+                reroute_url=n.node.template.get("reroute_url"),
+                idempotency_key=record.idempotency_key,
+            )
+        )
+        self._save(n, record.evolve(status="completed", consent_url=url))
+        self.reporter.event(
+            Event(n.address, "consent", f"the subject must approve: {url}", n.batch.label)
+        )
+        return "completed"
+
+    async def _check_existing(self, n: _Node) -> Outcome:
+        look_id = str(n.node.template["look_id"])
+        look = await self.client.get_look(look_id)
+        if not look.usable:
+            status = look.status or "not usable"
+            message = f"existing look {look_id} is {status}; only a completed look can be built on"
+            return self._fail(n, "look_not_ready", message, status="failed")
+        self._complete(n, self._record_for(n).evolve(group_id=look.group_id), look)
+        return "completed"
+
+    async def _rename(self, n: _Node) -> Outcome:
+        record = n.record
+        assert record is not None and record.look_id is not None and n.node.name is not None
+        await self.client.rename_look(record.look_id, n.node.name)
+        self._save(n, record.evolve(name=n.node.name))
+        self.reporter.event(Event(n.address, "renamed", n.node.name, n.batch.label))
+        return "completed"
+
+    async def _make(self, n: _Node) -> Outcome:
+        """Create a base or a look (or pick up one made earlier) and see it through."""
+        record = self._record_for(n)
+        resumable = record.look_id is not None and record.status in ("processing", "blocked")
+        if resumable and record.fingerprint == (n.record and n.record.fingerprint):
+            self.slots.force()  # its generation already runs on the server
+            n.holding = True
+        else:
+            record = await self._submit(n, record)
+        assert n.created is not None
+        n.created.set_result(True)
+        return await self._await_generation(n, record)
+
+    async def _submit(self, n: _Node, record: NodeRecord) -> NodeRecord:
+        """Send the create while holding a job slot; its key is journaled first."""
+        await self._take_slot(n)
+        if self._stopping:
+            raise _Stop
+        record, replay = self._with_key(n, record)
+        if replay and time.time() - (record.submitted_at or 0.0) > KEY_TTL:
+            found = await self._reconcile(n, record)
+            if found is not None:
+                return found
+            record, _ = self._with_key(n, record.evolve(status="pending"))
+        self._save(n, record)
+        body = {**substitute(n.node.template, lambda k, a: self._resolve(n, k, a))}
+        body["name"] = n.node.name
+        assert record.idempotency_key is not None
+        self.reporter.event(Event(n.address, "submitted", recipe=n.batch.label))
+        look, group = await self._sending(
+            self.client.create_avatar(body, idempotency_key=record.idempotency_key)
+        )
+        self.slots.succeeded()
+        record = record.evolve(status="processing", look_id=look.id, group_id=group.id)
+        self._save(n, record)
+        return record
+
+    async def _reconcile(self, n: _Node, record: NodeRecord) -> NodeRecord | None:
+        """Past the key's lifetime, find what a lost answer made, by name, in its group."""
+        group = record.group_id or self._upstream_group(n)
+        if group is None:
+            return None
+        for look in await self.client.list_looks(group_id=group):
+            if look.name == n.node.name:
+                found = record.evolve(status="processing", look_id=look.id, group_id=look.group_id)
+                self._save(n, found)
+                return found
+        return None
+
+    def _upstream_group(self, n: _Node) -> str | None:
+        for dep in n.node.depends_on:
+            rec = n.batch.store.nodes.get(dep)
+            if rec is not None and rec.group_id and rec.kind in ("base", "look"):
+                return rec.group_id
+        group = n.node.template.get("avatar_group_id")
+        return str(group) if group else None
+
+    async def _await_generation(self, n: _Node, record: NodeRecord) -> Outcome:
+        assert record.look_id is not None and record.group_id is not None
+        started = time.monotonic()
+        deadline = started + self.options.node_timeout
+
+        async def until(predicate: Callable[[LookInfo], bool]) -> LookInfo | None:
+            assert record.look_id is not None and record.group_id is not None
+            remaining = max(0.0, deadline - time.monotonic())
+            return await self.poller.wait(
+                record.group_id, record.look_id, started, predicate, remaining
+            )
+
+        try:
+            look = await until(lambda look: not _generating(look))
+            self._drop_slot(n)
+            if look is not None and look.status == "pending_consent":
+                self._save(n, (n.record or record).evolve(status="blocked"))
+                look = await until(lambda look: look.status not in ("pending_consent", None))
+                if look is not None and _generating(look):
+                    self.slots.force()  # approved: its generation now runs on the server
+                    n.holding = True
+                    look = await until(lambda look: not _generating(look))
+        except TimeoutError:
+            return self._timed_out(n)
+        if look is None:
+            return self._fail(n, "missing", f"look {record.look_id} no longer exists", "missing")
+        if not look.usable:
+            code = look.error.code if look.error else "generation_failed"
+            message = look.error.message if look.error else f"look ended {look.status}"
+            return self._fail(n, code, message, status="failed")
+        self.poller.observe(time.monotonic() - started)
+        self._complete(n, n.record or record, look)
+        return "completed"
+
+    def _consent_url(self, n: _Node) -> str | None:
+        rec = n.batch.store.nodes.get(f"consent:{n.node.avatar}")
+        return rec.consent_url if rec is not None else None
+
+    def _timed_out(self, n: _Node) -> Outcome:
+        record = n.record
+        assert record is not None
+        if record.status == "blocked":
+            url = self._consent_url(n) or "run `looks consent` for the URL"
+            message = f"waiting for consent approval: {url}"
+            self._save(n, record.evolve(error=ErrorInfo("consent_pending", message)))
+            self._report_failure(n, "blocked", message)
+            return "blocked"
+        minutes = self.options.node_timeout / 60
+        return self._fail(n, "timeout", f"still {record.status} after {minutes:g} min", status=None)
+
+    def _complete(self, n: _Node, record: NodeRecord, look: LookInfo) -> None:
+        self._save(
+            n,
+            record.evolve(
+                status="completed",
+                look_id=look.id,
+                group_id=look.group_id or record.group_id,
+                preview_image_url=look.preview_image_url,
+                error=None,
+            ),
+        )
+        self.reporter.event(Event(n.address, "completed", look.id, n.batch.label))
+
+    # -- bookkeeping -----------------------------------------------------------------------
+
+    def _save(self, n: _Node, record: NodeRecord) -> None:
+        n.batch.store.record(record)
+
+    def _maybe_fold(self, store: ManifestStore) -> None:
+        now = time.monotonic()
+        due = now - self._last_fold > FOLD_EVERY_SECONDS
+        if store.pending_changes >= FOLD_EVERY_CHANGES or (due and store.pending_changes):
+            store.fold()
+            self._last_fold = now
+
+    def _label(self, n: _Node) -> str:
+        return f"{n.batch.label}: {n.address}" if n.batch.label else n.address
+
+    def _tick(self) -> None:
+        counts = Counter(self.result.counts)
+        counts["in_flight"] = self.slots.in_use
+        self.reporter.counts(counts, self._total)
+
+
+def summarize(result: ApplyResult, batches: Iterable[Batch]) -> str:
+    """The closing lines of a run."""
+    c = result.counts
+    lines = [
+        f"Apply: {c['completed']} completed, {c['failed']} failed, {c['blocked']} blocked,"
+        f" {result.remaining} not started."
+    ]
+    for label, reason in result.failures:
+        lines.append(f"  {label}: {reason}")
+    if result.stopped == "insufficient_credit":
+        lines.append(
+            f"Out of credits: stopped submitting; {result.remaining} looks remain."
+            " Add credits and run apply again."
+        )
+    elif result.stopped == "fail-fast":
+        lines.append("Stopped at the first failure (--fail-fast).")
+    elif result.stopped == "interrupted":
+        lines.append("Interrupted: what was answered is recorded; run apply again to resume.")
+    return "\n".join(lines)
