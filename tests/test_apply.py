@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import API_KEY, Run
+from conftest import Run
 
 from engine import sim
 from engine.manifest import ManifestStore, manifest_path_for
@@ -38,7 +38,7 @@ def assert_one_look_per_address(s: sim.RunningSimulator, *recipes: Path) -> None
     names = Counter(look["name"] for look in sim_looks(s))
     assert all(n == 1 for n in names.values()), names
     made = {look["id"] for look in sim_looks(s)}
-    assert made == set(recorded), (made ^ set(recorded))
+    assert made == set(recorded), made ^ set(recorded)
 
 
 def posts(s: sim.RunningSimulator) -> int:
@@ -47,7 +47,10 @@ def posts(s: sim.RunningSimulator) -> int:
 
 
 def test_full_apply_creates_every_look_once(
-    recipes: Path, simulator: sim.RunningSimulator, api_env: dict[str, str], looks: Callable[..., Run]
+    recipes: Path,
+    simulator: sim.RunningSimulator,
+    api_env: dict[str, str],
+    looks: Callable[..., Run],
 ) -> None:
     recipe = recipes / "sarah.yaml"
     result = looks("apply", recipe)
@@ -81,7 +84,10 @@ def test_full_apply_creates_every_look_once(
 
 
 def test_reapply_sends_no_post_and_leaves_no_diff(
-    recipes: Path, simulator: sim.RunningSimulator, api_env: dict[str, str], looks: Callable[..., Run]
+    recipes: Path,
+    simulator: sim.RunningSimulator,
+    api_env: dict[str, str],
+    looks: Callable[..., Run],
 ) -> None:
     recipe = recipes / "sarah.yaml"
     assert looks("apply", recipe).code == 0
@@ -101,7 +107,10 @@ def test_reapply_sends_no_post_and_leaves_no_diff(
 
 
 def test_prompt_edit_replaces_the_look_and_its_chain(
-    recipes: Path, simulator: sim.RunningSimulator, api_env: dict[str, str], looks: Callable[..., Run]
+    recipes: Path,
+    simulator: sim.RunningSimulator,
+    api_env: dict[str, str],
+    looks: Callable[..., Run],
 ) -> None:
     recipe = recipes / "sarah.yaml"
     assert looks("apply", recipe).code == 0
@@ -121,13 +130,19 @@ def test_prompt_edit_replaces_the_look_and_its_chain(
 
 
 def test_rename_costs_no_generation(
-    recipes: Path, simulator: sim.RunningSimulator, api_env: dict[str, str], looks: Callable[..., Run]
+    recipes: Path,
+    simulator: sim.RunningSimulator,
+    api_env: dict[str, str],
+    looks: Callable[..., Run],
 ) -> None:
     recipe = recipes / "sarah.yaml"
     assert looks("apply", recipe).code == 0
     recipe.write_text(recipe.read_text().replace("Sarah — Navy Office", "Sarah — Navy Suit"))
     plan = looks("plan", recipe)
-    assert "update   sarah/navy-office  (name changed: 'Sarah — Navy Office' -> 'Sarah — Navy Suit')" in plan.out
+    assert (
+        "update   sarah/navy-office  (name changed: 'Sarah — Navy Office' -> 'Sarah — Navy Suit')"
+        in plan.out
+    )
     before = posts(simulator)
     assert looks("apply", recipe).code == 0
     assert posts(simulator) == before
@@ -138,7 +153,10 @@ def test_rename_costs_no_generation(
 
 
 def test_rate_limit_429_is_honoured_without_duplicates(
-    recipes: Path, simulator: sim.RunningSimulator, api_env: dict[str, str], looks: Callable[..., Run]
+    recipes: Path,
+    simulator: sim.RunningSimulator,
+    api_env: dict[str, str],
+    looks: Callable[..., Run],
 ) -> None:
     simulator.configure(max_jobs=2, generation_seconds=0.3)
     recipe = recipes / "characters.yaml"
@@ -151,7 +169,10 @@ def test_rate_limit_429_is_honoured_without_duplicates(
 
 
 def test_out_of_credits_stops_and_resumes(
-    recipes: Path, simulator: sim.RunningSimulator, api_env: dict[str, str], looks: Callable[..., Run]
+    recipes: Path,
+    simulator: sim.RunningSimulator,
+    api_env: dict[str, str],
+    looks: Callable[..., Run],
 ) -> None:
     simulator.configure(credits=3)
     recipe = recipes / "characters.yaml"
@@ -173,7 +194,10 @@ def test_out_of_credits_stops_and_resumes(
 
 
 def test_failed_look_blocks_dependents_and_is_retried(
-    recipes: Path, simulator: sim.RunningSimulator, api_env: dict[str, str], looks: Callable[..., Run]
+    recipes: Path,
+    simulator: sim.RunningSimulator,
+    api_env: dict[str, str],
+    looks: Callable[..., Run],
 ) -> None:
     simulator.configure(failed_look_rate=1.0)
     recipe = recipes / "sarah.yaml"
@@ -182,7 +206,10 @@ def test_failed_look_blocks_dependents_and_is_retried(
     nodes = manifest_of(recipe)["nodes"]
     assert nodes["sarah"]["status"] == "failed"
     assert nodes["sarah/office-dusk"]["status"] == "blocked"
-    assert "upstream sarah/navy-office did not complete" in nodes["sarah/office-dusk"]["error"]["message"]
+    assert (
+        "upstream sarah/navy-office did not complete"
+        in nodes["sarah/office-dusk"]["error"]["message"]
+    )
     assert "blocked: upstream" in result.out
     simulator.configure(failed_look_rate=0.0)
     assert looks("apply", recipe).code == 0
@@ -196,7 +223,10 @@ def test_failed_look_blocks_dependents_and_is_retried(
 
 
 def test_lock_contention(
-    recipes: Path, simulator: sim.RunningSimulator, api_env: dict[str, str], looks: Callable[..., Run]
+    recipes: Path,
+    simulator: sim.RunningSimulator,
+    api_env: dict[str, str],
+    looks: Callable[..., Run],
 ) -> None:
     recipe = recipes / "sarah.yaml"
     with ManifestStore(manifest_path_for(recipe), "sarah.yaml"):
@@ -209,7 +239,10 @@ def test_lock_contention(
 
 
 def test_corrupt_manifest_is_never_overwritten(
-    recipes: Path, simulator: sim.RunningSimulator, api_env: dict[str, str], looks: Callable[..., Run]
+    recipes: Path,
+    simulator: sim.RunningSimulator,
+    api_env: dict[str, str],
+    looks: Callable[..., Run],
 ) -> None:
     recipe = recipes / "sarah.yaml"
     path = manifest_path_for(recipe)
@@ -249,7 +282,10 @@ def test_wrong_api_key_fails_without_leaking_it(
 
 
 def test_api_key_reaches_no_file_or_output(
-    recipes: Path, simulator: sim.RunningSimulator, api_env: dict[str, str], looks: Callable[..., Run]
+    recipes: Path,
+    simulator: sim.RunningSimulator,
+    api_env: dict[str, str],
+    looks: Callable[..., Run],
 ) -> None:
     outputs = []
     for recipe in sorted(recipes.glob("*.yaml")):
@@ -266,7 +302,10 @@ def test_api_key_reaches_no_file_or_output(
 
 
 def test_digital_twin_waits_for_consent_then_resumes(
-    recipes: Path, simulator: sim.RunningSimulator, api_env: dict[str, str], looks: Callable[..., Run]
+    recipes: Path,
+    simulator: sim.RunningSimulator,
+    api_env: dict[str, str],
+    looks: Callable[..., Run],
 ) -> None:
     simulator.configure(auto_consent=None)
     recipe = recipes / "twin.yaml"
@@ -289,12 +328,17 @@ def test_digital_twin_waits_for_consent_then_resumes(
 
 
 def test_existing_base_must_be_completed(
-    recipes: Path, simulator: sim.RunningSimulator, api_env: dict[str, str], looks: Callable[..., Run]
+    recipes: Path,
+    simulator: sim.RunningSimulator,
+    api_env: dict[str, str],
+    looks: Callable[..., Run],
 ) -> None:
     recipe = recipes / "existing.yaml"
     result = looks("apply", recipe)
     assert result.code == 1
-    assert "riley: failed (not_found:" in result.out or "riley: failed (avatar_not_found" in result.out
+    assert (
+        "riley: failed (not_found:" in result.out or "riley: failed (avatar_not_found" in result.out
+    )
     nodes = manifest_of(recipe)["nodes"]
     assert nodes["riley"]["status"] == "failed"
     assert nodes["riley/spring"]["status"] == "blocked"
@@ -302,11 +346,17 @@ def test_existing_base_must_be_completed(
 
 
 def test_status_json_reports_the_manifest_offline(
-    recipes: Path, simulator: sim.RunningSimulator, api_env: dict[str, str], looks: Callable[..., Run]
+    recipes: Path,
+    simulator: sim.RunningSimulator,
+    api_env: dict[str, str],
+    looks: Callable[..., Run],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     recipe = recipes / "twin.yaml"
     assert looks("apply", recipe).code == 0
-    simulator.stop() if hasattr(simulator, "stop") else None
+    # Offline: no API key and nothing listening at the base URL.
+    monkeypatch.setenv("HEYGEN_BASE_URL", "http://127.0.0.1:9")
+    monkeypatch.delenv("HEYGEN_API_KEY")
     status = looks("status", "--json", recipe)
     assert status.code == 0
     data = json.loads(status.out)
