@@ -10,11 +10,18 @@ from engine.errors import (
     TransportError,
     UsageError,
 )
+from engine.recipe import AvatarSpec, BaseSpec, FileSpec, LookSpec, Recipe, load_recipe
 
 __version__ = "0.1.0"
 
 __all__ = [
     "ApiError",
+    "AvatarSpec",
+    "BaseSpec",
+    "FileSpec",
+    "LookSpec",
+    "Recipe",
+    "load_recipe",
     "LooksError",
     "ManifestError",
     "ManifestLockedError",

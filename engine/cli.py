@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from engine import __version__
-from engine.errors import LooksError, UsageError
+from engine.errors import LooksError, RecipeError, UsageError
 
 
 def _add_sim(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -212,12 +213,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return _COMMANDS[args.command](args)
+    except RecipeError as e:
+        # Problem lines stand alone (FILE:LINE: path: message), for editors and grep.
+        for problem in e.problems:
+            print(problem, file=sys.stderr)
+        return e.exit_code
     except LooksError as e:
-        print(f"looks: {e}" if "\n" not in str(e) else str(e), file=sys.stderr)
+        print(f"looks: {e}", file=sys.stderr)
         return e.exit_code
     except KeyboardInterrupt:
         print("looks: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # `looks plan --json | head`: the reader left; say nothing more.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
 
 
 if __name__ == "__main__":

@@ -239,6 +239,7 @@ class _Node:
     dependents: list[_Node] = field(default_factory=list)
     priority: int = 1
     holding: bool = False  # holds a job slot: its generation is in progress on the server
+    outcome: Outcome | None = None  # None: it never ran (stopped, interrupted)
     done: asyncio.Future[bool] | None = None  # True once completed, False if it will not be
     created: asyncio.Future[bool] | None = None  # True once its ids (group) are known
 
@@ -327,7 +328,7 @@ class Executor:
             await self.poller.aclose()
             for batch in self.batches:
                 batch.store.fold()
-        self.result.remaining = sum(1 for n in work if n.done is not None and not n.done.done())
+        self.result.remaining = sum(1 for n in work if n.outcome is None)
         return self.result
 
     def interrupt(self) -> None:
@@ -365,6 +366,7 @@ class Executor:
                 return  # left as it was: the next apply picks it up
             self.result.counts["queued"] -= 1
             outcome = self._block(n, blocker) if blocker else await self._dispatch(n)
+            n.outcome = outcome
             n.done.set_result(outcome == "completed")
             self.result.counts[outcome] += 1
             self._tick()
@@ -376,8 +378,10 @@ class Executor:
             self.reporter.event(Event(n.address, "interrupted", recipe=n.batch.label))
         finally:
             self._drop_slot(n)
-            if not n.created.done():
-                n.created.set_result(False)
+            # A node that never ran must still release its dependents (they stop too).
+            for future in (n.created, n.done):
+                if not future.done():
+                    future.set_result(False)
             self._maybe_fold(n.batch.store)
 
     async def _wait_for_deps(self, n: _Node) -> str | None:

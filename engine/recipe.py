@@ -36,6 +36,17 @@ _SAFE_TAGS = frozenset(
     "tag:yaml.org,2002:" + t for t in ("str", "int", "float", "bool", "null", "map", "seq")
 )
 _MAX_NODES = 1_000_000  # guards against alias bombs ("billion laughs")
+_TIMESTAMP = "tag:yaml.org,2002:timestamp"
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader reading unquoted dates as text: a name like 2024-01-01 is a string."""
+
+
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers if tag != _TIMESTAMP]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
 
 
 @dataclass(frozen=True)
@@ -161,7 +172,7 @@ def _parse(path: Path) -> _Doc:
     except (OSError, UnicodeDecodeError) as e:
         doc.problems.append(Problem(str(path), 1, "", f"cannot read: {e}"))
         return doc
-    loader = yaml.SafeLoader(text)
+    loader = _Loader(text)
     try:
         node = loader.get_single_node()
         if node is None:
@@ -200,7 +211,18 @@ def _construct(
         result: dict[str, Any] = {}
         first_line: dict[str, int] = {}
         for key_node, value_node in node.value:
-            key = loader.construct_object(key_node) if key_node.tag in _SAFE_TAGS else None
+            if key_node.tag not in _SAFE_TAGS:
+                tag = key_node.tag.replace("tag:yaml.org,2002:", "!!")
+                doc.problems.append(
+                    Problem(
+                        doc.file,
+                        key_node.start_mark.line + 1,
+                        ".".join(str(p) for p in loc),
+                        f"unsupported YAML tag {tag!r}; recipes hold plain data only",
+                    )
+                )
+                continue
+            key = loader.construct_object(key_node)
             if not isinstance(key, str):
                 doc.lines[loc + (str(key),)] = key_node.start_mark.line + 1
                 doc.add(loc + (str(key),), "keys must be strings")
@@ -258,6 +280,8 @@ def _yaml_type(value: Any) -> str:
         return "a mapping"
     if isinstance(value, list):
         return "a list"
+    if isinstance(value, str):
+        return "a string"
     if isinstance(value, int | float):
         return "a number"
     return f"a {type(value).__name__}"
@@ -280,7 +304,11 @@ def _check_schema(doc: _Doc) -> set[Location] | None:
         loc: Location = tuple(error.absolute_path)
         instance: Any = error.instance
         if loc in doc.unreadable:
-            broken.add(_broken_part(loc))
+            # Already reported by the parser; the value read as null is unusable.
+            if len(loc) >= 2 and loc[0] == "avatars":
+                broken.add(_broken_part(loc))
+            else:
+                top_broken = True
             continue
         message = _schema_message(error)
         if "propertyNames" in error.absolute_schema_path:
@@ -413,21 +441,24 @@ def _build_base(
         file = files.resolve(loc + ("file",), raw["file"], {}, wanted)
         return BaseSpec(type=kind, file=file)
     if kind == "prompt":
-        prompt = _check_prompt(doc, loc + ("prompt",), raw["prompt"] + suffix, None)
+        prompt = _check_prompt(doc, loc + ("prompt",), raw["prompt"], suffix, None)
         refs = files.resolve_all(loc + ("reference_images",), raw.get("reference_images", []), {})
         return BaseSpec(type=kind, prompt=prompt, reference_images=refs)
     return BaseSpec(type=kind, look_id=raw["look_id"])
 
 
-def _check_prompt(doc: _Doc, loc: Location, prompt: str, expanded: str | None) -> str:
-    if len(prompt) > PROMPT_LIMIT:
-        how = f" (as {expanded})" if expanded else ""
+def _check_prompt(doc: _Doc, loc: Location, prompt: str, suffix: str, expanded: str | None) -> str:
+    """The prompt as sent (suffix appended); a problem if the API would refuse its length."""
+    full = prompt + suffix
+    if len(full) > PROMPT_LIMIT:
+        how = [f"as {expanded}"] if expanded else []
+        how += ["with the prompt_suffix"] if suffix else []
+        detail = f" ({', '.join(how)})" if how else ""
         doc.add(
             loc,
-            f"prompt is {len(prompt)} characters{how} with the prompt_suffix;"
-            f" the API allows {PROMPT_LIMIT}",
+            f"prompt is {len(full)} characters{detail}; the API allows {PROMPT_LIMIT}",
         )
-    return prompt
+    return full
 
 
 def _build_looks(
@@ -440,22 +471,27 @@ def _build_looks(
 ) -> tuple[LookSpec, ...]:
     looks: dict[str, LookSpec] = {}
     origin: dict[str, str] = {}
+    # Looks already reported as broken: a `from` naming one is not a second problem.
+    skipped = {str(loc[3]) for loc in skip if loc[:3] == ("avatars", avatar, "looks")}
     for template, spec in raw.get("looks", {}).items():
         loc: Location = ("avatars", avatar, "looks", template)
         if loc in skip:
             continue
-        for values in _combinations(doc, loc, template, spec):
+        combinations = _combinations(doc, loc, template, spec)
+        if not combinations:
+            skipped.add(template)
+        for values in combinations:
             look = _build_look(doc, loc, avatar, raw["name"], template, spec, values, suffix, files)
             if look is None:
                 continue
             if look.key in looks:
                 first = origin[look.key]
-                also = f" (also made by {first!r})" if first != template else ""
+                line = doc.line(loc[:3] + (first,))
+                also = f" (first made by {first!r}, line {line})" if first != template else ""
                 doc.add(loc, f"look key {look.key!r} is defined more than once{also}")
                 continue
             looks[look.key] = look
             origin[look.key] = template
-    skipped = {str(loc[3]) for loc in skip if loc[:3] == ("avatars", avatar, "looks")}
     _check_sources(doc, avatar, looks, origin, skipped)
     return tuple(looks.values())
 
@@ -511,8 +547,9 @@ def _build_look(
     files: _FileResolver,
 ) -> LookSpec | None:
     key = _fill(template, values, slug=True)
-    prompt = _fill(spec["prompt"], values) + suffix
-    _check_prompt(doc, loc + ("prompt",), prompt, key if values else None)
+    prompt = _check_prompt(
+        doc, loc + ("prompt",), _fill(spec["prompt"], values), suffix, key if values else None
+    )
     name = _fill(spec["name"], values) if "name" in spec else f"{avatar_name} — {key}"
     source = _fill(spec.get("from", "base"), values, slug=True)
     refs = files.resolve_all(loc + ("reference_images",), spec.get("reference_images", []), values)
