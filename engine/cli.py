@@ -85,6 +85,7 @@ def _add_plan(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     _manifest_option(p)
     _only_option(p)
     p.add_argument("--json", action="store_true", help="machine-readable plan")
+    p.add_argument("--refresh", action="store_true", help="refresh the manifest from the API first")
     p.add_argument(
         "--detailed-exitcode",
         action="store_true",
@@ -119,6 +120,11 @@ def _add_apply(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         help="per-node wait for a generation or a consent approval (default 15)",
     )
     p.add_argument("--log-json", action="store_true", help="one JSON object per event")
+    p.add_argument(
+        "--prune",
+        action="store_true",
+        help="after a successful run, delete superseded and orphaned looks (no prompt)",
+    )
 
 
 def _add_status(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -126,6 +132,44 @@ def _add_status(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     _recipes(p)
     _manifest_option(p)
     p.add_argument("--json", action="store_true")
+
+
+def _add_catalog(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("catalog", help="write an offline HTML + Markdown gallery of the looks")
+    _recipes(p)
+    _manifest_option(p)
+    p.add_argument("--out", type=Path, required=True, metavar="DIR")
+
+
+def _add_import(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("import", help="adopt avatar groups an account already has")
+    p.add_argument("--group", nargs="+", required=True, metavar="GROUP_ID", dest="groups")
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=Path("imported.yaml"),
+        metavar="RECIPE",
+        help="recipe to write or extend (default: imported.yaml)",
+    )
+
+
+def _add_refresh(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("refresh", help="compare the manifests with the account; record drift")
+    _recipes(p)
+    _manifest_option(p)
+
+
+def _add_prune(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("prune", help="delete superseded and orphaned looks")
+    _recipes(p)
+    _manifest_option(p)
+    p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+
+
+def _add_consent(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("consent", help="consent status and URL of every digital twin")
+    _recipes(p)
+    _manifest_option(p)
 
 
 def _single_manifest(args: argparse.Namespace) -> None:
@@ -149,6 +193,7 @@ def _run_plan(args: argparse.Namespace) -> int:
         only=args.only,
         as_json=args.json,
         detailed_exitcode=args.detailed_exitcode,
+        refresh=args.refresh,
     )
 
 
@@ -168,6 +213,7 @@ def _run_apply(args: argparse.Namespace) -> int:
         only=args.only,
         options=options,
         log_json=args.log_json,
+        prune=args.prune,
     )
 
 
@@ -176,6 +222,40 @@ def _run_status(args: argparse.Namespace) -> int:
 
     _single_manifest(args)
     return apply.status(args.recipes, manifest=args.manifest, as_json=args.json)
+
+
+def _run_catalog(args: argparse.Namespace) -> int:
+    from engine.commands import catalog
+
+    _single_manifest(args)
+    return catalog.run(args.recipes, manifest=args.manifest, out=args.out)
+
+
+def _run_import(args: argparse.Namespace) -> int:
+    from engine.commands import lifecycle
+
+    return lifecycle.run_import(args.groups, out=args.out)
+
+
+def _run_refresh(args: argparse.Namespace) -> int:
+    from engine.commands import lifecycle
+
+    _single_manifest(args)
+    return lifecycle.run_refresh(args.recipes, manifest=args.manifest)
+
+
+def _run_prune(args: argparse.Namespace) -> int:
+    from engine.commands import lifecycle
+
+    _single_manifest(args)
+    return lifecycle.run_prune(args.recipes, manifest=args.manifest, yes=args.yes)
+
+
+def _run_consent(args: argparse.Namespace) -> int:
+    from engine.commands import lifecycle
+
+    _single_manifest(args)
+    return lifecycle.run_consent(args.recipes, manifest=args.manifest)
 
 
 def _run_graph(args: argparse.Namespace) -> int:
@@ -193,6 +273,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_graph(sub)
     _add_apply(sub)
     _add_status(sub)
+    _add_catalog(sub)
+    _add_import(sub)
+    _add_refresh(sub)
+    _add_prune(sub)
+    _add_consent(sub)
     _add_sim(sub)
     return parser
 
@@ -203,6 +288,11 @@ _COMMANDS = {
     "graph": _run_graph,
     "apply": _run_apply,
     "status": _run_status,
+    "catalog": _run_catalog,
+    "import": _run_import,
+    "refresh": _run_refresh,
+    "prune": _run_prune,
+    "consent": _run_consent,
     "sim": _run_sim,
 }
 

@@ -57,6 +57,7 @@ def run(
     only: Sequence[str],
     options: ApplyOptions,
     log_json: bool,
+    prune: bool = False,
 ) -> int:
     recipes = load_all(paths)
     base_url, key = api_settings()
@@ -71,6 +72,10 @@ def run(
             for recipe, store in zip(recipes, stores, strict=True)
         ]
         result = asyncio.run(_apply(base_url, key, batches, options, reporter))
+        if prune and result.ok:
+            from engine.commands.lifecycle import prune_batches
+
+            prune_batches(base_url, key, batches, reporter)
     reporter.close(summarize(result, batches))
     if result.stopped == "interrupted":
         return INTERRUPTED

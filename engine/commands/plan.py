@@ -34,8 +34,13 @@ def run(
     only: Sequence[str],
     as_json: bool,
     detailed_exitcode: bool,
+    refresh: bool = False,
 ) -> int:
     recipes = load_all(paths)
+    if refresh:
+        from engine.commands.lifecycle import refresh_recipes
+
+        refresh_recipes(recipes, manifest)
     plans = [plan_recipe(r, manifest, only) for r in recipes]
     if as_json:
         actions = [
