@@ -17,7 +17,15 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from engine.client import HeyGenClient, LookInfo
+from tenacity import (
+    AsyncRetrying,
+    retry_if_exception,
+    stop_after_delay,
+    wait_exponential,
+    wait_random,
+)
+
+from engine.client import HeyGenClient, LookInfo, wait_retry_after
 from engine.errors import ApiError, LooksError, TransportError
 from engine.manifest import ErrorInfo, ManifestStore, NodeRecord, Status
 from engine.plan import Plan, PlanAction, PlanNode, substitute
@@ -595,13 +603,28 @@ class Executor:
         body["name"] = n.node.name
         assert record.idempotency_key is not None
         self.reporter.event(Event(n.address, "submitted", recipe=n.batch.label))
-        look, group = await self._sending(
-            self.client.create_avatar(body, idempotency_key=record.idempotency_key)
-        )
+        key = record.idempotency_key
+        async for attempt in self._rate_limit_policy():
+            with attempt:
+                look, group = await self._sending(
+                    self.client.create_avatar(body, idempotency_key=key)
+                )
         self.slots.succeeded()
         record = record.evolve(status="processing", look_id=look.id, group_id=group.id)
         self._save(n, record)
         return record
+
+    def _rate_limit_policy(self) -> AsyncRetrying:
+        """Beyond the client's own retries, a 429 storm never fails a node: it waits.
+
+        Only the node timeout ends it; the slot limit has already been lowered by then.
+        """
+        return AsyncRetrying(
+            retry=retry_if_exception(lambda e: isinstance(e, ApiError) and e.status == 429),
+            wait=wait_retry_after(wait_exponential(multiplier=1, max=60) + wait_random(0, 1)),
+            stop=stop_after_delay(self.options.node_timeout),
+            reraise=True,
+        )
 
     async def _reconcile(self, n: _Node, record: NodeRecord) -> NodeRecord | None:
         """Past the key's lifetime, find what a lost answer made, by name, in its group."""
