@@ -288,6 +288,7 @@ class Executor:
         self._uploads = asyncio.Semaphore(self.options.upload_concurrency)
         self._stopping: str | None = None
         self._in_request: set[asyncio.Task[Any]] = set()
+        self._creating: set[asyncio.Task[Any]] = set()
         self._tasks: dict[asyncio.Task[None], _Node] = {}
         self._total = 0
         self._last_fold = time.monotonic()
@@ -362,7 +363,8 @@ class Executor:
         """Called by the client before each retry sleep."""
         if isinstance(exc, ApiError) and exc.status == 429:
             self.result.requests_429 += 1
-            self.slots.throttled()
+            if asyncio.current_task() in self._creating:  # a job refused, not a busy poll
+                self.slots.throttled()
 
     # -- one node -------------------------------------------------------------------------
 
@@ -570,7 +572,7 @@ class Executor:
         record = n.record
         assert record is not None and record.look_id is not None and n.node.name is not None
         await self.client.rename_look(record.look_id, n.node.name)
-        self._save(n, record.evolve(name=n.node.name))
+        self._save(n, record.evolve(name=n.node.name, error=None))
         self.reporter.event(Event(n.address, "renamed", n.node.name, n.batch.label))
         return "completed"
 
@@ -604,13 +606,19 @@ class Executor:
         assert record.idempotency_key is not None
         self.reporter.event(Event(n.address, "submitted", recipe=n.batch.label))
         key = record.idempotency_key
-        async for attempt in self._rate_limit_policy():
-            with attempt:
-                look, group = await self._sending(
-                    self.client.create_avatar(body, idempotency_key=key)
-                )
+        task = asyncio.current_task()
+        assert task is not None
+        self._creating.add(task)
+        try:
+            async for attempt in self._rate_limit_policy():
+                with attempt:
+                    look, group = await self._sending(
+                        self.client.create_avatar(body, idempotency_key=key)
+                    )
+        finally:
+            self._creating.discard(task)
         self.slots.succeeded()
-        record = record.evolve(status="processing", look_id=look.id, group_id=group.id)
+        record = record.evolve(status="processing", look_id=look.id, group_id=group.id, error=None)
         self._save(n, record)
         return record
 

@@ -154,7 +154,7 @@ def parse_manifest(text: str, path: Path) -> Manifest:
         if isinstance(data, dict) and data.get("version", FORMAT_VERSION) != FORMAT_VERSION:
             raise ManifestError(
                 f"{path}: manifest format version {data.get('version')!r} is not supported"
-                f" by this looks (it reads version {FORMAT_VERSION})"
+                f" by this looks (it reads version {FORMAT_VERSION}): upgrade looks"
             )
         raise ManifestError(
             f"{path}: manifest is invalid at {where} ({error.message}); it was left"
@@ -173,7 +173,8 @@ def read_manifest(path: Path, recipe: str) -> Manifest:
     except FileNotFoundError:
         manifest = Manifest.new(recipe)
     except (OSError, UnicodeDecodeError) as e:
-        raise ManifestError(f"{path}: cannot read manifest: {e}") from None
+        recover = _RECOVER.format(name=path.name)
+        raise ManifestError(f"{path}: cannot read manifest ({e}); {recover}") from None
     else:
         manifest = parse_manifest(text, path)
     for change in read_journal(journal_path_for(path)):
@@ -205,7 +206,7 @@ def read_journal(path: Path) -> list[dict[str, Any]]:
             continue
         try:
             change = json.loads(line)
-            if not isinstance(change, dict) or "address" not in change:
+            if not _is_change(change):
                 raise ValueError("not a change")
         except ValueError:
             if number == len(lines):  # the last line was being written when the run died
@@ -216,6 +217,23 @@ def read_journal(path: Path) -> list[dict[str, Any]]:
             ) from None
         changes.append(change)
     return changes
+
+
+def _is_change(change: Any) -> bool:
+    """A journal line: an address and a record that is null (forget) or a valid node."""
+    if not isinstance(change, dict) or not isinstance(change.get("address"), str):
+        return False
+    if "record" not in change:
+        return False
+    record = change["record"]
+    return record is None or _node_validator().is_valid(record)
+
+
+@functools.cache
+def _node_validator() -> jsonschema.protocols.Validator:
+    schema = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
+    node = {"$defs": schema["$defs"], **schema["$defs"]["node"]}
+    return jsonschema.Draft202012Validator(node)
 
 
 def apply_change(manifest: Manifest, change: Mapping[str, Any]) -> None:
@@ -234,6 +252,8 @@ class ManifestStore:
         self.journal_path = journal_path_for(path)
         self._lock = _Lock(lock_path_for(path))
         self._lock.acquire()
+        for stale in path.parent.glob(f".{path.name}.*.tmp"):
+            stale.unlink(missing_ok=True)  # a run died between writing and renaming
         try:
             self.manifest = read_manifest(path, recipe)
             self.manifest.recipe = recipe
