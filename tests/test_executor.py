@@ -812,3 +812,38 @@ def test_cancel_waiters_stops_everyone_waiting() -> None:
         assert slots.in_use == 1
 
     asyncio.run(scenario())
+
+
+# -- rate limits -----------------------------------------------------------------------
+
+
+def test_a_429_storm_past_the_clients_retries_waits_instead_of_failing(
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project.write(bases("ann")).open()
+    refusals = iter(range(3))
+
+    def refuse(body: Mapping[str, Any]) -> BaseException | None:
+        if next(refusals, None) is None:
+            return None
+        return ApiError(429, "rate_limit_exceeded", "too many jobs", retry_after=0.0)
+
+    client = FakeClient(create_error=refuse)
+    result = project.apply(client)
+
+    assert result.ok
+    keys = {key for _, _, key in client.creates()}
+    assert len(client.creates()) == 4 and len(keys) == 1  # the same key every time
+    assert project.store.nodes["ann"].status == "completed"
+
+
+def test_429_on_a_poll_does_not_lower_the_job_limit(project: Project) -> None:
+    project.write(bases("ann")).open()
+    executor = project.executor(FakeClient(), max_jobs=5)
+
+    async def poll_throttled() -> int:
+        executor.on_retry(ApiError(429, "rate_limit_exceeded", "slow down"), 1.0)
+        return executor.slots.limit
+
+    assert asyncio.run(poll_throttled()) == 5
+    assert executor.result.requests_429 == 1
