@@ -243,13 +243,14 @@ class _Node:
     action: PlanAction
     node: PlanNode
     batch: Batch
+    done: asyncio.Future[bool]  # True once completed, False if it will not be
+    created: asyncio.Future[bool]  # True once its ids (group) are known
     deps: list[_Node] = field(default_factory=list)
     dependents: list[_Node] = field(default_factory=list)
     priority: int = 1
     holding: bool = False  # holds a job slot: its generation is in progress on the server
     outcome: Outcome | None = None  # None: it never ran (stopped, interrupted)
-    done: asyncio.Future[bool] | None = None  # True once completed, False if it will not be
-    created: asyncio.Future[bool] | None = None  # True once its ids (group) are known
+    started: bool = False
 
     @property
     def address(self) -> str:
@@ -303,8 +304,7 @@ class Executor:
             for action in batch.plan.actions:
                 if action.node is None:
                     continue  # orphans are reported by plan, pruned only when asked
-                n = _Node(action, action.node, batch)
-                n.done, n.created = loop.create_future(), loop.create_future()
+                n = _Node(action, action.node, batch, loop.create_future(), loop.create_future())
                 by_address[action.address] = n
                 for dep in action.node.depends_on:
                     if dep in by_address:
@@ -322,7 +322,6 @@ class Executor:
         nodes = self._nodes()
         for n in nodes:
             if not n.runs:
-                assert n.done is not None and n.created is not None
                 n.done.set_result(True)
                 n.created.set_result(True)
         work = [n for n in nodes if n.runs]
@@ -369,11 +368,11 @@ class Executor:
     # -- one node -------------------------------------------------------------------------
 
     async def _run_node(self, n: _Node) -> None:
-        assert n.done is not None and n.created is not None
         try:
             blocker = await self._wait_for_deps(n)
             if self._stopping:
                 return  # left as it was: the next apply picks it up
+            n.started = True
             self.result.counts["queued"] -= 1
             outcome = self._block(n, blocker) if blocker else await self._dispatch(n)
             n.outcome = outcome
@@ -385,7 +384,8 @@ class Executor:
         except _Stop:
             pass
         except asyncio.CancelledError:
-            self.reporter.event(Event(n.address, "interrupted", recipe=n.batch.label))
+            if n.started:
+                self.reporter.event(Event(n.address, "interrupted", recipe=n.batch.label))
         finally:
             self._drop_slot(n)
             # A node that never ran must still release its dependents (they stop too).
@@ -397,7 +397,6 @@ class Executor:
     async def _wait_for_deps(self, n: _Node) -> str | None:
         """The first upstream that will not be ready, or None once all are."""
         for dep in n.deps:
-            assert dep.done is not None and dep.created is not None
             ready = await (dep.created if n.node.kind == "consent" else dep.done)
             if not ready:
                 return dep.address
@@ -585,7 +584,6 @@ class Executor:
             n.holding = True
         else:
             record = await self._submit(n, record)
-        assert n.created is not None
         n.created.set_result(True)
         return await self._await_generation(n, record)
 
