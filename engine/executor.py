@@ -265,6 +265,13 @@ class _Node:
         return self.action.action in ("create", "replace", "retry", "update")
 
 
+def _superseding(record: NodeRecord) -> tuple[str, ...]:
+    """The record's superseded ids plus its own look, which a new creation replaces."""
+    if record.look_id is None or record.look_id in record.superseded:
+        return record.superseded
+    return (*record.superseded, record.look_id)
+
+
 def _generating(look: LookInfo) -> bool:
     return look.status in (None, "processing", "pending", "submitted")
 
@@ -472,18 +479,12 @@ class Executor:
             return fresh
         if old.fingerprint == n.node.fingerprint:
             return old.evolve(name=n.node.name, request=n.node.stored_request)
-        superseded = old.superseded
-        if old.look_id and n.node.kind in ("base", "look") and old.look_id not in superseded:
-            superseded = (*superseded, old.look_id)
-        return fresh.evolve(superseded=superseded, attempts=old.attempts)
+        return fresh.evolve(superseded=_superseding(old), attempts=old.attempts)
 
     def _with_key(self, n: _Node, record: NodeRecord) -> tuple[NodeRecord, bool]:
         """The record carrying the idempotency key to send; True when it replays a send."""
         if record.status == "submitted" and record.idempotency_key:
             return record, True
-        superseded = record.superseded
-        if record.look_id and n.node.kind in ("base", "look") and record.look_id not in superseded:
-            superseded = (*superseded, record.look_id)  # a failed look, kept for prune
         attempt = record.attempts + 1
         lineage = n.batch.store.manifest.lineage
         fresh = record.evolve(
@@ -494,7 +495,7 @@ class Executor:
             error=None,
             look_id=None,
             preview_image_url=None,
-            superseded=superseded,
+            superseded=_superseding(record),  # a failed look stays recorded, for prune
         )
         return fresh, False
 
