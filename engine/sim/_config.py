@@ -1,0 +1,87 @@
+"""The simulator's settings, validated once so the rest of the code can trust them."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from engine.errors import UsageError
+
+# Settings a running simulator accepts through POST /_sim/config (and RunningSimulator.configure).
+RUNTIME_FIELDS = frozenset(
+    {
+        "fail_rate",
+        "drop_rate",
+        "latency_ms",
+        "max_jobs",
+        "credits",
+        "failed_look_rate",
+        "generation_seconds",
+        "auto_consent",
+    }
+)
+
+
+def _number(name: str, value: object, *, optional: bool = False) -> None:
+    if value is None and optional:
+        return
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise UsageError(f"sim: {name} must be a finite number, not {value!r}")
+    if value < 0:
+        raise UsageError(f"sim: {name} must not be negative, not {value!r}")
+
+
+def _integer(name: str, value: object, *, optional: bool = False, minimum: int = 0) -> None:
+    if value is None and optional:
+        return
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise UsageError(f"sim: {name} must be an integer, not {value!r}")
+    if value < minimum:
+        raise UsageError(f"sim: {name} must be at least {minimum}, not {value!r}")
+
+
+@dataclass(frozen=True)
+class SimConfig:
+    """How the simulator behaves; see docs/simulator.md for each field."""
+
+    api_key: str | None = None
+    generation_seconds: float = 2.0
+    failed_look_rate: float = 0.0
+    auto_consent: float | None = None
+    max_jobs: int = 10
+    credits: int | None = None
+    seed: int | None = None
+    fail_rate: float = 0.0
+    drop_rate: float = 0.0
+    latency_ms: float = 0.0
+    idempotency_ttl: float = 86400.0
+    state_file: Path | None = None
+
+    def __post_init__(self) -> None:
+        if self.api_key is not None and (not isinstance(self.api_key, str) or not self.api_key):
+            raise UsageError("sim: api_key must be a non-empty string")
+        for name in ("generation_seconds", "latency_ms", "idempotency_ttl"):
+            _number(name, getattr(self, name))
+        _number("auto_consent", self.auto_consent, optional=True)
+        for name in ("failed_look_rate", "fail_rate", "drop_rate"):
+            value = getattr(self, name)
+            _number(name, value)
+            if value > 1:
+                raise UsageError(f"sim: {name} is a probability between 0 and 1, not {value!r}")
+        _integer("max_jobs", self.max_jobs, minimum=1)
+        _integer("credits", self.credits, optional=True)
+        _integer("seed", self.seed, optional=True)
+
+    def public(self) -> dict[str, Any]:
+        """The settings as JSON-ready values (what GET /_sim/config shows)."""
+        out: dict[str, Any] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name == "api_key":
+                value = None if value is None else "(set)"
+            elif isinstance(value, Path):
+                value = str(value)
+            out[f.name] = value
+        return out
