@@ -372,3 +372,25 @@ def test_status_json_reports_the_manifest_offline(
         "error",
     }
     assert by_address["alex/keynote"]["preview_image_url"].endswith(".png")
+
+
+def test_log_json_prints_one_json_object_per_event(
+    recipes: Path,
+    simulator: sim.RunningSimulator,
+    api_env: dict[str, str],
+    looks: Callable[..., Run],
+) -> None:
+    result = looks("apply", "--log-json", recipes / "sarah.yaml")
+    assert result.code == 0
+    events = [json.loads(line) for line in result.out.splitlines()]
+    completed = {e["address"] for e in events if e["event"] == "completed"}
+    assert completed == {
+        "sarah",
+        "marco",
+        "sarah/navy-office",
+        "sarah/office-dusk",
+        "sarah/podcast",
+        "marco/chef",
+    }
+    assert events[-1]["event"] == "summary"
+    assert events[-1]["message"].startswith("Apply: 9 completed, 0 failed")
