@@ -73,12 +73,14 @@ def main() -> int:
         changes = _looks("plan", "--detailed-exitcode", *recipes, env=env, check=False)
         if changes != 0:
             raise SystemExit("demo: a second plan still has changes; apply was not complete")
+        _looks("catalog", *recipes, "--out", str(OUT / "catalog"), env=env)
         stats = simulator.stats()
-    creates = stats["by_route"].get("POST /v3/avatars", 0)
+        created = len(simulator.state()["looks"]) - 1  # less the stand-in
+    creates = stats["by_route"].get("POST /v3/avatars", 0) - 1  # less the stand-in
     print(
         f"\nDemo done in {time.monotonic() - started:.1f}s: {creates} creations sent,"
-        f" at most {stats['max_jobs_in_flight']} generations in flight."
-        f" Manifests are in {OUT / 'recipes'}/."
+        f" {created} looks made. Manifests are in {OUT / 'recipes'}/,"
+        f" the gallery in {OUT / 'catalog'}/index.html."
     )
     return 0
 
