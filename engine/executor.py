@@ -32,8 +32,8 @@ from engine.plan import Plan, PlanAction, PlanNode, substitute
 from engine.progress import Event, Reporter
 
 KEY_TTL = 23 * 3600.0  # the API keeps idempotency keys 24 h; reconcile by name past this
-FOLD_EVERY_CHANGES = 2000
-FOLD_EVERY_SECONDS = 10.0
+FOLD_EVERY_CHANGES = 2000  # or as many as the manifest has nodes: O(1) amortised per change
+FOLD_EVERY_SECONDS = 30.0
 
 
 @dataclass(frozen=True)
@@ -43,7 +43,7 @@ class ApplyOptions:
     max_jobs: int = 10
     fail_fast: bool = False
     node_timeout: float = 900.0
-    poll_min: float = 0.05
+    poll_min: float = 0.01
     poll_max: float = 10.0
     upload_concurrency: int = 4
     interrupt_grace: float = 5.0
@@ -201,12 +201,15 @@ class LookPoller:
     def _delay(self, watches: Sequence[_Watch]) -> float:
         lo, hi = self.options.poll_min, self.options.poll_max
         now = time.monotonic()
+        oldest = min(w.started for w in watches)
         if self.estimate is None:
-            oldest = min(w.started for w in watches)
             return min(hi, max(lo, 0.1 * (now - oldest)))
-        expected = min(w.started for w in watches) + self.estimate
-        step = min(hi, max(lo, 0.03 * self.estimate))
-        return max(step, expected - now) if expected > now else step
+        # Poll densely around the expected finish (a slot idles until we notice), then back
+        # off geometrically for looks that run late, as real generation times spread widely.
+        expected = oldest + self.estimate
+        late = now - expected
+        step = min(hi, max(lo, 0.01 * self.estimate, 0.1 * late))
+        return expected - 2 * step - now if late < -2 * step else step
 
     async def _poll(self, group_id: str) -> None:
         while watches := self._groups.get(group_id):
@@ -267,7 +270,8 @@ class _Node:
 
 def _superseding(record: NodeRecord) -> tuple[str, ...]:
     """The record's superseded ids plus its own look, which a new creation replaces."""
-    if record.look_id is None or record.look_id in record.superseded:
+    adopted = (record.request or {}).get("type") == "existing"  # not made here: never pruned
+    if record.look_id is None or adopted or record.look_id in record.superseded:
         return record.superseded
     return (*record.superseded, record.look_id)
 
@@ -724,7 +728,8 @@ class Executor:
     def _maybe_fold(self, store: ManifestStore) -> None:
         now = time.monotonic()
         due = now - self._last_fold > FOLD_EVERY_SECONDS
-        if store.pending_changes >= FOLD_EVERY_CHANGES or (due and store.pending_changes):
+        enough = max(FOLD_EVERY_CHANGES, len(store.nodes))
+        if store.pending_changes >= enough or (due and store.pending_changes):
             store.fold()
             self._last_fold = now
 

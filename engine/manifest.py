@@ -118,8 +118,12 @@ class Manifest:
             "nodes": {a: r.to_json() for a, r in self.nodes.items()},
         }
 
-    def dumps(self) -> str:
-        return json.dumps(self.to_json(), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+    def dumps(self, *, with_serial: bool = True) -> str:
+        """The file's text; without the serial, it compares content across writes."""
+        data = self.to_json()
+        if not with_serial:
+            del data["serial"]
+        return json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
 
 
 def manifest_path_for(recipe: Path) -> Path:
@@ -166,17 +170,22 @@ def parse_manifest(text: str, path: Path) -> Manifest:
     )
 
 
-def read_manifest(path: Path, recipe: str) -> Manifest:
-    """The manifest at path with its journal replayed, or a new one; never writes."""
+def _load(path: Path, recipe: str) -> tuple[Manifest, str | None]:
+    """The manifest at path (or a new one) and its content as on disk, less the serial."""
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        manifest = Manifest.new(recipe)
+        return Manifest.new(recipe), None
     except (OSError, UnicodeDecodeError) as e:
         recover = _RECOVER.format(name=path.name)
         raise ManifestError(f"{path}: cannot read manifest ({e}); {recover}") from None
-    else:
-        manifest = parse_manifest(text, path)
+    manifest = parse_manifest(text, path)
+    return manifest, manifest.dumps(with_serial=False)
+
+
+def read_manifest(path: Path, recipe: str) -> Manifest:
+    """The manifest at path with its journal replayed, or a new one; never writes."""
+    manifest, _ = _load(path, recipe)
     for change in read_journal(journal_path_for(path)):
         apply_change(manifest, change)
     return manifest
@@ -255,21 +264,16 @@ class ManifestStore:
         for stale in path.parent.glob(f".{path.name}.*.tmp"):
             stale.unlink(missing_ok=True)  # a run died between writing and renaming
         try:
-            self.manifest = read_manifest(path, recipe)
+            self.manifest, self._written = _load(path, recipe)
+            for change in read_journal(self.journal_path):
+                apply_change(self.manifest, change)
             self.manifest.recipe = recipe
             self._journal: int | None = None
-            self._written = self._current_bytes()
             self._pending = 0
             self.fold()
         except BaseException:
             self._lock.release()
             raise
-
-    def _current_bytes(self) -> str | None:
-        try:
-            return self.path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            return None
 
     @property
     def nodes(self) -> Mapping[str, NodeRecord]:
@@ -305,16 +309,13 @@ class ManifestStore:
 
     def fold(self) -> None:
         """Write the manifest atomically if its content changed, then drop the journal."""
-        content = self.manifest.dumps()
-        if self._written is None:
-            changed = bool(self.manifest.nodes)  # no empty manifest for a run that made nothing
-        else:
-            changed = _without_serial(content) != _without_serial(self._written)
+        body = self.manifest.dumps(with_serial=False)
+        # No empty manifest for a run that made nothing.
+        changed = bool(self.manifest.nodes) if self._written is None else body != self._written
         if changed:
             self.manifest.serial += 1
-            content = self.manifest.dumps()
-            _atomic_write(self.path, content)
-            self._written = content
+            _atomic_write(self.path, self.manifest.dumps())
+            self._written = body
         if self._journal is not None:
             os.close(self._journal)
             self._journal = None
@@ -334,12 +335,6 @@ class ManifestStore:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def _without_serial(content: str) -> Any:
-    data = json.loads(content)
-    data.pop("serial", None)
-    return data
 
 
 def _atomic_write(path: Path, content: str) -> None:

@@ -206,6 +206,11 @@ def _add_avatar(drafts: dict[str, _Draft], avatar: AvatarSpec) -> None:
 
 
 def _add_look(drafts: dict[str, _Draft], avatar: AvatarSpec, look: LookSpec) -> None:
+    if look.look_id is not None:
+        # An adopted look: like an existing base, checked rather than created.
+        adopted = {"type": "existing", "look_id": look.look_id}
+        drafts[look.address] = _Draft("look", adopted, name=look.name, avatar=avatar.key)
+        return
     source = avatar.address if look.source == "base" else f"{avatar.key}/{look.source}"
     template: dict[str, Any] = {
         "type": "prompt",
@@ -317,7 +322,8 @@ def _diff(
 
 
 def _is_existing(node: PlanNode) -> bool:
-    return node.kind == "base" and node.template.get("type") == "existing"
+    """An existing base or an adopted look: made outside this tool, never renamed or replaced."""
+    return node.kind in ("base", "look") and node.template.get("type") == "existing"
 
 
 def _change_reason(node: PlanNode, record: NodeRecord, upstream: Mapping[str, PlanAction]) -> str:

@@ -76,19 +76,29 @@ class BaseSpec:
 
 @dataclass(frozen=True)
 class LookSpec:
-    """One new look, a prompt variation built on the base or on another look."""
+    """One look: a prompt variation built on the base or on another look, or an adopted one.
+
+    An adopted look (`look_id`, as `looks import` writes them) already exists in the
+    account: it has no prompt, nothing is generated for it, and other looks can be built
+    `from` it. Its `source` is "base" and means nothing.
+    """
 
     avatar: str
     key: str
     name: str
-    prompt: str
+    prompt: str  # "" for an adopted look
     source: str  # "base" or the key of another look of the same avatar
     reference_images: tuple[FileSpec, ...] = ()
     line: int = 0
+    look_id: str | None = None  # an adopted look: this existing look, not a new one
 
     @property
     def address(self) -> str:
         return f"{self.avatar}/{self.key}"
+
+    @property
+    def adopted(self) -> bool:
+        return self.look_id is not None
 
 
 @dataclass(frozen=True)
@@ -319,6 +329,11 @@ def _check_schema(doc: _Doc) -> set[Location] | None:
             broken.add(_broken_part(loc))
         elif not (loc == () and error.validator == "additionalProperties"):
             top_broken = True
+        if error.validator == "not" and isinstance(instance, dict) and "look_id" in instance:
+            # The look schema's `then`: nothing that generates goes beside look_id.
+            for key in [k for k in _ADOPTED_FORBIDS if k in instance]:
+                doc.add(loc + (key,), f"{key!r} does not apply to an adopted look (look_id)")
+            continue
         if error.validator == "additionalProperties":
             for key in _unexpected(error):
                 allowed = sorted(_schema_of(error).get("properties", {}))
@@ -326,6 +341,9 @@ def _check_schema(doc: _Doc) -> set[Location] | None:
             continue
         doc.add(loc, message)
     return None if top_broken else broken
+
+
+_ADOPTED_FORBIDS = ("prompt", "from", "matrix", "reference_images")
 
 
 def _schema_of(error: jsonschema.ValidationError) -> Mapping[str, Any]:
@@ -500,7 +518,7 @@ def _combinations(
     doc: _Doc, loc: Location, template: str, spec: dict[str, Any]
 ) -> list[dict[str, str]]:
     matrix: dict[str, list[Any]] = spec.get("matrix", {})
-    texts = [template, spec["prompt"], spec.get("name", ""), spec.get("from", "")]
+    texts = [template, spec.get("prompt", ""), spec.get("name", ""), spec.get("from", "")]
     texts += [v for ref in spec.get("reference_images", []) for v in ref.values()]
     used = {name for text in texts for name in _PLACEHOLDER.findall(str(text))}
     ok = True
@@ -547,6 +565,16 @@ def _build_look(
     files: _FileResolver,
 ) -> LookSpec | None:
     key = _fill(template, values, slug=True)
+    if "look_id" in spec:
+        return LookSpec(
+            avatar=avatar,
+            key=key,
+            name=_fill(spec["name"], values) if "name" in spec else f"{avatar_name} — {key}",
+            prompt="",
+            source="base",
+            line=doc.line(loc),
+            look_id=spec["look_id"],
+        )
     prompt = _check_prompt(
         doc, loc + ("prompt",), _fill(spec["prompt"], values), suffix, key if values else None
     )

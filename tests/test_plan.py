@@ -653,3 +653,43 @@ def test_plan_to_json(tmp_path: Path) -> None:
         "depends_on": [],
     }
     assert by_address["sarah/navy"]["depends_on"] == sorted(["sarah", UP_OFFICE])
+
+
+# -- adopted looks (`looks import`) -------------------------------------------------------
+
+ADOPTED = """\
+version: 1
+avatars:
+  nia:
+    name: Nia
+    base: {type: existing, look_id: look_base}
+    looks:
+      beach: {look_id: look_beach, name: Nia at the beach}
+      dusk: {prompt: dusk, from: beach}
+"""
+
+
+def test_adopted_look_is_an_existing_node_others_build_on(tmp_path: Path) -> None:
+    nodes = graph_of(tmp_path, ADOPTED)
+    assert nodes["nia/beach"].kind == "look"
+    assert nodes["nia/beach"].template == {"type": "existing", "look_id": "look_beach"}
+    assert nodes["nia/beach"].depends_on == ()
+    assert nodes["nia/dusk"].depends_on == ("nia/beach",)
+    plan = build_plan(load_recipe(make(tmp_path, ADOPTED)), {})
+    assert actions(plan)["nia/beach"] == ("create", "existing look to check")
+
+
+def test_adopted_look_recorded_is_kept_and_never_renamed(tmp_path: Path) -> None:
+    records = records_of(graph_of(tmp_path / "a", ADOPTED))
+    path = make(tmp_path, ADOPTED.replace("Nia at the beach", "Beach"))
+    got = actions(build_plan(load_recipe(path), records))
+    assert got["nia/beach"] == ("keep", "unchanged")
+    assert got["nia/dusk"] == ("keep", "unchanged")
+
+
+def test_adopted_look_with_another_look_id_is_checked_not_replaced(tmp_path: Path) -> None:
+    records = records_of(graph_of(tmp_path / "a", ADOPTED))
+    path = make(tmp_path, ADOPTED.replace("look_id: look_beach", "look_id: look_other"))
+    got = actions(build_plan(load_recipe(path), records))
+    assert got["nia/beach"] == ("create", "look id changed")
+    assert got["nia/dusk"] == ("replace", "upstream nia/beach replaced")

@@ -172,6 +172,27 @@ def test_twin_with_consent() -> None:
     ]
 
 
+def test_adopted_looks(tmp_path: Path) -> None:
+    path = write_recipe(
+        tmp_path,
+        HEAD + EXISTING + "    looks:\n"
+        "      beach: {look_id: look_b, name: S at the beach}\n"
+        "      snow: {look_id: look_s}\n"
+        "      dusk: {prompt: At dusk, from: beach}\n",
+    )
+    (s,) = load_recipe(path).avatars
+    beach, snow, dusk = s.looks
+    assert (beach.key, beach.look_id, beach.name, beach.prompt, beach.adopted) == (
+        "beach",
+        "look_b",
+        "S at the beach",
+        "",
+        True,
+    )
+    assert (snow.look_id, snow.name) == ("look_s", "S — snow")
+    assert (dusk.source, dusk.look_id, dusk.adopted) == ("beach", None, False)
+
+
 def test_existing_base() -> None:
     (riley,) = load_recipe(RECIPES / "existing.yaml").avatars
     assert riley.base.type == "existing"
@@ -611,6 +632,40 @@ INVALID: list[tuple[str, str, list[str]]] = [
         "url-not-http",
         HEAD + "    base: {type: photo, file: {url: 'ftp://x.test/a.png'}}\n",
         ["F:5: avatars.s.base.file.url: must be an http(s) URL; got 'ftp://x.test/a.png'"],
+    ),
+    (
+        "adopted-look-with-prompt-and-from",
+        LOOKS + "      a: {prompt: p}\n      b:\n        look_id: x\n        prompt: p\n"
+        "        from: a\n",
+        [
+            "F:10: avatars.s.looks.b.prompt: 'prompt' does not apply to an adopted look (look_id)",
+            "F:11: avatars.s.looks.b.from: 'from' does not apply to an adopted look (look_id)",
+        ],
+    ),
+    (
+        "adopted-look-with-matrix-and-references",
+        LOOKS + "      b:\n        look_id: x\n        matrix: {c: [r]}\n"
+        "        reference_images: [{path: a.png}]\n",
+        [
+            "F:9: avatars.s.looks.b.matrix: 'matrix' does not apply to an adopted look (look_id)",
+            "F:10: avatars.s.looks.b.reference_images: 'reference_images' does not apply to an"
+            " adopted look (look_id)",
+        ],
+    ),
+    (
+        "adopted-look-with-empty-id",
+        LOOKS + "      b: {look_id: ''}\n",
+        ["F:7: avatars.s.looks.b.look_id: must not be empty"],
+    ),
+    (
+        "look-with-neither-prompt-nor-look-id",
+        LOOKS + "      b: {name: B}\n",
+        ["F:7: avatars.s.looks.b: missing required key 'prompt'"],
+    ),
+    (
+        "from-a-broken-adopted-look-is-not-a-second-problem",
+        LOOKS + "      b: {look_id: x, prompt: p}\n      c: {prompt: q, from: b}\n",
+        ["F:7: avatars.s.looks.b.prompt: 'prompt' does not apply to an adopted look (look_id)"],
     ),
 ]
 

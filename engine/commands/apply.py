@@ -72,14 +72,15 @@ def run(
             for recipe, store in zip(recipes, stores, strict=True)
         ]
         result = asyncio.run(_apply(base_url, key, batches, options, reporter))
+        pruned = True
         if prune and result.ok:
             from engine.commands.lifecycle import prune_batches
 
-            prune_batches(base_url, key, batches, reporter)
+            pruned = prune_batches(base_url, key, batches, reporter)
     reporter.close(summarize(result, batches))
     if result.stopped == "interrupted":
         return INTERRUPTED
-    return 0 if result.ok else 1
+    return 0 if result.ok and pruned else 1
 
 
 async def _apply(

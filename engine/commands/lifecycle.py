@@ -1,0 +1,385 @@
+"""`looks import`, `refresh`, `prune` and `consent`; `plan --refresh` and `apply --prune`.
+
+The glue: recipes and manifests in, lines out, confirmation asked. The API work is in
+engine/lifecycle.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TextIO
+
+import yaml
+
+from engine import lifecycle
+from engine.client import HeyGenClient
+from engine.commands.apply import api_settings, open_stores
+from engine.commands.plan import recipe_label
+from engine.commands.validate import load_all
+from engine.errors import LooksError, RecipeError
+from engine.executor import Batch
+from engine.lifecycle import AdoptedAvatar, Drift, PruneItem, PruneOutcome, RemoteGroup
+from engine.manifest import ManifestStore, manifest_path_for
+from engine.plan import PlanNode, build_graph, consent_address
+from engine.progress import Event, Reporter
+from engine.recipe import SCHEMA_PATH, Recipe, load_recipe
+
+# -- import ---------------------------------------------------------------------------
+
+
+def run_import(groups: Sequence[str], *, out: Path) -> int:
+    """Adopt avatar groups: write (or extend) a recipe and record them as completed."""
+    base_url, key = api_settings()
+    existing = load_recipe(out) if out.exists() else None
+    remote = asyncio.run(_fetch_groups(base_url, key, list(dict.fromkeys(groups))))
+    adopted = lifecycle.adopt(remote)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    manifest = manifest_path_for(out)
+    label = recipe_label(Recipe(path=out, avatars=()), manifest)
+    with ManifestStore(manifest, label) as store:
+        _check_conflicts(out, existing, store, remote, adopted)
+        text = out.read_text(encoding="utf-8") if existing is not None else None
+        recipe = _write_recipe(out, _recipe_text(out, text, adopted))
+        graph = build_graph(recipe)
+        for avatar in adopted:
+            store.record(lifecycle.adopted_record(graph[avatar.key], avatar.base))
+            for look in avatar.looks:
+                node = graph[f"{avatar.key}/{look.key}"]
+                store.record(lifecycle.adopted_record(node, look.look))
+    for avatar in adopted:
+        count = len(avatar.looks)
+        print(
+            f"Imported avatar group {avatar.group.id} ({avatar.name}) as {avatar.key}:"
+            f" base {avatar.base.id}, {count} look{'' if count == 1 else 's'}."
+        )
+        for failed in avatar.skipped:
+            code = failed.error.code if failed.error else "failed"
+            print(f"  skipped {failed.id} ({failed.name}): {code}")
+    verb = "Extended" if existing is not None else "Wrote"
+    print(f"{verb} {out} and {manifest.name}; `looks plan {out}` has nothing to create.")
+    return 0
+
+
+async def _fetch_groups(base_url: str, key: str, group_ids: list[str]) -> list[RemoteGroup]:
+    async with HeyGenClient(base_url, key) as client:
+        return await lifecycle.fetch_groups(client, group_ids)
+
+
+def _check_conflicts(
+    out: Path,
+    existing: Recipe | None,
+    store: ManifestStore,
+    remote: Sequence[RemoteGroup],
+    adopted: Sequence[AdoptedAvatar],
+) -> None:
+    """Refuse to clobber: an avatar key taken, or a group already in this recipe."""
+    keys = {a.key for a in existing.avatars} if existing is not None else set()
+    in_recipe: dict[str, str] = {}  # look id -> address, of what the recipe already adopts
+    if existing is not None:
+        for node in build_graph(existing).values():
+            if node.template.get("type") == "existing":
+                in_recipe[str(node.template["look_id"])] = node.address
+    by_group = {r.group.id: r for r in remote}
+    for avatar in adopted:
+        gid = avatar.group.id
+        recorded = [r.address for r in store.nodes.values() if r.group_id == gid]
+        listed = [in_recipe[look.id] for look in by_group[gid].looks if look.id in in_recipe]
+        if recorded or listed:
+            where = (recorded or listed)[0]
+            raise LooksError(f"avatar group {gid} is already in {out} (as {where}): not imported")
+        if avatar.key in keys:
+            raise LooksError(
+                f"{out}: avatar {avatar.key!r} already exists, and group {gid} ({avatar.name})"
+                " would be imported under that key; rename that avatar, or import into another"
+                " recipe (--out)"
+            )
+        mine = [
+            a
+            for a in store.nodes
+            if a in (avatar.key, consent_address(avatar.key)) or a.startswith(avatar.key + "/")
+        ]
+        if mine:
+            raise LooksError(
+                f"{store.path}: records {mine[0]} remain from an avatar {avatar.key!r} no longer"
+                f" in {out}; run `looks prune {out}` first, or import into another recipe (--out)"
+            )
+
+
+def _schema_header(out: Path) -> str:
+    """The editor hint, relative to the recipe; none when the schema file is not there."""
+    schema = SCHEMA_PATH.resolve()
+    if not schema.is_file():
+        return ""
+    try:
+        relative = os.path.relpath(schema, out.parent.resolve())
+    except ValueError:  # another drive (Windows)
+        return ""
+    return f"# yaml-language-server: $schema={Path(relative).as_posix()}\n"
+
+
+def _avatar_block(avatars: Sequence[AdoptedAvatar], indent: int) -> str:
+    """The avatars as YAML mapping entries, each key at column `indent`."""
+    text = ""
+    for avatar in avatars:
+        body = yaml.safe_dump(
+            {avatar.key: avatar.recipe_entry()},
+            sort_keys=False,
+            allow_unicode=True,
+            default_flow_style=False,
+            width=1_000_000,
+        )
+        first, rest = body.split("\n", 1)
+        text += f"{first}  # imported from avatar group {avatar.group.id}\n{rest}"
+    pad = " " * indent
+    return "".join(pad + line for line in text.splitlines(keepends=True))
+
+
+def _recipe_text(out: Path, text: str | None, adopted: Sequence[AdoptedAvatar]) -> str:
+    if text is None:
+        return f"{_schema_header(out)}version: 1\navatars:\n{_avatar_block(adopted, 2)}"
+    return _extend(out, text, adopted)
+
+
+def _extend(out: Path, text: str, adopted: Sequence[AdoptedAvatar]) -> str:
+    """The recipe's text with the avatars added at the end of its `avatars` mapping.
+
+    Text is inserted, not re-dumped, so the recipe's comments and layout stay as they were.
+    """
+    root = yaml.compose(text, Loader=yaml.SafeLoader)
+    assert isinstance(root, yaml.MappingNode)
+    avatars = next(v for k, v in root.value if k.value == "avatars")
+    assert isinstance(avatars, yaml.MappingNode)
+    if not avatars.value:  # `avatars: {}`
+        start, end = avatars.start_mark.index, avatars.end_mark.index
+        rest = text[end:]
+        rest = rest[1:] if rest.startswith("\n") else rest
+        return text[:start].rstrip(" ") + "\n" + _avatar_block(adopted, 2) + rest
+    if avatars.flow_style:
+        raise LooksError(
+            f"{out}: cannot extend an `avatars` mapping written in flow style ({{...}});"
+            " write it in block style first"
+        )
+    column = avatars.value[0][0].start_mark.column
+    end = _content_end(avatars)
+    if text[end - 1] != "\n":
+        newline = text.find("\n", end)
+        end = len(text) if newline == -1 else newline + 1
+    head = text[:end] if text[:end].endswith("\n") else text[:end] + "\n"
+    return head + _avatar_block(adopted, column) + text[end:]
+
+
+def _content_end(node: yaml.Node) -> int:
+    """Where a node's own text ends (a block collection's end mark runs past comments)."""
+    if isinstance(node, yaml.MappingNode) and not node.flow_style:
+        return max(_content_end(n) for pair in node.value for n in pair)
+    if isinstance(node, yaml.SequenceNode) and not node.flow_style:
+        return max(_content_end(n) for n in node.value)
+    return int(node.end_mark.index)
+
+
+def _write_recipe(out: Path, text: str) -> Recipe:
+    """Check the new text as a recipe, then replace the file atomically."""
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    try:
+        load_recipe(tmp)
+    except RecipeError as e:
+        tmp.unlink()
+        details = "; ".join(p.message for p in e.problems)
+        raise LooksError(
+            f"{out}: the imported recipe would be invalid ({details}); unchanged"
+        ) from None
+    os.replace(tmp, out)
+    return load_recipe(out)
+
+
+# -- refresh --------------------------------------------------------------------------
+
+
+def run_refresh(paths: Sequence[Path], *, manifest: Path | None) -> int:
+    """`looks refresh`: record the drift between the manifests and the account."""
+    _refresh(load_all(paths), manifest, sys.stdout)
+    return 0
+
+
+def refresh_recipes(recipes: list[Recipe], manifest: Path | None) -> None:
+    """`plan --refresh`: refresh first; the drift goes to stderr (stdout may be --json)."""
+    _refresh(recipes, manifest, sys.stderr)
+
+
+def _refresh(recipes: list[Recipe], manifest: Path | None, out: TextIO) -> None:
+    base_url, key = api_settings()
+    with open_stores(recipes, manifest) as stores:
+        drifts = asyncio.run(_refresh_all(base_url, key, stores))
+    found = False
+    for recipe, drift in zip(recipes, drifts, strict=True):
+        prefix = f"{recipe.path}: " if len(recipes) > 1 else ""
+        for d in drift:
+            print(f"{prefix}{d}", file=out)
+            found = True
+    if not found:
+        print("No drift.", file=out)
+
+
+async def _refresh_all(
+    base_url: str, key: str, stores: Sequence[ManifestStore]
+) -> list[list[Drift]]:
+    async with HeyGenClient(base_url, key) as client:
+        return [await lifecycle.refresh(client, store) for store in stores]
+
+
+# -- prune ----------------------------------------------------------------------------
+
+
+def _prune_items(
+    stores: Sequence[ManifestStore], graphs: Sequence[dict[str, PlanNode]]
+) -> list[list[PruneItem]]:
+    protected = lifecycle.protected_ids(
+        (r for s in stores for r in s.nodes.values()), (n for g in graphs for n in g.values())
+    )
+    return [
+        lifecycle.prune_items(store.nodes, graph.keys(), protected)
+        for store, graph in zip(stores, graphs, strict=True)
+    ]
+
+
+def run_prune(paths: Sequence[Path], *, manifest: Path | None, yes: bool) -> int:
+    """`looks prune`: show what goes, ask, delete, and record each deletion."""
+    recipes = load_all(paths)
+    base_url, key = api_settings()
+    with open_stores(recipes, manifest) as stores:
+        plans = _prune_items(stores, [build_graph(r) for r in recipes])
+        if not any(plans):
+            print("Nothing to prune.")
+            return 0
+        for recipe, items in zip(recipes, plans, strict=True):
+            if items:
+                print(f"{recipe.path}:")
+                for item in items:
+                    print(f"  {item.describe()}")
+        deletions = sum(item.delete for items in plans for item in items)
+        forgets = sum(len(items) for items in plans) - deletions
+        print(
+            f"Prune: {deletions} look{'' if deletions == 1 else 's'} to delete,"
+            f" {forgets} record{'' if forgets == 1 else 's'} to forget."
+        )
+        if deletions and not yes and not _confirm(deletions):
+            return 1
+        labels = [str(r.path) if len(recipes) > 1 else "" for r in recipes]
+        outcomes = asyncio.run(_prune_all(base_url, key, stores, plans, _print_outcome, labels))
+    failed = sum(o.error is not None for o in outcomes)
+    deleted = sum(o.item.delete and o.error is None for o in outcomes)
+    forgot = sum(not o.item.delete for o in outcomes)
+    print(f"Pruned: {deleted} deleted, {forgot} forgotten, {failed} failed.")
+    return 1 if failed else 0
+
+
+def _print_outcome(outcome: PruneOutcome, label: str) -> None:
+    prefix = f"{label}: " if label else ""
+    print(f"{prefix}{outcome.describe()}", flush=True)
+
+
+def _stdin_is_tty() -> bool:
+    try:
+        return sys.stdin is not None and sys.stdin.isatty()
+    except (AttributeError, ValueError, OSError):
+        return False
+
+
+def _confirm(deletions: int) -> bool:
+    """Ask on the terminal; without one, refuse rather than guess."""
+    what = f"{deletions} look{'' if deletions == 1 else 's'}"
+    if not _stdin_is_tty():
+        raise LooksError(
+            f"prune would delete {what} and stdin is not a terminal to confirm it;"
+            " run it again with --yes to delete without asking"
+        )
+    print(f"Delete {what}? [y/N] ", end="", flush=True)
+    answer = sys.stdin.readline().strip().lower()
+    if answer in ("y", "yes"):
+        return True
+    print("Nothing deleted.")
+    return False
+
+
+async def _prune_all(
+    base_url: str,
+    key: str,
+    stores: Sequence[ManifestStore],
+    plans: Sequence[Sequence[PruneItem]],
+    report: Callable[[PruneOutcome, str], None],
+    labels: Sequence[str] = (),
+) -> list[PruneOutcome]:
+    outcomes: list[PruneOutcome] = []
+    async with HeyGenClient(base_url, key) as client:
+        for i, (store, items) in enumerate(zip(stores, plans, strict=True)):
+            label = labels[i] if labels else ""
+
+            def sink(outcome: PruneOutcome, label: str = label) -> None:
+                report(outcome, label)
+
+            outcomes += await lifecycle.prune(client, store, items, sink)
+    return outcomes
+
+
+def prune_batches(base_url: str, key: str, batches: Sequence[Batch], reporter: Reporter) -> bool:
+    """`apply --prune`, after a successful run: prune without asking, report as events.
+
+    Returns False when a deletion failed (its record is kept for the next prune).
+    """
+    stores = [b.store for b in batches]
+    plans = _prune_items(stores, [dict(b.plan.nodes) for b in batches])
+    if not any(plans):
+        return True
+
+    def report(outcome: PruneOutcome, label: str) -> None:
+        item = outcome.item
+        if outcome.error is not None:
+            message = f"prune: could not delete {item.look_id}: {outcome.error}"
+            reporter.event(Event(item.address, "failed", message, label))
+            return
+        if item.delete:
+            gone = ", already gone" if outcome.already_gone else ""
+            message = f"deleted {item.look_id}, {item.reason}{gone}"
+        else:
+            message = f"forgot the record, {item.reason}; {item.note}"
+        reporter.event(Event(item.address, "pruned", message, label))
+
+    labels = [b.label for b in batches]
+    outcomes = asyncio.run(_prune_all(base_url, key, stores, plans, report, labels))
+    return all(o.error is None for o in outcomes)
+
+
+# -- consent --------------------------------------------------------------------------
+
+
+def run_consent(paths: Sequence[Path], *, manifest: Path | None) -> int:
+    """`looks consent`: every digital twin's consent status and URL; start missing flows."""
+    recipes = load_all(paths)
+    twins = [[a for a in r.avatars if a.base.type == "digital_twin"] for r in recipes]
+    if not any(twins):
+        print("No digital twins in these recipes.")
+        return 0
+    base_url, key = api_settings()
+    with open_stores(recipes, manifest) as stores:
+        asyncio.run(_consent_all(base_url, key, recipes, stores))
+    return 0
+
+
+async def _consent_all(
+    base_url: str, key: str, recipes: Sequence[Recipe], stores: Sequence[ManifestStore]
+) -> None:
+    async with HeyGenClient(base_url, key) as client:
+        for recipe, store in zip(recipes, stores, strict=True):
+            graph = build_graph(recipe)
+            prefix = f"{recipe.path}: " if len(recipes) > 1 else ""
+            for avatar in recipe.avatars:
+                if avatar.base.type != "digital_twin":
+                    continue
+                node = graph[consent_address(avatar.key)]
+                state = await lifecycle.consent(client, store, avatar.key, node)
+                print(f"{prefix}{state}", flush=True)
