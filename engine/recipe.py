@@ -16,11 +16,12 @@ import itertools
 import json
 import mimetypes
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+import fastjsonschema
 import jsonschema
 import yaml
 
@@ -39,8 +40,11 @@ _MAX_NODES = 1_000_000  # guards against alias bombs ("billion laughs")
 _TIMESTAMP = "tag:yaml.org,2002:timestamp"
 
 
-class _Loader(yaml.SafeLoader):
-    """SafeLoader reading unquoted dates as text: a name like 2024-01-01 is a string."""
+class _Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
+    """The safe loader (libyaml's when present: 5x faster) reading unquoted dates as text.
+
+    A name like 2024-01-01 is a string, not a date.
+    """
 
 
 _Loader.yaml_implicit_resolvers = {
@@ -202,7 +206,7 @@ def _parse(path: Path) -> _Doc:
 
 
 def _construct(
-    loader: yaml.SafeLoader,
+    loader: _Loader,
     node: yaml.Node,
     loc: Location,
     doc: _Doc,
@@ -264,12 +268,36 @@ def _construct(
 
 
 @functools.cache
+def _schema() -> dict[str, Any]:
+    schema: dict[str, Any] = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
+    return schema
+
+
+@functools.cache
 def _validator() -> jsonschema.protocols.Validator:
-    schema = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
-    cls = jsonschema.validators.validator_for(schema)
-    cls.check_schema(schema)
-    validator: jsonschema.protocols.Validator = cls(schema)
+    cls = jsonschema.validators.validator_for(_schema())
+    cls.check_schema(_schema())
+    validator: jsonschema.protocols.Validator = cls(_schema())
     return validator
+
+
+@functools.cache
+def _fast_check() -> Callable[[Any], Any]:
+    """The same schema compiled to Python: 10x faster on valid recipes, poorer messages.
+
+    The schema uses nothing draft 2020-12 adds over draft 7, which fastjsonschema compiles.
+    """
+    draft7 = {**_schema(), "$schema": "http://json-schema.org/draft-07/schema#"}
+    check: Callable[[Any], Any] = fastjsonschema.compile(draft7)
+    return check
+
+
+def _schema_errors(data: Any) -> list[jsonschema.ValidationError]:
+    try:
+        _fast_check()(data)
+    except fastjsonschema.JsonSchemaException:
+        return list(_validator().iter_errors(data))  # jsonschema words the messages
+    return []
 
 
 _TYPE_NAMES = {
@@ -307,7 +335,7 @@ def _check_schema(doc: _Doc) -> set[Location] | None:
     broken: set[Location] = set()
     top_broken = False
     errors = sorted(
-        _validator().iter_errors(doc.data),
+        _schema_errors(doc.data),
         key=lambda e: (doc.line(tuple(e.absolute_path)), list(map(str, e.absolute_path))),
     )
     for error in errors:
