@@ -113,7 +113,7 @@ def build_plan(
 ) -> Plan:
     """Diff the recipe's graph against the manifest's records."""
     nodes = build_graph(recipe)
-    selected = select(nodes, only) if only else set(nodes)
+    selected = select(nodes, only, records) if only else set(nodes)
     actions: dict[str, PlanAction] = {}
     for address, node in nodes.items():
         if address in selected:
@@ -128,12 +128,19 @@ def build_plan(
     return Plan(actions=tuple(actions.values()), nodes=nodes)
 
 
-def select(nodes: Mapping[str, PlanNode], patterns: Sequence[str]) -> set[str]:
-    """The nodes matching any address or glob, with everything they depend on."""
+def select(
+    nodes: Mapping[str, PlanNode], patterns: Sequence[str], recorded: Iterable[str] = ()
+) -> set[str]:
+    """The nodes matching any address or glob, with everything they depend on.
+
+    A pattern may also match only recorded addresses (orphans); one matching nothing at
+    all is an error.
+    """
     chosen = {a for a in nodes if _matches(a, patterns)}
-    unmatched = [p for p in patterns if not any(_matches(a, [p]) for a in nodes)]
+    known = [*nodes, *recorded]
+    unmatched = [p for p in patterns if not any(_matches(a, [p]) for a in known)]
     if unmatched:
-        raise PlanError(f"--only {unmatched[0]!r} matches no address in the recipe")
+        raise PlanError(f"--only {unmatched[0]!r} matches no address in the recipe or manifest")
     stack = list(chosen)
     while stack:
         for dep in nodes[stack.pop()].depends_on:
@@ -332,9 +339,10 @@ def _change_reason(node: PlanNode, record: NodeRecord, upstream: Mapping[str, Pl
     changed = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
     if changed:
         return ", ".join(f"{k.replace('_', ' ')} changed" for k in changed)
+    words = {"replace": "replaced", "create": "changed"}
     moved = [
-        u for u in node.depends_on if u in upstream and upstream[u].action in ("create", "replace")
+        f"upstream {u} {words[upstream[u].action]}"
+        for u in node.depends_on
+        if u in upstream and upstream[u].action in words
     ]
-    if moved:
-        return ", ".join(f"upstream {u} replaced" for u in moved)
-    return "upstream changed"
+    return ", ".join(moved) or "upstream changed"

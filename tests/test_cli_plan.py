@@ -226,7 +226,7 @@ def test_only_matching_nothing(recipes: Path, capsys: Capsys) -> None:
     assert (code, out, err) == (
         1,
         "",
-        "looks: --only 'sarah/nope' matches no address in the recipe\n",
+        "looks: --only 'sarah/nope' matches no address in the recipe or manifest\n",
     )
 
 

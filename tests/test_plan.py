@@ -395,7 +395,7 @@ def test_existing_base_with_another_look_id(tmp_path: Path) -> None:
     got = actions(build_plan(load_recipe(path), records))
     # Nothing was made for an existing base, so nothing is replaced: it is checked again.
     assert got["riley"] == ("create", "look id changed")
-    assert got["riley/spring"] == ("replace", "upstream riley replaced")
+    assert got["riley/spring"] == ("replace", "upstream riley changed")
 
 
 def test_a_prompt_change_replaces_the_look_and_its_chain(tmp_path: Path) -> None:
@@ -445,7 +445,7 @@ def test_a_changed_record_with_nothing_made_is_created_again(tmp_path: Path) -> 
     path = make(tmp_path, RECIPE.replace("navy blazer", "navy suit"))
     got = actions(build_plan(load_recipe(path), records))
     assert got["sarah/navy"] == ("create", "prompt changed")
-    assert got["sarah/dusk"] == ("replace", "upstream sarah/navy replaced")
+    assert got["sarah/dusk"] == ("replace", "upstream sarah/navy changed")
 
 
 @pytest.mark.parametrize(
@@ -556,7 +556,7 @@ def test_select_matching_nothing_is_an_error(tmp_path: Path, patterns: list[str]
     unmatched = patterns[-1]
     with pytest.raises(PlanError) as info:
         select(nodes, patterns)
-    assert str(info.value) == f"--only {unmatched!r} matches no address in the recipe"
+    assert str(info.value) == (f"--only {unmatched!r} matches no address in the recipe or manifest")
     with pytest.raises(PlanError):
         build_plan(load_recipe(tmp_path / "recipe.yaml"), {}, only=patterns)
 
@@ -692,4 +692,12 @@ def test_adopted_look_with_another_look_id_is_checked_not_replaced(tmp_path: Pat
     path = make(tmp_path, ADOPTED.replace("look_id: look_beach", "look_id: look_other"))
     got = actions(build_plan(load_recipe(path), records))
     assert got["nia/beach"] == ("create", "look id changed")
-    assert got["nia/dusk"] == ("replace", "upstream nia/beach replaced")
+    assert got["nia/dusk"] == ("replace", "upstream nia/beach changed")
+
+
+def test_only_may_name_an_orphan(tmp_path: Path) -> None:
+    nodes = graph_of(tmp_path)
+    records = records_of(nodes)
+    records["bob"] = record(nodes["marco"], address="bob")
+    plan = build_plan(load_recipe(tmp_path / "recipe.yaml"), records, only=["bob"])
+    assert actions(plan) == {"bob": ("orphan", "no longer in the recipe")}
