@@ -425,6 +425,8 @@ Document.prototype.execCommand = function (command) {
 
 
 def check_gallery(browser: Any, url: str, own_prefix: str, images: int) -> None:
+    from playwright.sync_api import expect
+
     """Open the gallery: every image loads, copying ids works, nothing else is fetched."""
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     context.grant_permissions(["clipboard-read", "clipboard-write"])
@@ -448,8 +450,9 @@ def check_gallery(browser: Any, url: str, own_prefix: str, images: int) -> None:
         look_id = button.get_attribute("data-id")
         assert look_id and look_id.startswith("look_")
         button.click()
-        assert button.text_content() == "Copied"
-        assert button.get_attribute("data-copied-via") == "clipboard"
+        # The copy settles asynchronously (the Clipboard API returns a promise).
+        expect(button).to_have_text("Copied")
+        expect(button).to_have_attribute("data-copied-via", "clipboard")
         assert page.evaluate("navigator.clipboard.readText()") == look_id
 
         # The fallback path (no Clipboard API): a hidden textarea holding exactly the id is
@@ -462,8 +465,8 @@ def check_gallery(browser: Any, url: str, own_prefix: str, images: int) -> None:
         other_id = other.get_attribute("data-id")
         assert other_id and other_id != look_id
         other.click()
-        assert other.text_content() == "Copied"
-        assert other.get_attribute("data-copied-via") == "fallback"
+        expect(other).to_have_text("Copied")
+        expect(other).to_have_attribute("data-copied-via", "fallback")
         assert fallback.evaluate("window.__copied") == {
             "command": "copy",
             "tag": "TEXTAREA",
