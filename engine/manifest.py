@@ -12,7 +12,6 @@ import contextlib
 import dataclasses
 import datetime
 import fcntl
-import functools
 import json
 import os
 import socket
@@ -22,12 +21,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import jsonschema
-
+from engine import _schemas
 from engine.errors import ManifestError, ManifestLockedError
 
 FORMAT_VERSION = 1
-SCHEMA_PATH = Path(__file__).parent / "schemas" / "manifest.schema.json"
 
 NodeKind = Literal["upload", "base", "consent", "look"]
 Status = Literal["pending", "submitted", "processing", "completed", "failed", "blocked", "missing"]
@@ -131,12 +128,6 @@ def manifest_path_for(recipe: Path) -> Path:
     return recipe.with_name(f"{recipe.stem}.manifest.json")
 
 
-@functools.cache
-def _validator() -> jsonschema.protocols.Validator:
-    schema = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
-    return jsonschema.Draft202012Validator(schema)
-
-
 _RECOVER = (
     "restore it from version control (git checkout -- {name}), or move it aside to start"
     " a new manifest (the looks it recorded are then forgotten, not deleted)"
@@ -152,8 +143,12 @@ def parse_manifest(text: str, path: Path) -> Manifest:
         raise ManifestError(
             f"{path}:{e.lineno}: manifest is corrupt ({e.msg}); it was left untouched: {recover}"
         ) from None
-    error = jsonschema.exceptions.best_match(_validator().iter_errors(data))
-    if error is not None:
+    problems = _schemas.errors(data, "manifest")
+    if problems:
+        import jsonschema  # only to word the error
+
+        error = jsonschema.exceptions.best_match(problems)
+        assert error is not None
         where = ".".join(str(p) for p in error.absolute_path) or "top level"
         if isinstance(data, dict) and data.get("version", FORMAT_VERSION) != FORMAT_VERSION:
             raise ManifestError(
@@ -235,14 +230,7 @@ def _is_change(change: Any) -> bool:
     if "record" not in change:
         return False
     record = change["record"]
-    return record is None or _node_validator().is_valid(record)
-
-
-@functools.cache
-def _node_validator() -> jsonschema.protocols.Validator:
-    schema = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
-    node = {"$defs": schema["$defs"], **schema["$defs"]["node"]}
-    return jsonschema.Draft202012Validator(node)
+    return record is None or _schemas.is_valid(record, "manifest", "node")
 
 
 def apply_change(manifest: Manifest, change: Mapping[str, Any]) -> None:

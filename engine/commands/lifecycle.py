@@ -16,6 +16,7 @@ from typing import TextIO
 import yaml
 
 from engine import lifecycle
+from engine._schemas import SCHEMAS
 from engine.client import HeyGenClient
 from engine.commands.apply import api_settings, open_stores
 from engine.commands.plan import recipe_label
@@ -26,7 +27,7 @@ from engine.lifecycle import AdoptedAvatar, Drift, PruneItem, PruneOutcome, Remo
 from engine.manifest import ManifestStore, manifest_path_for
 from engine.plan import PlanNode, build_graph, consent_address
 from engine.progress import Event, Reporter
-from engine.recipe import SCHEMA_PATH, Recipe, load_recipe
+from engine.recipe import Recipe, load_recipe
 
 # -- import ---------------------------------------------------------------------------
 
@@ -111,7 +112,7 @@ def _check_conflicts(
 
 def _schema_header(out: Path) -> str:
     """The editor hint, relative to the recipe; none when the schema file is not there."""
-    schema = SCHEMA_PATH.resolve()
+    schema = (SCHEMAS / "recipe.schema.json").resolve()
     if not schema.is_file():
         return ""
     try:
