@@ -14,6 +14,7 @@ import datetime
 import fcntl
 import json
 import os
+import re
 import socket
 import uuid
 from collections.abc import Iterator, Mapping
@@ -174,8 +175,11 @@ def _load(path: Path, recipe: str) -> tuple[Manifest, str | None]:
     except (OSError, UnicodeDecodeError) as e:
         recover = _RECOVER.format(name=path.name)
         raise ManifestError(f"{path}: cannot read manifest ({e}); {recover}") from None
-    manifest = parse_manifest(text, path)
-    return manifest, manifest.dumps(with_serial=False)
+    return parse_manifest(text, path), _SERIAL_LINE.sub("", text, count=1)
+
+
+# The serial's line as Manifest.dumps writes it (between "recipe" and "version").
+_SERIAL_LINE = re.compile(r'^  "serial": \d+,\n', re.MULTILINE)
 
 
 def read_manifest(path: Path, recipe: str) -> Manifest:
@@ -253,8 +257,11 @@ class ManifestStore:
             stale.unlink(missing_ok=True)  # a run died between writing and renaming
         try:
             self.manifest, self._written = _load(path, recipe)
-            for change in read_journal(self.journal_path):
+            changes = read_journal(self.journal_path)
+            for change in changes:
                 apply_change(self.manifest, change)
+            # Only a change can change the file: a run that changes nothing serialises nothing.
+            self._dirty = bool(changes) or self.manifest.recipe != recipe
             self.manifest.recipe = recipe
             self._journal: int | None = None
             self._pending = 0
@@ -273,12 +280,14 @@ class ManifestStore:
             return
         self._append({"address": node.address, "record": node.to_json()})
         self.manifest.nodes[node.address] = node
+        self._dirty = True
 
     def forget(self, address: str) -> None:
         if address not in self.manifest.nodes:
             return
         self._append({"address": address, "record": None})
         del self.manifest.nodes[address]
+        self._dirty = True
 
     def _append(self, change: dict[str, Any]) -> None:
         if self._journal is None:
@@ -297,13 +306,15 @@ class ManifestStore:
 
     def fold(self) -> None:
         """Write the manifest atomically if its content changed, then drop the journal."""
-        body = self.manifest.dumps(with_serial=False)
-        # No empty manifest for a run that made nothing.
-        changed = bool(self.manifest.nodes) if self._written is None else body != self._written
-        if changed:
-            self.manifest.serial += 1
-            _atomic_write(self.path, self.manifest.dumps())
-            self._written = body
+        if self._dirty:
+            body = self.manifest.dumps(with_serial=False)
+            # No empty manifest for a run that made nothing.
+            fresh = self._written is None
+            if (fresh and self.manifest.nodes) or (not fresh and body != self._written):
+                self.manifest.serial += 1
+                _atomic_write(self.path, self.manifest.dumps())
+                self._written = body
+            self._dirty = False
         if self._journal is not None:
             os.close(self._journal)
             self._journal = None

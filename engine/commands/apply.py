@@ -71,7 +71,13 @@ def run(
             )
             for recipe, store in zip(recipes, stores, strict=True)
         ]
-        result = asyncio.run(_apply(base_url, key, batches, options, reporter))
+        # Nothing to do: no event loop, no connection, not a single request.
+        work = any(batch.plan.has_changes for batch in batches)
+        result = (
+            asyncio.run(_apply(base_url, key, batches, options, reporter))
+            if work
+            else ApplyResult()
+        )
         pruned = True
         if prune and result.ok:
             from engine.commands.lifecycle import prune_batches
