@@ -296,7 +296,7 @@ class HeyGenClient:
         retry: RetryPolicy | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         timeout: float = 30.0,
-        max_connections: int = 10,
+        max_connections: int = 6,
         on_retry: Callable[[BaseException, float], None] | None = None,
     ) -> None:
         # Validated here so a bad key fails fast, and never echoed in the message.

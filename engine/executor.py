@@ -32,7 +32,7 @@ from engine.plan import Plan, PlanAction, PlanNode, substitute
 from engine.progress import Event, Reporter
 
 KEY_TTL = 23 * 3600.0  # the API keeps idempotency keys 24 h; reconcile by name past this
-FOLD_EVERY_CHANGES = 2000  # or as many as the manifest has nodes: O(1) amortised per change
+FOLD_EVERY_CHANGES = 5000  # or 3 per node of the manifest: O(1) amortised per change
 FOLD_EVERY_SECONDS = 30.0
 
 
@@ -45,7 +45,7 @@ class ApplyOptions:
     node_timeout: float = 900.0
     poll_min: float = 0.01
     poll_max: float = 10.0
-    upload_concurrency: int = 4
+    upload_concurrency: int = 2
     interrupt_grace: float = 5.0
 
 
@@ -728,7 +728,7 @@ class Executor:
     def _maybe_fold(self, store: ManifestStore) -> None:
         now = time.monotonic()
         due = now - self._last_fold > FOLD_EVERY_SECONDS
-        enough = max(FOLD_EVERY_CHANGES, len(store.nodes))
+        enough = max(FOLD_EVERY_CHANGES, 3 * len(store.nodes))
         if store.pending_changes >= enough or (due and store.pending_changes):
             store.fold()
             self._last_fold = now

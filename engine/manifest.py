@@ -295,7 +295,7 @@ class ManifestStore:
                 self.journal_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644
             )
             _fsync_dir(self.path.parent)
-        line = json.dumps(change, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        line = json.dumps(change, separators=(",", ":"), ensure_ascii=False)
         os.write(self._journal, line.encode() + b"\n")
         os.fsync(self._journal)
         self._pending += 1
