@@ -254,13 +254,24 @@ def substitute(value: Any, resolve: Any) -> Any:
 
 
 def _redact(value: Any) -> Any:
+    """The template with inline data replaced by its digest (what a manifest may hold)."""
+    return _rewrite(value, None)
+
+
+def _rewrite(value: Any, nodes: Mapping[str, PlanNode] | None) -> Any:
+    # One walk that redacts inline data and, given nodes, replaces references by the
+    # upstream fingerprints: the document a fingerprint is the hash of.
     if isinstance(value, dict):
+        if nodes is not None:
+            for key in REF_KEYS:
+                if key in value:
+                    return {key: nodes[value[key]].fingerprint}
         if value.get("type") == "base64" and "data" in value:
             data = str(value["data"]).encode()
             return {**value, "data": "sha256:" + hashlib.sha256(data).hexdigest()}
-        return {k: _redact(v) for k, v in value.items()}
+        return {k: _rewrite(v, nodes) for k, v in value.items()}
     if isinstance(value, list):
-        return [_redact(v) for v in value]
+        return [_rewrite(v, nodes) for v in value]
     return value
 
 
@@ -278,9 +289,7 @@ def _fingerprint(drafts: dict[str, _Draft]) -> dict[str, PlanNode]:
     nodes: dict[str, PlanNode] = {}
     for address in order:
         draft = drafts[address]
-        resolved = substitute(
-            _redact(draft.template), lambda key, ref: {key: nodes[ref].fingerprint}
-        )
+        resolved = _rewrite(draft.template, nodes)
         digest = hashlib.sha256(canonical_json([draft.kind, resolved]).encode()).hexdigest()
         nodes[address] = PlanNode(
             address=address,
