@@ -439,7 +439,9 @@ class Executor:
         except ApiError as e:
             if e.code == "insufficient_credit":
                 self.stop("insufficient_credit")
-            return self._fail(n, e.code, e.message, status="failed")
+            # The request id is what HeyGen's support asks for.
+            where = f" (request {e.request_id})" if e.request_id else ""
+            return self._fail(n, e.code, e.message + where, status="failed")
         except TransportError as e:
             # The request's outcome is unknown: keep the key, the next run replays it.
             return self._fail(n, "transport_error", str(e), status=None)

@@ -401,13 +401,14 @@ def test_api_400_fails_the_node_with_the_apis_message_and_blocks_dependents(
 
     assert project.journal.statuses("ava") == ["submitted", "failed"]
     ava = project.record("ava")
-    assert ava.error == ErrorInfo("invalid_parameter", "prompt is too vague")
+    # The API's code and message, with the request id support asks for.
+    assert ava.error == ErrorInfo("invalid_parameter", "prompt is too vague (request req_1)")
     assert ava.attempts == 1 and ava.idempotency_key is not None and ava.look_id is None
     assert project.journal.statuses("ava/red") == ["blocked"]
     assert project.record("ava/red").error == ErrorInfo("blocked", "upstream ava did not complete")
     assert len(client.creates()) == 1  # the look was never sent
     assert result.failures == [
-        ("ava", "failed: invalid_parameter: prompt is too vague"),
+        ("ava", "failed: invalid_parameter: prompt is too vague (request req_1)"),
         ("ava/red", "blocked: upstream ava did not complete"),
     ]
     assert result.stopped is None  # a 400 stops nothing else
@@ -430,7 +431,9 @@ def test_insufficient_credit_stops_new_submissions_and_lets_in_flight_finish(
     assert [body["name"] for _, body, _ in client.creates()] == ["Ann", "Bob"]
     assert project.record("ann").status == "completed"  # in flight: finished and recorded
     assert project.record("bob").status == "failed"
-    assert project.record("bob").error == ErrorInfo("insufficient_credit", "not enough credits")
+    assert project.record("bob").error == ErrorInfo(
+        "insufficient_credit", "not enough credits (request req_1)"
+    )
     assert "cid" not in project.store.nodes  # never started: left for the next apply
     assert result.remaining == 1
 
