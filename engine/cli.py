@@ -218,10 +218,10 @@ def _run_apply(args: argparse.Namespace) -> int:
 
 
 def _run_status(args: argparse.Namespace) -> int:
-    from engine.commands import apply
+    from engine.commands import status
 
     _single_manifest(args)
-    return apply.status(args.recipes, manifest=args.manifest, as_json=args.json)
+    return status.run(args.recipes, manifest=args.manifest, as_json=args.json)
 
 
 def _run_catalog(args: argparse.Namespace) -> int:
