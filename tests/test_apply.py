@@ -324,6 +324,10 @@ def test_digital_twin_waits_for_consent_then_resumes(
     second = looks("apply", recipe)
     assert second.code == 0, second.out
     assert simulator.stats()["by_route"].get("POST /v3/avatars/{group_id}/consent") == consent_posts
+    status = looks("status", recipe)
+    assert re.search(
+        rf"^consent:alex +consent +completed +consent: {re.escape(url)}$", status.out, re.M
+    )
     assert_one_look_per_address(simulator, recipe)
 
 
