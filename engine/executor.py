@@ -640,15 +640,23 @@ class Executor:
         )
 
     async def _reconcile(self, n: _Node, record: NodeRecord) -> NodeRecord | None:
-        """Past the key's lifetime, find what a lost answer made, by name, in its group."""
-        group = record.group_id or self._upstream_group(n)
-        if group is None:
-            return None
-        for look in await self.client.list_looks(group_id=group):
-            if look.name == n.node.name:
-                found = record.evolve(status="processing", look_id=look.id, group_id=look.group_id)
-                self._save(n, found)
-                return found
+        """Past the key's lifetime, find what a lost answer made, by name, in its group.
+
+        A base that made a new group is looked for in the groups of its name.
+        """
+        known = record.group_id or self._upstream_group(n)
+        if known is not None:
+            groups = [known]
+        else:
+            groups = [g.id for g in await self.client.list_groups() if g.name == n.node.name]
+        for group in groups:
+            for look in await self.client.list_looks(group_id=group):
+                if look.name == n.node.name:
+                    found = record.evolve(
+                        status="processing", look_id=look.id, group_id=look.group_id or group
+                    )
+                    self._save(n, found)
+                    return found
         return None
 
     def _upstream_group(self, n: _Node) -> str | None:

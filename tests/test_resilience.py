@@ -177,17 +177,28 @@ def test_first_ctrl_c_records_and_exits_130_then_resume(
     check_exactly_once(slow_sim, recipe)
 
 
+@pytest.mark.parametrize("address", ["a0/outfit-3", "a0"])
 def test_expired_key_is_reconciled_by_name(
-    tmp_path: Path, slow_sim: sim.RunningSimulator, env: dict[str, str], looks: Callable[..., Run]
+    tmp_path: Path,
+    slow_sim: sim.RunningSimulator,
+    env: dict[str, str],
+    looks: Callable[..., Run],
+    address: str,
 ) -> None:
-    """A create whose answer was lost more than 24 h ago: find it by name, don't recreate."""
+    """A create whose answer was lost more than 24 h ago: find it by name, don't recreate.
+
+    A look is looked for in its base's group; a base, which made its own group, in the
+    groups of its name.
+    """
     slow_sim.configure(latency_ms=0)
     recipe = write_batch(tmp_path)
     assert looks("apply", recipe).code == 0
     path = manifest_path_for(recipe)
     manifest: dict[str, Any] = json.loads(path.read_text())
-    node = manifest["nodes"]["a0/outfit-3"]
+    node = manifest["nodes"][address]
     made = node.pop("look_id")
+    if address == "a0":
+        node.pop("group_id")
     node.pop("preview_image_url")
     node.update(status="submitted", submitted_at=time.time() - 25 * 3600)
     node["idempotency_key"] = "looks:expired:key"
@@ -196,5 +207,5 @@ def test_expired_key_is_reconciled_by_name(
     result = looks("apply", recipe)
     assert result.code == 0, result.out
     assert slow_sim.stats()["by_route"]["POST /v3/avatars"] == before
-    assert json.loads(path.read_text())["nodes"]["a0/outfit-3"]["look_id"] == made
+    assert json.loads(path.read_text())["nodes"][address]["look_id"] == made
     check_exactly_once(slow_sim, recipe)
