@@ -270,12 +270,16 @@ def protected_ids(records: Iterable[NodeRecord], nodes: Iterable[PlanNode]) -> s
 
 
 def prune_items(
-    records: Mapping[str, NodeRecord], addresses: Collection[str], protected: Collection[str]
+    records: Mapping[str, NodeRecord],
+    addresses: Collection[str],
+    protected: Collection[str],
+    elsewhere: Collection[str] = (),
 ) -> list[PruneItem]:
     """What to prune: every superseded look, and the looks of records not in the recipe.
 
     `addresses` are the recipe's graph nodes; `protected` ids are only dropped from the
-    manifest, never deleted (see protected_ids).
+    manifest, never deleted (see protected_ids); neither is an orphan's look that is used
+    `elsewhere` (by another manifest's record, or as an existing look by any recipe).
     """
     items: list[PruneItem] = []
     for address in sorted(records):
@@ -289,7 +293,7 @@ def prune_items(
         look_id = record.look_id
         if look_id is not None and _made_here(record):
             others = {r.look_id for a, r in records.items() if a != address}
-            keep = look_id in others or look_id in _adopted_ids(records)
+            keep = look_id in others or look_id in _adopted_ids(records) or look_id in elsewhere
             note = "still in use: kept" if keep else ""
             items.append(PruneItem(address, "orphaned", look_id, not keep, note))
         elif look_id is not None:

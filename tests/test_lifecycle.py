@@ -567,3 +567,31 @@ def test_an_adopted_look_replaced_by_a_prompt_is_not_pruned(
     assert looks("apply", recipe).code == 0
     assert looks("prune", "--yes", recipe).code == 0
     assert ids[1] in sim_ids(simulator)
+
+
+def test_prune_keeps_an_orphans_look_that_another_recipe_builds_on(
+    tmp_path: Path,
+    simulator: sim.RunningSimulator,
+    api_env: dict[str, str],
+    looks: Callable[..., Run],
+) -> None:
+    a = tmp_path / "a.yaml"
+    a.write_text(
+        "version: 1\navatars:\n  bob:\n    name: Bob\n"
+        "    base: {type: prompt, prompt: A friendly man}\n"
+        "    looks:\n      office: {prompt: In an office}\n"
+    )
+    assert looks("apply", a).code == 0
+    office = manifest_of(a)["nodes"]["bob/office"]["look_id"]
+    b = tmp_path / "b.yaml"
+    b.write_text(
+        "version: 1\navatars:\n  office-bob:\n    name: Office Bob\n"
+        f"    base: {{type: existing, look_id: {office}}}\n"
+        "    looks:\n      dusk: {prompt: At dusk}\n"
+    )
+    assert looks("apply", b).code == 0
+    a.write_text(a.read_text().split("    looks:")[0])  # bob/office is now an orphan of a
+    result = looks("prune", "--yes", a, b)
+    assert result.code == 0, result.err
+    assert office in sim_ids(simulator)  # b still builds on it
+    assert "bob/office" not in manifest_of(a)["nodes"]  # a forgot it

@@ -239,11 +239,16 @@ async def _refresh_all(
 def _prune_items(
     stores: Sequence[ManifestStore], graphs: Sequence[dict[str, PlanNode]]
 ) -> list[list[PruneItem]]:
-    protected = lifecycle.protected_ids(
-        (r for s in stores for r in s.nodes.values()), (n for g in graphs for n in g.values())
-    )
+    nodes = [n for g in graphs for n in g.values()]
+    protected = lifecycle.protected_ids((r for s in stores for r in s.nodes.values()), nodes)
+    existing = lifecycle.protected_ids((), nodes)
+
+    def used_outside(store: ManifestStore) -> set[str]:
+        others = (r.look_id for s in stores if s is not store for r in s.nodes.values())
+        return existing | {look_id for look_id in others if look_id}
+
     return [
-        lifecycle.prune_items(store.nodes, graph.keys(), protected)
+        lifecycle.prune_items(store.nodes, graph.keys(), protected, used_outside(store))
         for store, graph in zip(stores, graphs, strict=True)
     ]
 
