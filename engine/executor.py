@@ -108,7 +108,7 @@ class JobSlots:
         try:
             await future
         except asyncio.CancelledError:
-            if future.done() and not future.cancelled():
+            if future.done() and not future.cancelled() and future.exception() is None:
                 self.release()  # granted and cancelled at once: hand the slot on
             raise
 
@@ -276,6 +276,11 @@ def _superseding(record: NodeRecord) -> tuple[str, ...]:
     return (*record.superseded, record.look_id)
 
 
+def _outcome_unknown(error: ApiError) -> bool:
+    in_progress = error.status == 409 and error.code == "request_in_progress"
+    return error.status >= 500 or in_progress or error.code == "invalid_response"
+
+
 def _generating(look: LookInfo) -> bool:
     return look.status in (None, "processing", "pending", "submitted")
 
@@ -387,6 +392,8 @@ class Executor:
             self.result.counts["queued"] -= 1
             outcome = self._block(n, blocker) if blocker else await self._dispatch(n)
             n.outcome = outcome
+            if outcome == "completed" and not n.created.done():
+                n.created.set_result(True)  # renamed or checked: its ids are known too
             n.done.set_result(outcome == "completed")
             self.result.counts[outcome] += 1
             self._tick()
@@ -415,9 +422,11 @@ class Executor:
 
     def _block(self, n: _Node, upstream: str) -> Outcome:
         message = f"upstream {upstream} did not complete"
-        if n.record is None or n.record.status != "completed":
-            record = self._record_for(n)
-            self._save(n, record.evolve(status="blocked", error=ErrorInfo("blocked", message)))
+        error = ErrorInfo("blocked", message)
+        if n.record is not None and n.record.status == "submitted":
+            self._save(n, n.record.evolve(error=error))  # its key may still replay a look
+        elif n.record is None or n.record.status != "completed":
+            self._save(n, self._record_for(n).evolve(status="blocked", error=error))
         self._report_failure(n, "blocked", message)
         return "blocked"
 
@@ -441,7 +450,11 @@ class Executor:
                 self.stop("insufficient_credit")
             # The request id is what HeyGen's support asks for.
             where = f" (request {e.request_id})" if e.request_id else ""
-            return self._fail(n, e.code, e.message + where, status="failed")
+            # A refusal ends the key; an answer that says nothing of the outcome (a 5xx after
+            # every retry, a request still in progress, an unreadable success) keeps it, so
+            # the next run replays it rather than paying again.
+            status: Status | None = None if _outcome_unknown(e) else "failed"
+            return self._fail(n, e.code, e.message + where, status=status)
         except TransportError as e:
             # The request's outcome is unknown: keep the key, the next run replays it.
             return self._fail(n, "transport_error", str(e), status=None)
@@ -604,7 +617,7 @@ class Executor:
             found = await self._reconcile(n, record)
             if found is not None:
                 return found
-            record, _ = self._with_key(n, record.evolve(status="pending"))
+            record, replay = self._with_key(n, record.evolve(status="pending"))
         self._save(n, record)
         body = {**substitute(n.node.template, lambda k, a: self._resolve(n, k, a))}
         body["name"] = n.node.name
@@ -625,6 +638,9 @@ class Executor:
         self.slots.succeeded()
         record = record.evolve(status="processing", look_id=look.id, group_id=group.id, error=None)
         self._save(n, record)
+        if replay and n.node.name and look.name != n.node.name:
+            # Renamed in the recipe since the answer was lost: the replay has the old name.
+            await self.client.rename_look(look.id, n.node.name)
         return record
 
     def _rate_limit_policy(self) -> AsyncRetrying:

@@ -7,6 +7,7 @@ manifest's journal on disk) and what was sent to the fake API.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import itertools
 import json
@@ -496,17 +497,26 @@ def test_without_fail_fast_independent_work_continues(project: Project) -> None:
 # -- re-runs ---------------------------------------------------------------------------
 
 
-def test_transport_error_keeps_submitted_and_a_rerun_resends_the_same_key(
-    project: Project,
+@pytest.mark.parametrize(
+    ("error", "code"),
+    [
+        (TransportError("POST /v3/avatars: reset"), "transport_error"),
+        (ApiError(503, "internal_error", "upstream timeout"), "internal_error"),
+        (ApiError(409, "request_in_progress", "still answering"), "request_in_progress"),
+        (ApiError(200, "invalid_response", "no id in the answer"), "invalid_response"),
+    ],
+)
+def test_an_unknown_outcome_keeps_submitted_and_a_rerun_resends_the_same_key(
+    project: Project, error: Exception, code: str
 ) -> None:
     project.write(bases("ann")).open()
-    client = FakeClient(create_error=lambda body: TransportError("POST /v3/avatars: reset"))
+    client = FakeClient(create_error=lambda body: error)
     result = project.apply(client)
 
     assert project.journal.statuses("ann") == ["submitted", "submitted"]
     first = project.record("ann")
     assert first.status == "submitted"  # the outcome is unknown: the key must be kept
-    assert first.error is not None and first.error.code == "transport_error"
+    assert first.error is not None and first.error.code == code
     assert first.attempts == 1 and first.idempotency_key is not None
     assert result.counts["failed"] == 1
 
@@ -850,3 +860,18 @@ def test_429_on_a_poll_does_not_lower_the_job_limit(project: Project) -> None:
 
     assert asyncio.run(poll_throttled()) == 5
     assert executor.result.requests_429 == 1
+
+
+def test_a_waiter_stopped_then_cancelled_gives_back_no_slot() -> None:
+    async def scenario() -> int:
+        slots = JobSlots(1)
+        await slots.acquire(1)
+        waiter = asyncio.ensure_future(slots.acquire(1))
+        await asyncio.sleep(0)
+        slots.cancel_waiters()  # a stop: the waiter is told, not granted
+        waiter.cancel()  # and an interrupt cancels its task at once
+        with contextlib.suppress(BaseException):
+            await waiter
+        return slots.in_use
+
+    assert asyncio.run(scenario()) == 1
