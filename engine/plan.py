@@ -180,7 +180,9 @@ def _file_ref(drafts: dict[str, _Draft], file: FileSpec) -> dict[str, Any]:
     if file.kind == "path":
         address = upload_address(file)
         if address not in drafts:
-            template = {"sha256": file.digest, "media_type": file.media_type}
+            # Content only: the media type is guessed from the host's MIME table, which
+            # must not turn into a paid regeneration on another machine.
+            template = {"sha256": file.digest}
             drafts[address] = _Draft("upload", template, name=file.value, file=file)
         return {"$asset": address}
     if file.kind == "base64":

@@ -161,7 +161,9 @@ def test_node_details(tmp_path: Path) -> None:
     assert upload.name == "sarah.png"  # the first path that needed it
     assert upload.file is not None
     assert upload.file.local_path == (tmp_path / "sarah.png").resolve()
-    assert upload.template == {"sha256": hashlib.sha256(PNG).hexdigest(), "media_type": "image/png"}
+    # Content alone: a host's MIME table must not change a fingerprint.
+    assert upload.template == {"sha256": hashlib.sha256(PNG).hexdigest()}
+    assert upload.file.media_type == "image/png"  # sent with the upload, not fingerprinted
     assert upload_address(upload.file) == UP_PHOTO
     assert nodes["sarah"].template == {"type": "photo", "file": {"$asset": UP_PHOTO}}
     assert (nodes["sarah"].name, nodes["sarah"].avatar) == ("Sarah", "sarah")
