@@ -46,6 +46,7 @@ class ApplyOptions:
     poll_min: float = 0.01
     poll_max: float = 10.0
     upload_concurrency: int = 2
+    missing_after: float = 30.0  # seconds a look may be absent from listings before a GET
     interrupt_grace: float = 5.0
 
 
@@ -226,8 +227,10 @@ class LookPoller:
             for watch in list(watches):
                 look = looks.get(watch.look_id)
                 if look is None:
+                    # A listing can lag behind a create: absent for a while is not gone.
                     watch.misses += 1
-                    if watch.misses >= 3 and not watch.future.done():
+                    patient = time.monotonic() - watch.started >= self.options.missing_after
+                    if watch.misses >= 3 and patient and not watch.future.done():
                         watch.future.set_result(None)
                 elif watch.until(look) and not watch.future.done():
                     watch.future.set_result(look)
@@ -708,7 +711,11 @@ class Executor:
         except TimeoutError:
             return self._timed_out(n)
         if look is None:
-            return self._fail(n, "missing", f"look {record.look_id} no longer exists", "missing")
+            look = await self._confirm_missing(record.look_id)
+            if look is None:
+                return self._fail(
+                    n, "missing", f"look {record.look_id} no longer exists", "missing"
+                )
         if not look.usable:
             code = look.error.code if look.error else "generation_failed"
             message = look.error.message if look.error else f"look ended {look.status}"
@@ -716,6 +723,16 @@ class Executor:
         self.poller.observe(time.monotonic() - started)
         self._complete(n, n.record or record, look)
         return "completed"
+
+    async def _confirm_missing(self, look_id: str) -> LookInfo | None:
+        """The look as a GET shows it, once listings lost sight of it; None on a 404."""
+        try:
+            look = await self.client.get_look(look_id)
+        except ApiError as e:
+            if e.status == 404:
+                return None
+            raise
+        return look
 
     def _consent_url(self, n: _Node) -> str | None:
         rec = n.batch.store.nodes.get(f"consent:{n.node.avatar}")

@@ -875,3 +875,42 @@ def test_a_waiter_stopped_then_cancelled_gives_back_no_slot() -> None:
         return slots.in_use
 
     assert asyncio.run(scenario()) == 1
+
+
+@dataclass
+class LaggingListings(FakeClient):
+    """Listings that never show new looks; a GET shows them, or answers 404 when `gone`."""
+
+    gone: bool = False
+
+    async def list_looks(
+        self, *, group_id: str | None = None, avatar_type: str | None = None, page_size: int = 50
+    ) -> list[LookInfo]:
+        await asyncio.sleep(0)
+        self.calls.append(("list", group_id))
+        return []
+
+    async def get_look(self, look_id: str) -> LookInfo:
+        await asyncio.sleep(0)
+        self.calls.append(("get", look_id))
+        if self.gone:
+            raise api_error(404, "not_found", "no such look")
+        return self.looks[look_id].info()
+
+
+@pytest.mark.parametrize("gone", [False, True])
+def test_a_look_absent_from_listings_is_confirmed_by_a_get(project: Project, gone: bool) -> None:
+    project.write(bases("ann")).open()
+    client = LaggingListings(gone=gone)
+    result = project.apply(client, missing_after=0.05)
+
+    ann = project.record("ann")
+    gets = [c for c in client.calls if c[0] == "get"]
+    assert len(gets) == 1  # asked once, after the listings lost sight of it
+    lists = [c for c in client.calls if c[0] == "list"]
+    assert len(lists) >= 3
+    if gone:
+        assert ann.status == "missing" and not result.ok
+        assert ann.error == ErrorInfo("missing", f"look {ann.look_id} no longer exists")
+    else:
+        assert ann.status == "completed" and result.ok
