@@ -661,16 +661,21 @@ class Executor:
     async def _reconcile(self, n: _Node, record: NodeRecord) -> NodeRecord | None:
         """Past the key's lifetime, find what a lost answer made, by name, in its group.
 
-        A base that made a new group is looked for in the groups of its name.
+        Looks recorded anywhere (superseded ones included) and failed looks are not it. A
+        base that made a new group is looked for in the groups of its name created since
+        it was sent, never in older ones (which may be avatars made by hand).
         """
         known = record.group_id or self._upstream_group(n)
         if known is not None:
             groups = [known]
         else:
-            groups = [g.id for g in await self.client.list_groups() if g.name == n.node.name]
+            since = (record.submitted_at or 0.0) - 60  # clocks differ
+            listed = await self.client.list_groups()
+            groups = [g.id for g in listed if g.name == n.node.name and g.created_at >= since]
+        taken = {r.look_id for r in n.batch.store.nodes.values()} | set(record.superseded)
         for group in groups:
             for look in await self.client.list_looks(group_id=group):
-                if look.name == n.node.name:
+                if look.name == n.node.name and look.id not in taken and look.status != "failed":
                     found = record.evolve(
                         status="processing", look_id=look.id, group_id=look.group_id or group
                     )
