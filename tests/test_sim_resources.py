@@ -13,7 +13,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from _simhelpers import PNG_1PX, create, err, photo, prompt, sim_client, twin, wait_status
+from _simhelpers import KEY, PNG_1PX, create, err, photo, prompt, sim_client, twin, wait_status
 
 from engine import sim
 from engine.errors import UsageError
@@ -363,6 +363,8 @@ def test_state_file_survives_a_restart(tmp_path: Path) -> None:
         look_id = first["avatar_item"]["id"]
         create(c, twin())
     assert path.exists()
+    assert KEY not in path.read_text()  # only a digest of the API key is kept
+    assert path.stat().st_mode & 0o777 == 0o600  # the account's data: the owner's alone
     with sim_client(config) as (s, c):
         state = s.state()
         assert len(state["looks"]) == 2 and len(state["groups"]) == 2
