@@ -8,6 +8,7 @@ the original creation, never pay for a second one.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import heapq
 import itertools
@@ -606,6 +607,17 @@ class Executor:
             self.slots.force()  # its generation already runs on the server
             n.holding = True
         else:
+            old = n.record
+            if (
+                old is not None
+                and old.status == "submitted"
+                and old.fingerprint != record.fingerprint
+            ):
+                # The recipe changed after a send whose answer was lost: what it may have
+                # made is recorded as superseded (for prune), never left unaccounted for.
+                made = await self._find_made(n, old)
+                if made is not None:
+                    record = record.evolve(superseded=(*record.superseded, made.id))
             record = await self._submit(n, record)
         n.created.set_result(True)
         return await self._await_generation(n, record)
@@ -659,28 +671,34 @@ class Executor:
         )
 
     async def _reconcile(self, n: _Node, record: NodeRecord) -> NodeRecord | None:
-        """Past the key's lifetime, find what a lost answer made, by name, in its group.
+        """Past the key's lifetime, adopt what a lost answer made."""
+        look = await self._find_made(n, record)
+        if look is None:
+            return None
+        found = record.evolve(status="processing", look_id=look.id, group_id=look.group_id)
+        self._save(n, found)
+        return found
+
+    async def _find_made(self, n: _Node, record: NodeRecord) -> LookInfo | None:
+        """The look a send whose answer was lost made, found by its name in its group.
 
         Looks recorded anywhere (superseded ones included) and failed looks are not it. A
         base that made a new group is looked for in the groups of its name created since
         it was sent, never in older ones (which may be avatars made by hand).
         """
+        name = record.name or n.node.name
         known = record.group_id or self._upstream_group(n)
         if known is not None:
             groups = [known]
         else:
             since = (record.submitted_at or 0.0) - 60  # clocks differ
             listed = await self.client.list_groups()
-            groups = [g.id for g in listed if g.name == n.node.name and g.created_at >= since]
+            groups = [g.id for g in listed if g.name == name and g.created_at >= since]
         taken = {r.look_id for r in n.batch.store.nodes.values()} | set(record.superseded)
         for group in groups:
             for look in await self.client.list_looks(group_id=group):
-                if look.name == n.node.name and look.id not in taken and look.status != "failed":
-                    found = record.evolve(
-                        status="processing", look_id=look.id, group_id=look.group_id or group
-                    )
-                    self._save(n, found)
-                    return found
+                if look.name == name and look.id not in taken and look.status != "failed":
+                    return look if look.group_id else dataclasses.replace(look, group_id=group)
         return None
 
     def _upstream_group(self, n: _Node) -> str | None:

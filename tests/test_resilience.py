@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import io
 import json
 import signal
 import time
@@ -10,11 +12,18 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from conftest import API_KEY, Run, looks_process
+from tenacity import stop_after_attempt, wait_none
 
 from engine import sim
-from engine.manifest import journal_path_for, manifest_path_for
+from engine.client import HeyGenClient, RetryPolicy
+from engine.executor import Batch, Executor
+from engine.manifest import ManifestStore, journal_path_for, manifest_path_for
+from engine.plan import build_plan
+from engine.progress import PlainReporter
+from engine.recipe import load_recipe
 
 AVATARS = 4
 LOOKS = 5
@@ -209,3 +218,60 @@ def test_expired_key_is_reconciled_by_name(
     assert slow_sim.stats()["by_route"]["POST /v3/avatars"] == before
     assert json.loads(path.read_text())["nodes"][address]["look_id"] == made
     check_exactly_once(slow_sim, recipe)
+
+
+class LoseLookAnswers(httpx.AsyncBaseTransport):
+    """Every create of a look reaches the server; every answer to one is lost."""
+
+    def __init__(self) -> None:
+        self.inner = httpx.AsyncHTTPTransport()
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        response = await self.inner.handle_async_request(request)
+        if request.method == "POST" and b'"avatar_id"' in request.content:
+            await response.aread()
+            raise httpx.ReadError("connection reset")
+        return response
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+def test_a_recipe_edited_after_a_lost_answer_loses_no_look(
+    tmp_path: Path, slow_sim: sim.RunningSimulator
+) -> None:
+    """The edit gives the look a new key; what the old one made is kept for prune."""
+    recipe = tmp_path / "r.yaml"
+
+    def apply(prompt: str, transport: httpx.AsyncBaseTransport | None = None) -> None:
+        recipe.write_text(
+            "version: 1\navatars:\n  bob:\n    name: Bob\n"
+            "    base: {type: prompt, prompt: A friendly man}\n"
+            f"    looks:\n      office: {{prompt: {prompt}}}\n"
+        )
+        with ManifestStore(manifest_path_for(recipe), "r.yaml") as store:
+            plan = build_plan(load_recipe(recipe), store.nodes)
+
+            async def run() -> None:
+                policy = RetryPolicy(stop=stop_after_attempt(2), wait=wait_none())
+                async with HeyGenClient(
+                    slow_sim.base_url, API_KEY, transport=transport, retry=policy
+                ) as client:
+                    reporter = PlainReporter(io.StringIO())
+                    await Executor(client, [Batch(plan, store)], reporter).run()
+
+            asyncio.run(run())
+
+    slow_sim.configure(latency_ms=0)
+    apply("In an office", LoseLookAnswers())
+    nodes = json.loads(manifest_path_for(recipe).read_text())["nodes"]
+    assert nodes["bob/office"]["status"] == "submitted"  # made, but the answer was lost
+    apply("In an office at night")
+    nodes = json.loads(manifest_path_for(recipe).read_text())["nodes"]
+    office = nodes["bob/office"]
+    recorded = {n["look_id"] for n in nodes.values() if "look_id" in n}
+    superseded = set(office.get("superseded", []))
+    looks = slow_sim.state()["looks"]
+    assert len(looks) == 3  # the base, the lost look, its replacement
+    assert {look["id"] for look in looks} == recorded | superseded
+    assert len(superseded) == 1 and office["status"] == "completed"
