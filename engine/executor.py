@@ -29,7 +29,7 @@ from tenacity import (
 from engine.client import HeyGenClient, LookInfo, wait_retry_after
 from engine.errors import ApiError, LooksError, TransportError
 from engine.manifest import ErrorInfo, ManifestStore, NodeRecord, Status
-from engine.plan import Plan, PlanAction, PlanNode, substitute
+from engine.plan import Plan, PlanAction, PlanNode, consent_address, substitute
 from engine.progress import Event, Reporter
 
 KEY_TTL = 23 * 3600.0  # the API keeps idempotency keys 24 h; reconcile by name past this
@@ -308,8 +308,8 @@ class Executor:
         self.result = ApplyResult()
         self._uploads = asyncio.Semaphore(self.options.upload_concurrency)
         self._stopping: str | None = None
-        self._in_request: set[asyncio.Task[Any]] = set()
-        self._creating: set[asyncio.Task[Any]] = set()
+        self._in_request: set[asyncio.Task[Any]] = set()  # sending a creating request
+        self._creating: set[asyncio.Task[Any]] = set()  # of those, sending a generation
         self._tasks: dict[asyncio.Task[None], _Node] = {}
         self._total = 0
         self._last_fold = time.monotonic()
@@ -530,15 +530,21 @@ class Executor:
             return dep.group_id
         return {"type": "asset_id", "asset_id": dep.asset_id}
 
-    async def _sending(self, coro: Any) -> Any:
-        """Await a creating request; an interrupt lets it finish within the grace period."""
+    async def _sending(self, coro: Any, *, job: bool = False) -> Any:
+        """Await a creating request; an interrupt lets it finish within the grace period.
+
+        A `job` (a generation) refused with 429 lowers the job limit; see on_retry.
+        """
         task = asyncio.current_task()
         assert task is not None
-        self._in_request.add(task)
+        tracked = (self._in_request, self._creating) if job else (self._in_request,)
+        for tasks in tracked:
+            tasks.add(task)
         try:
             return await coro
         finally:
-            self._in_request.discard(task)
+            for tasks in tracked:
+                tasks.discard(task)
 
     # -- kinds ------------------------------------------------------------------------------
 
@@ -601,13 +607,12 @@ class Executor:
 
     async def _make(self, n: _Node) -> Outcome:
         """Create a base or a look (or pick up one made earlier) and see it through."""
-        record = self._record_for(n)
-        resumable = record.look_id is not None and record.status in ("processing", "blocked")
-        if resumable and record.fingerprint == (n.record and n.record.fingerprint):
+        old = n.record
+        record = self._record_for(n)  # carries a look id only when the fingerprint is the same
+        if record.look_id is not None and record.status in ("processing", "blocked"):
             self.slots.force()  # its generation already runs on the server
             n.holding = True
         else:
-            old = n.record
             if (
                 old is not None
                 and old.status == "submitted"
@@ -634,22 +639,16 @@ class Executor:
                 return found
             record, replay = self._with_key(n, record.evolve(status="pending"))
         self._save(n, record)
-        body = {**substitute(n.node.template, lambda k, a: self._resolve(n, k, a))}
+        body = substitute(n.node.template, lambda k, a: self._resolve(n, k, a))
         body["name"] = n.node.name
         assert record.idempotency_key is not None
         self.reporter.event(Event(n.address, "submitted", recipe=n.batch.label))
         key = record.idempotency_key
-        task = asyncio.current_task()
-        assert task is not None
-        self._creating.add(task)
-        try:
-            async for attempt in self._rate_limit_policy():
-                with attempt:
-                    look, group = await self._sending(
-                        self.client.create_avatar(body, idempotency_key=key)
-                    )
-        finally:
-            self._creating.discard(task)
+        async for attempt in self._rate_limit_policy():
+            with attempt:
+                look, group = await self._sending(
+                    self.client.create_avatar(body, idempotency_key=key), job=True
+                )
         self.slots.succeeded()
         record = record.evolve(status="processing", look_id=look.id, group_id=group.id, error=None)
         self._save(n, record)
@@ -758,7 +757,8 @@ class Executor:
         return look
 
     def _consent_url(self, n: _Node) -> str | None:
-        rec = n.batch.store.nodes.get(f"consent:{n.node.avatar}")
+        assert n.node.avatar is not None
+        rec = n.batch.store.nodes.get(consent_address(n.node.avatar))
         return rec.consent_url if rec is not None else None
 
     def _timed_out(self, n: _Node) -> Outcome:
