@@ -13,7 +13,7 @@ import fnmatch
 import graphlib
 import hashlib
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -46,7 +46,7 @@ class PlanNode:
     @property
     def stored_request(self) -> dict[str, Any]:
         """The template as recorded in the manifest: inline data replaced by its digest."""
-        redacted: dict[str, Any] = _redact(self.template)
+        redacted: dict[str, Any] = substitute(self.template, redact=True)
         return redacted
 
 
@@ -243,37 +243,23 @@ def _refs(value: Any) -> Iterable[str]:
             yield from _refs(item)
 
 
-def substitute(value: Any, resolve: Any) -> Any:
-    """Replace every `{"$look"|"$group"|"$asset": ADDR}` in a template by resolve(key, ADDR)."""
+def substitute(
+    value: Any, resolve: Callable[[str, str], Any] | None = None, *, redact: bool = False
+) -> Any:
+    """A template's copy with each `{"$look"|"$group"|"$asset": ADDR}` replaced by
+    resolve(kind, ADDR) (kept as is without resolve) and, with `redact`, inline base64 data
+    by its digest: the form a manifest may hold."""
     if isinstance(value, dict):
-        for key in REF_KEYS:
-            if key in value:
-                return resolve(key, value[key])
-        return {k: substitute(v, resolve) for k, v in value.items()}
-    if isinstance(value, list):
-        return [substitute(v, resolve) for v in value]
-    return value
-
-
-def _redact(value: Any) -> Any:
-    """The template with inline data replaced by its digest (what a manifest may hold)."""
-    return _rewrite(value, None)
-
-
-def _rewrite(value: Any, nodes: Mapping[str, PlanNode] | None) -> Any:
-    # One walk that redacts inline data and, given nodes, replaces references by the
-    # upstream fingerprints: the document a fingerprint is the hash of.
-    if isinstance(value, dict):
-        if nodes is not None:
+        if resolve is not None:
             for key in REF_KEYS:
                 if key in value:
-                    return {key: nodes[value[key]].fingerprint}
-        if value.get("type") == "base64" and "data" in value:
+                    return resolve(key, value[key])
+        if redact and value.get("type") == "base64" and "data" in value:
             data = str(value["data"]).encode()
             return {**value, "data": "sha256:" + hashlib.sha256(data).hexdigest()}
-        return {k: _rewrite(v, nodes) for k, v in value.items()}
+        return {k: substitute(v, resolve, redact=redact) for k, v in value.items()}
     if isinstance(value, list):
-        return [_rewrite(v, nodes) for v in value]
+        return [substitute(v, resolve, redact=redact) for v in value]
     return value
 
 
@@ -291,7 +277,10 @@ def _fingerprint(drafts: dict[str, _Draft]) -> dict[str, PlanNode]:
     nodes: dict[str, PlanNode] = {}
     for address in order:
         draft = drafts[address]
-        resolved = _rewrite(draft.template, nodes)
+        # The document a fingerprint hashes: references by the upstream fingerprints.
+        resolved = substitute(
+            draft.template, lambda key, ref: {key: nodes[ref].fingerprint}, redact=True
+        )
         digest = hashlib.sha256(canonical_json([draft.kind, resolved]).encode()).hexdigest()
         nodes[address] = PlanNode(
             address=address,
