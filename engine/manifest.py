@@ -166,16 +166,22 @@ def parse_manifest(text: str, path: Path) -> Manifest:
     )
 
 
-def _load(path: Path, recipe: str) -> tuple[Manifest, str | None]:
-    """The manifest at path (or a new one) and its content as on disk, less the serial."""
+def _load(path: Path, recipe: str) -> tuple[Manifest, str | None, bool]:
+    """The manifest at path (or a new one) with its journal replayed, its text as on disk
+    less the serial (None when there is none), and whether the journal changed anything."""
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        return Manifest.new(recipe), None
+        manifest, written = Manifest.new(recipe), None
     except (OSError, UnicodeDecodeError) as e:
         recover = _RECOVER.format(name=path.name)
         raise ManifestError(f"{path}: cannot read manifest ({e}); {recover}") from None
-    return parse_manifest(text, path), _SERIAL_LINE.sub("", text, count=1)
+    else:
+        manifest, written = parse_manifest(text, path), _SERIAL_LINE.sub("", text, count=1)
+    changes = read_journal(journal_path_for(path))
+    for change in changes:
+        apply_change(manifest, change)
+    return manifest, written, bool(changes)
 
 
 # The serial's line as Manifest.dumps writes it (between "recipe" and "version").
@@ -184,10 +190,7 @@ _SERIAL_LINE = re.compile(r'^  "serial": \d+,\n', re.MULTILINE)
 
 def read_manifest(path: Path, recipe: str) -> Manifest:
     """The manifest at path with its journal replayed, or a new one; never writes."""
-    manifest, _ = _load(path, recipe)
-    for change in read_journal(journal_path_for(path)):
-        apply_change(manifest, change)
-    return manifest
+    return _load(path, recipe)[0]
 
 
 # -- journal ------------------------------------------------------------------------
@@ -256,12 +259,9 @@ class ManifestStore:
         for stale in path.parent.glob(f".{path.name}.*.tmp"):
             stale.unlink(missing_ok=True)  # a run died between writing and renaming
         try:
-            self.manifest, self._written = _load(path, recipe)
-            changes = read_journal(self.journal_path)
-            for change in changes:
-                apply_change(self.manifest, change)
+            self.manifest, self._written, replayed = _load(path, recipe)
             # Only a change can change the file: a run that changes nothing serialises nothing.
-            self._dirty = bool(changes) or self.manifest.recipe != recipe
+            self._dirty = replayed or self.manifest.recipe != recipe
             self.manifest.recipe = recipe
             self._journal: int | None = None
             self._pending = 0
