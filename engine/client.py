@@ -578,7 +578,7 @@ class HeyGenClient:
             headers["X-Api-Key"] = self._api_key
         if idempotency_key is not None:
             headers["Idempotency-Key"] = idempotency_key
-        where = url if authenticated else _redact_url(url)
+        where = url if authenticated else redact_url(url)
         try:
             async with self._slots:
                 response = await self._http.request(
@@ -613,8 +613,8 @@ def _seg(value: str) -> str:
     return urllib.parse.quote(value, safe="")
 
 
-def _redact_url(url: str) -> str:
-    # Presigned CDN URLs carry credentials in the query string; keep them out of messages.
+def redact_url(url: str) -> str:
+    """The URL without its query: presigned CDN links carry credentials there."""
     parts = urllib.parse.urlsplit(url)
     return urllib.parse.urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
 

@@ -35,7 +35,7 @@ from engine.catalog import (
     summary,
     with_previews,
 )
-from engine.client import HeyGenClient, RetryPolicy
+from engine.client import HeyGenClient, RetryPolicy, redact_url
 from engine.commands.apply import DEFAULT_BASE_URL
 from engine.commands.plan import recipe_label
 from engine.commands.validate import load_all
@@ -85,7 +85,7 @@ def run(recipes: Sequence[Path], *, manifest: Path | None, out: Path) -> int:
         if fetched.data is None:
             print(
                 f"looks: warning: {d.address}: cannot download the preview of {d.look_id}"
-                f" from {_redact(d.url)}: {fetched.error}",
+                f" from {redact_url(d.url)}: {fetched.error}",
                 file=sys.stderr,
             )
             failed.append(d.look_id)
@@ -163,12 +163,6 @@ async def fetch_all(downloads: Sequence[Download]) -> list[Fetched]:
             return Fetched(download, data=data)
 
         return list(await asyncio.gather(*(one(d) for d in downloads)))
-
-
-def _redact(url: str) -> str:
-    """Presigned preview URLs carry credentials in the query string: keep them out."""
-    parts = urllib.parse.urlsplit(url)
-    return urllib.parse.urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
 
 
 def _make_dir(path: Path) -> None:
