@@ -84,7 +84,12 @@ def _add_plan(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     _recipes(p)
     _manifest_option(p)
     _only_option(p)
-    p.add_argument("--json", action="store_true", help="machine-readable plan")
+    p.add_argument("--json", action="store_true", help="machine-readable plan (--format json)")
+    p.add_argument(
+        "--format",
+        choices=["text", "json", "markdown"],
+        help="text (default), json, or markdown: a pull-request comment (docs/ci.md)",
+    )
     p.add_argument("--refresh", action="store_true", help="refresh the manifest from the API first")
     p.add_argument(
         "--detailed-exitcode",
@@ -187,11 +192,13 @@ def _run_plan(args: argparse.Namespace) -> int:
     from engine.commands import plan
 
     _single_manifest(args)
+    if args.json and args.format not in (None, "json"):
+        raise UsageError(f"--json and --format {args.format} ask for different outputs")
     return plan.run(
         args.recipes,
         manifest=args.manifest,
         only=args.only,
-        as_json=args.json,
+        fmt="json" if args.json else args.format or "text",
         detailed_exitcode=args.detailed_exitcode,
         refresh=args.refresh,
     )
