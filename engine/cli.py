@@ -6,6 +6,7 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 from engine import __version__
@@ -130,6 +131,22 @@ def _add_apply(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         action="store_true",
         help="after a successful run, delete superseded and orphaned looks (no prompt)",
     )
+    p.add_argument(
+        "--max-credits",
+        type=_credits,
+        metavar="N",
+        help="refuse a plan costing more than N credits; stop submitting before passing N",
+    )
+
+
+def _credits(text: str) -> Decimal:
+    try:
+        value = Decimal(text)
+    except InvalidOperation:
+        value = Decimal("NaN")
+    if not value.is_finite() or value < 0:
+        raise argparse.ArgumentTypeError(f"must be a number of credits >= 0, not {text!r}")
+    return value
 
 
 def _add_status(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -221,6 +238,7 @@ def _run_apply(args: argparse.Namespace) -> int:
         options=options,
         log_json=args.log_json,
         prune=args.prune,
+        max_credits=args.max_credits,
     )
 
 
