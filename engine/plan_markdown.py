@@ -87,15 +87,16 @@ def _warnings(recipes: Sequence[RecipePlan]) -> list[str]:
     if superseded:
         lines.append(
             f"> **{_looks(len(superseded))} will be superseded** by new generations; the old"
-            " ones stay in the account until `looks prune` deletes them:"
+            f" {_them(len(superseded))} in the account until `looks prune` deletes"
+            f" {_it(len(superseded))}:"
         )
         lines += [f"> - {item}" for item in superseded]
     if orphaned:
         if superseded:
             lines.append(">")
         lines.append(
-            f"> **{_looks(len(orphaned))} no longer in the recipe**; `looks prune` (or"
-            " `apply --prune`) deletes them:"
+            f"> **{_looks(len(orphaned))} {_is(len(orphaned))} no longer in the recipe**;"
+            f" `looks prune` (or `apply --prune`) deletes {_it(len(orphaned))}:"
         )
         lines += [f"> - {item}" for item in orphaned]
     return lines
@@ -113,7 +114,19 @@ def _listed(recipes: Sequence[RecipePlan], action: str) -> list[str]:
 
 
 def _looks(n: int) -> str:
-    return f"{n} look" + (" is" if n == 1 else "s are")
+    return f"{n} look" + ("" if n == 1 else "s")
+
+
+def _is(n: int) -> str:
+    return "is" if n == 1 else "are"
+
+
+def _it(n: int) -> str:
+    return "it" if n == 1 else "them"
+
+
+def _them(n: int) -> str:
+    return "one stays" if n == 1 else "ones stay"
 
 
 def _table(recipes: Sequence[RecipePlan]) -> list[str]:
