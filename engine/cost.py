@@ -142,6 +142,14 @@ class Budget:
         self.spent += price
         return True
 
+    def stopped_line(self) -> str:
+        """What apply says when the budget stopped it."""
+        return (
+            f"Budget reached: {credits_text(self.spent)} sent; the next generation would pass"
+            f" --max-credits {number_text(self.limit)}, so submitting stopped."
+            " Raise it and run apply again to finish."
+        )
+
 
 def number_text(value: Decimal) -> str:
     """A decimal without exponent or trailing zeros: 12, 0.25, 1.5."""

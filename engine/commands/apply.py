@@ -85,11 +85,7 @@ def run(
             pruned = prune_batches(base_url, key, batches, reporter)
     summary = summarize(result, batches)
     if result.stopped == "max-credits" and budget is not None:
-        summary += (
-            f"\nBudget reached: {credits_text(budget.spent)} sent, and the next generation would"
-            f" pass --max-credits {number_text(budget.limit)}; stopped submitting."
-            " Raise it and run apply again to finish."
-        )
+        summary += "\n" + budget.stopped_line()
     reporter.close(summary)
     if result.stopped == "interrupted":
         return INTERRUPTED
