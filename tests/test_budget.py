@@ -78,7 +78,8 @@ def test_max_credits_0_lets_free_work_through(
     assert simulator.stats()["by_route"].get("PATCH /v3/avatars/looks/{look_id}", 0) == 2
     assert posts(simulator) == SARAH_COST
     # A new look is not.
-    recipe.write_text(recipe.read_text().replace("  marco:", "      beach: {prompt: beach}\n  marco:"))
+    beach = "      beach: {prompt: beach}\n  marco:"
+    recipe.write_text(recipe.read_text().replace("  marco:", beach))
     result = looks("apply", recipe, "--max-credits", "0")
     assert result.code == 1
     assert "the plan costs 1 credit, more than --max-credits 0" in result.err
