@@ -265,7 +265,7 @@ def test_the_documented_workflow(github: tuple[Actions, Developer, sim.RunningSi
     assert len(simulator.state()["looks"]) == 6
     manifest = json.loads(dev.show("recipes/sarah.manifest.json"))
     assert all(n["status"] == "completed" for n in manifest["nodes"].values())
-    assert API_KEY not in json.dumps(manifest)
+    assert API_KEY not in json.dumps(manifest) + jobs["apply"].log
     log = dev.origin_main("--format=%an <%ae>|%s")
     assert log == f"looks[bot] <{BOT_EMAIL}>|looks: record applied looks [skip ci]\n"
 
@@ -305,6 +305,25 @@ def test_the_documented_workflow(github: tuple[Actions, Developer, sim.RunningSi
     assert jobs["plan"].outputs["plan"] == {"changes": "false"}
     assert "No changes: everything is up to date." in actions.comments["looks-plan"]
     assert "Cost: 0 credits" in actions.comments["looks-plan"]
+
+
+def test_what_the_workflow_promises() -> None:
+    """What the stand-in cannot show by running: triggers, permissions, the queue."""
+    spec = workflow()
+    assert set(spec[True]) == {"push", "pull_request"}  # validate on every push
+    assert spec["permissions"] == {"contents": "read"}
+    jobs = spec["jobs"]
+    assert "if" not in jobs["validate"]
+    plan = "\n".join(s.get("run", "") for s in jobs["plan"]["steps"])
+    assert "--format markdown --detailed-exitcode" in plan
+    assert jobs["plan"]["permissions"] == {"contents": "read", "pull-requests": "write"}
+    assert "env" not in jobs["plan"]  # no secret reaches a pull request
+    apply = jobs["apply"]
+    assert apply["concurrency"] == {"group": "looks-apply", "cancel-in-progress": False}
+    assert apply["env"]["HEYGEN_API_KEY"] == "${{ secrets.HEYGEN_API_KEY }}"
+    assert apply["permissions"] == {"contents": "write"}
+    assert apply["steps"][0]["with"] == {"ref": "main"}
+    assert apply["steps"][-1]["if"] == "always()"
 
 
 def test_the_documented_pre_commit_hook(tmp_path: Path) -> None:
