@@ -139,13 +139,19 @@ def _add_apply(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     )
 
 
+MAX_CREDITS = 10**12
+
+
 def _credits(text: str) -> Decimal:
     try:
         value = Decimal(text)
     except InvalidOperation:
         value = Decimal("NaN")
-    if not value.is_finite() or value < 0:
-        raise argparse.ArgumentTypeError(f"must be a number of credits >= 0, not {text!r}")
+    # A bound keeps every figure printable: 1e999999999 would be a billion digits.
+    if not value.is_finite() or not 0 <= value <= MAX_CREDITS:
+        raise argparse.ArgumentTypeError(
+            f"must be a number of credits from 0 to {MAX_CREDITS:,}, not {text!r}"
+        )
     return value
 
 

@@ -101,17 +101,19 @@ def test_recipe_prices_set_the_budget(
     assert looks("apply", recipe, "--max-credits", "3").code == 0
 
 
-@pytest.mark.parametrize("value", ["-1", "nan", "inf", "-inf", "lots", "1,5", ""])
+@pytest.mark.parametrize("value", ["-1", "nan", "inf", "-inf", "lots", "1,5", "", "1e999999999", "1000000000001"])
 def test_bad_max_credits_is_a_usage_error(
     recipes: Path,
     simulator: sim.RunningSimulator,
     api_env: dict[str, str],
     looks: Callable[..., Run],
+    capsys: pytest.CaptureFixture[str],
     value: str,
 ) -> None:
     with pytest.raises(SystemExit) as e:
-        looks("apply", recipes / "sarah.yaml", "--max-credits", value)
+        looks("apply", recipes / "sarah.yaml", f"--max-credits={value}")
     assert e.value.code == 2
+    assert "must be a number of credits from 0 to 1,000,000,000,000" in capsys.readouterr().err
     assert simulator.stats()["requests"] == 0
 
 
