@@ -101,7 +101,9 @@ def test_recipe_prices_set_the_budget(
     assert looks("apply", recipe, "--max-credits", "3").code == 0
 
 
-@pytest.mark.parametrize("value", ["-1", "nan", "inf", "-inf", "lots", "1,5", "", "1e999999999", "1000000000001"])
+@pytest.mark.parametrize(
+    "value", ["-1", "nan", "inf", "-inf", "lots", "1,5", "", "1e999999999", "1000000000001"]
+)
 def test_bad_max_credits_is_a_usage_error(
     recipes: Path,
     simulator: sim.RunningSimulator,
