@@ -17,8 +17,9 @@ import pytest
 
 from engine.cli import main
 from engine.manifest import ErrorInfo, Manifest, NodeRecord, manifest_path_for
-from engine.plan import build_graph
-from engine.plan_markdown import code, code_block, text
+from engine.plan import Plan, build_graph
+from engine.plan_markdown import RecipePlan, code, code_block, text
+from engine.plan_markdown import render as render_plan
 from engine.recipe import load_recipe
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -234,3 +235,11 @@ def test_code_spans_and_blocks_hold_anything() -> None:
     )
     assert html.count("<pre>") == 1
     assert "&lt;/details&gt;" in html
+
+
+def test_the_marker_stays_one_html_comment() -> None:
+    out = render_plan([RecipePlan("a-->b <!-- c.yaml", Plan(()))], "")
+    first = out.splitlines()[0]
+    assert first.startswith("<!-- looks-plan: ") and first.endswith(" -->")
+    assert first[len("<!-- ") : -len(" -->")].count("--") == 0
+    assert render(out).tags.count("h3") == 1
