@@ -313,6 +313,9 @@ class Executor:
         self._tasks: dict[asyncio.Task[None], _Node] = {}
         self._total = 0
         self._last_fold = time.monotonic()
+        self._started = time.time()
+        self._listings: dict[str, asyncio.Task[list[LookInfo]]] = {}  # group -> its looks
+        self._shared_names: dict[int, set[tuple[str | None, str | None]]] = {}  # per batch
 
     # -- graph --------------------------------------------------------------------------
 
@@ -612,6 +615,10 @@ class Executor:
         if record.look_id is not None and record.status in ("processing", "blocked"):
             self.slots.force()  # its generation already runs on the server
             n.holding = True
+        elif (adopted := await self._adopt(n, record)) is not None:
+            record = adopted
+            self.slots.force()  # counted like a resumed generation until it is seen done
+            n.holding = True
         else:
             if (
                 old is not None
@@ -678,6 +685,58 @@ class Executor:
         self._save(n, found)
         return found
 
+    async def _adopt(self, n: _Node, record: NodeRecord) -> NodeRecord | None:
+        """A look made here whose record was lost (one side of a merge kept, an older
+        manifest restored, a journal deleted): found by name in its avatar's group, as a
+        lost answer is (_reconcile), and recorded instead of paid for again."""
+        if not self._may_exist(n):
+            return None
+        # One attempt at least was made, by this tool: prune treats it as its own.
+        found = await self._reconcile(n, record.evolve(attempts=max(1, record.attempts)))
+        if found is not None:
+            self.reporter.event(Event(n.address, "adopted", str(found.look_id), n.batch.label))
+        return found
+
+    def _may_exist(self, n: _Node) -> bool:
+        """Whether a look for n may exist unrecorded: a prompt look never sent according to
+        its record, whose group a base of this manifest made before this run (never a group
+        made by hand, where a look of the same name may be someone else's), and whose name
+        no other look of its avatar shares (which of them would it be?)."""
+        old = n.record
+        if old is not None and (old.look_id or old.idempotency_key or old.attempts):
+            return False  # the record knows what was sent: replay or reconcile that
+        if n.node.kind != "look" or n.node.template.get("type") != "prompt":
+            return False
+        base = n.batch.store.nodes.get(n.node.avatar or "")
+        made_here = (
+            base is not None
+            and base.kind == "base"
+            and base.idempotency_key is not None
+            and (base.request or {}).get("type") not in ("existing", None)
+            and "avatar_group_id" not in (base.request or {})
+            and (base.submitted_at or 0.0) < self._started
+        )
+        if not made_here or base is None or base.group_id != self._upstream_group(n):
+            return False
+        return (n.node.avatar, n.node.name) not in self._names_shared(n.batch)
+
+    def _names_shared(self, batch: Batch) -> set[tuple[str | None, str | None]]:
+        if id(batch) not in self._shared_names:
+            seen = Counter(
+                (p.avatar, p.name) for p in batch.plan.nodes.values() if p.kind == "look"
+            )
+            self._shared_names[id(batch)] = {k for k, count in seen.items() if count > 1}
+        return self._shared_names[id(batch)]
+
+    async def _list_group(self, group_id: str) -> list[LookInfo]:
+        """A group's looks, listed once per run: every caller looks for a look made before
+        this run, which any listing made during it shows."""
+        task = self._listings.get(group_id)
+        if task is None or (task.done() and (task.cancelled() or task.exception() is not None)):
+            task = asyncio.ensure_future(self.client.list_looks(group_id=group_id))
+            self._listings[group_id] = task
+        return await asyncio.shield(task)
+
     async def _find_made(self, n: _Node, record: NodeRecord) -> LookInfo | None:
         """The look a send whose answer was lost made, found by its name in its group.
 
@@ -695,7 +754,7 @@ class Executor:
             groups = [g.id for g in listed if g.name == name and g.created_at >= since]
         taken = {r.look_id for r in n.batch.store.nodes.values()} | set(record.superseded)
         for group in groups:
-            for look in await self.client.list_looks(group_id=group):
+            for look in await self._list_group(group):
                 if look.name == name and look.id not in taken and look.status != "failed":
                     return look if look.group_id else dataclasses.replace(look, group_id=group)
         return None
