@@ -14,7 +14,7 @@ import heapq
 import itertools
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -269,7 +269,7 @@ class _Node:
 
     @property
     def runs(self) -> bool:
-        return self.action.action in ("create", "replace", "retry", "update")
+        return self.action.action in ("create", "adopt", "replace", "retry", "update")
 
 
 def _superseding(record: NodeRecord) -> tuple[str, ...]:
@@ -278,6 +278,46 @@ def _superseding(record: NodeRecord) -> tuple[str, ...]:
     if record.look_id is None or adopted or record.look_id in record.superseded:
         return record.superseded
     return (*record.superseded, record.look_id)
+
+
+def unrecorded_look(
+    looks: Iterable[LookInfo], group: str, name: str | None, taken: Collection[str | None]
+) -> LookInfo | None:
+    """The look of this name in a group listing that no record holds and that did not fail."""
+    for look in looks:
+        if look.name == name and look.id not in taken and look.status != "failed":
+            return look if look.group_id else dataclasses.replace(look, group_id=group)
+    return None
+
+
+def adoption_group(node: PlanNode, records: Mapping[str, NodeRecord], before: float) -> str | None:
+    """The group where a look made for node may exist unrecorded, or None.
+
+    Only a prompt look whose record never sent anything (none at all: one side of a merge
+    kept, an older manifest restored, a journal deleted), in the group its avatar's base
+    made here before `before` (the run's start). Never a group made by hand, or named in
+    the recipe, where a look of the same name may be someone else's.
+    """
+    old = records.get(node.address)
+    if old is not None and (old.look_id or old.idempotency_key or old.attempts):
+        return None  # the record knows what was sent: replay or reconcile that
+    if node.kind != "look" or node.template.get("type") != "prompt":
+        return None
+    base = records.get(node.avatar or "")
+    if base is None or base.kind != "base" or base.idempotency_key is None:
+        return None
+    request = base.request or {}
+    if request.get("type") in ("existing", None) or "avatar_group_id" in request:
+        return None
+    if (base.submitted_at or 0.0) >= before:
+        return None  # its group is new in this run: nothing older can be in it
+    return base.group_id
+
+
+def shared_names(nodes: Iterable[PlanNode]) -> set[tuple[str | None, str | None]]:
+    """(avatar, name) of looks sharing a name: which of them would a look by that name be?"""
+    seen = Counter((n.avatar, n.name) for n in nodes if n.kind == "look")
+    return {key for key, count in seen.items() if count > 1}
 
 
 def _outcome_unknown(error: ApiError) -> bool:
@@ -698,35 +738,12 @@ class Executor:
         return found
 
     def _may_exist(self, n: _Node) -> bool:
-        """Whether a look for n may exist unrecorded: a prompt look never sent according to
-        its record, whose group a base of this manifest made before this run (never a group
-        made by hand, where a look of the same name may be someone else's), and whose name
-        no other look of its avatar shares (which of them would it be?)."""
-        old = n.record
-        if old is not None and (old.look_id or old.idempotency_key or old.attempts):
-            return False  # the record knows what was sent: replay or reconcile that
-        if n.node.kind != "look" or n.node.template.get("type") != "prompt":
+        group = adoption_group(n.node, n.batch.store.nodes, self._started)
+        if group is None or group != self._upstream_group(n):
             return False
-        base = n.batch.store.nodes.get(n.node.avatar or "")
-        made_here = (
-            base is not None
-            and base.kind == "base"
-            and base.idempotency_key is not None
-            and (base.request or {}).get("type") not in ("existing", None)
-            and "avatar_group_id" not in (base.request or {})
-            and (base.submitted_at or 0.0) < self._started
-        )
-        if not made_here or base is None or base.group_id != self._upstream_group(n):
-            return False
-        return (n.node.avatar, n.node.name) not in self._names_shared(n.batch)
-
-    def _names_shared(self, batch: Batch) -> set[tuple[str | None, str | None]]:
-        if id(batch) not in self._shared_names:
-            seen = Counter(
-                (p.avatar, p.name) for p in batch.plan.nodes.values() if p.kind == "look"
-            )
-            self._shared_names[id(batch)] = {k for k, count in seen.items() if count > 1}
-        return self._shared_names[id(batch)]
+        if id(n.batch) not in self._shared_names:
+            self._shared_names[id(n.batch)] = shared_names(n.batch.plan.nodes.values())
+        return (n.node.avatar, n.node.name) not in self._shared_names[id(n.batch)]
 
     async def _list_group(self, group_id: str) -> list[LookInfo]:
         """A group's looks, listed once per run: every caller looks for a look made before
@@ -754,9 +771,9 @@ class Executor:
             groups = [g.id for g in listed if g.name == name and g.created_at >= since]
         taken = {r.look_id for r in n.batch.store.nodes.values()} | set(record.superseded)
         for group in groups:
-            for look in await self._list_group(group):
-                if look.name == name and look.id not in taken and look.status != "failed":
-                    return look if look.group_id else dataclasses.replace(look, group_id=group)
+            look = unrecorded_look(await self._list_group(group), group, name, taken)
+            if look is not None:
+                return look
         return None
 
     def _upstream_group(self, n: _Node) -> str | None:
