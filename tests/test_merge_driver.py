@@ -15,7 +15,7 @@ import pytest
 from conftest import Run
 
 from engine import sim
-from engine.manifest import journal_path_for
+from engine.manifest import Manifest, ManifestStore, journal_path_for
 
 RECIPE = """\
 version: 1
@@ -254,3 +254,29 @@ def test_a_journal_of_an_unfinished_run_is_merged_or_refused(
     assert creates(simulator) == before
     assert nodes()["sarah/office-a"]["status"] == "completed"
     assert not journal.exists()
+
+
+def test_a_merge_under_a_running_apply_is_refused(
+    tmp_path: Path, looks: Callable[..., Run]
+) -> None:
+    """The run would fold its own copy over the merge: refused, ours left as it was."""
+    path = tmp_path / "team.manifest.json"
+    manifest = Manifest.new("team.yaml")
+    ours, theirs, base = (tmp_path / n for n in (".ours", ".theirs", ".base"))
+    for file, serial in ((ours, 2), (theirs, 3), (base, 1)):
+        manifest.serial = serial
+        file.write_text(manifest.dumps())
+    before = ours.read_text()
+    with ManifestStore(path, "team.yaml"):
+        result = looks("merge-driver", base, ours, theirs, path)
+    assert result.code == 1
+    assert "a looks run holds it (pid" in result.err and result.err.count("\n") == 1
+    assert ours.read_text() == before
+    assert looks("merge-driver", base, ours, theirs, path).code == 0  # once it is gone
+    assert json.loads(ours.read_text())["serial"] == 4
+
+
+def test_merge_driver_with_wrong_arguments_is_a_usage_error(looks: Callable[..., Run]) -> None:
+    result = looks("merge-driver", "a", "b")
+    assert result.code == 2
+    assert "merge-driver takes BASE OURS THEIRS [PATH]" in result.err
