@@ -280,14 +280,16 @@ def _superseding(record: NodeRecord) -> tuple[str, ...]:
     return (*record.superseded, record.look_id)
 
 
-def unrecorded_look(
+def unrecorded_looks(
     looks: Iterable[LookInfo], group: str, name: str | None, taken: Collection[str | None]
-) -> LookInfo | None:
-    """The look of this name in a group listing that no record holds and that did not fail."""
-    for look in looks:
-        if look.name == name and look.id not in taken and look.status != "failed":
-            return look if look.group_id else dataclasses.replace(look, group_id=group)
-    return None
+) -> list[LookInfo]:
+    """The looks of this name in a group's listing that no record holds and that did not
+    fail, oldest first (the API lists a group's looks in creation order)."""
+    return [
+        look if look.group_id else dataclasses.replace(look, group_id=group)
+        for look in looks
+        if look.name == name and look.id not in taken and look.status != "failed"
+    ]
 
 
 def adoption_group(node: PlanNode, records: Mapping[str, NodeRecord], before: float) -> str | None:
@@ -733,8 +735,18 @@ class Executor:
             return None
         # One attempt at least was made, by this tool: prune treats it as its own.
         found = await self._reconcile(n, record.evolve(attempts=max(1, record.attempts)))
-        if found is not None:
-            self.reporter.event(Event(n.address, "adopted", str(found.look_id), n.batch.label))
+        if found is None:
+            return None
+        assert found.group_id is not None
+        # Older looks of the name, unrecorded too (the record lost with a replaced look's
+        # superseded ids): made here for this address all the same, so prune deletes them.
+        taken = {r.look_id for r in n.batch.store.nodes.values()}
+        listing = await self._list_group(found.group_id)
+        older = [look.id for look in unrecorded_looks(listing, found.group_id, n.node.name, taken)]
+        if older:
+            found = found.evolve(superseded=(*found.superseded, *older))
+            self._save(n, found)
+        self.reporter.event(Event(n.address, "adopted", str(found.look_id), n.batch.label))
         return found
 
     def _may_exist(self, n: _Node) -> bool:
@@ -771,9 +783,9 @@ class Executor:
             groups = [g.id for g in listed if g.name == name and g.created_at >= since]
         taken = {r.look_id for r in n.batch.store.nodes.values()} | set(record.superseded)
         for group in groups:
-            look = unrecorded_look(await self._list_group(group), group, name, taken)
-            if look is not None:
-                return look
+            looks = unrecorded_looks(await self._list_group(group), group, name, taken)
+            if looks:
+                return looks[-1]  # the newest: an older one is a look made before it
         return None
 
     def _upstream_group(self, n: _Node) -> str | None:

@@ -17,7 +17,7 @@ from typing import Literal, TypeVar
 
 from engine.client import GroupInfo, HeyGenClient, LookInfo
 from engine.errors import ApiError, LooksError
-from engine.executor import adoption_group, idempotency_key, shared_names, unrecorded_look
+from engine.executor import adoption_group, idempotency_key, shared_names, unrecorded_looks
 from engine.manifest import ErrorInfo, ManifestStore, NodeRecord
 from engine.plan import PlanNode
 
@@ -234,7 +234,7 @@ async def find_unrecorded(
 
     A record lost (one side of a merge kept, an older manifest restored, a journal
     deleted) leaves the look in its avatar's group under the name this tool gave it. The
-    rules are the executor's (adoption_group, unrecorded_look), which adopts such a look
+    rules are the executor's (adoption_group, unrecorded_looks), which adopts such a look
     rather than creating it again; one listing per group.
     """
     nodes = list(nodes)
@@ -251,10 +251,10 @@ async def find_unrecorded(
     taken: set[str | None] = {r.look_id for r in store.nodes.values()}
     found: dict[str, str] = {}
     for address, (group, node) in sorted(wanted.items()):
-        look = unrecorded_look(listings[group], group, node.name, taken)
-        if look is not None:
-            found[address] = look.id
-            taken.add(look.id)
+        candidates = unrecorded_looks(listings[group], group, node.name, taken)
+        if candidates:
+            found[address] = candidates[-1].id  # the newest, as apply takes it
+            taken.update(look.id for look in candidates)
     return found
 
 

@@ -166,3 +166,30 @@ def test_a_look_of_the_same_name_in_a_group_not_made_here_is_not_adopted(
     before = creates(simulator)
     assert looks("apply", recipe).code == 0
     assert creates(simulator) == before + 1
+
+
+def test_a_lost_record_of_a_replaced_look_adopts_the_newest_and_supersedes_the_older(
+    recipe: Path,
+    api_env: dict[str, str],
+    looks: Callable[..., Run],
+    simulator: sim.RunningSimulator,
+) -> None:
+    """The record went with its superseded ids: the older look is found and pruned too."""
+    assert looks("apply", recipe).code == 0
+    first = manifest(recipe)["nodes"]["sarah/office"]["look_id"]
+    recipe.write_text(RECIPE.replace("In an office", "In a bright office"))
+    assert looks("apply", recipe).code == 0
+    second = manifest(recipe)["nodes"]["sarah/office"]["look_id"]
+    data = manifest(recipe)
+    del data["nodes"]["sarah/office"]
+    write_manifest(recipe, data)
+    refreshed = looks("plan", "--refresh", recipe)
+    assert f"adopt    sarah/office  (look {second} exists, unrecorded)" in refreshed.out
+    before = creates(simulator)
+    assert looks("apply", recipe).code == 0
+    assert creates(simulator) == before
+    record = manifest(recipe)["nodes"]["sarah/office"]
+    assert record["look_id"] == second and record["superseded"] == [first]
+    pruned = looks("prune", "--yes", recipe)
+    assert f"deleted {first}" in pruned.out
+    assert first not in {look["id"] for look in simulator.state()["looks"]}
