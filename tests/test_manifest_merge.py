@@ -181,7 +181,7 @@ def test_an_unsupported_format_conflicts_naming_the_side() -> None:
 
 
 def test_conflict_markers_in_a_side_conflict() -> None:
-    with pytest.raises(MergeConflictError, match=r"\(ours\):1: manifest is corrupt"):
+    with pytest.raises(MergeConflictError, match=r"\(ours\): manifest holds git conflict markers"):
         merge(text(BASE), "<<<<<<< HEAD\n", text(BASE))
 
 

@@ -280,3 +280,34 @@ def test_merge_driver_with_wrong_arguments_is_a_usage_error(looks: Callable[...,
     result = looks("merge-driver", "a", "b")
     assert result.code == 2
     assert "merge-driver takes BASE OURS THEIRS [PATH]" in result.err
+
+
+def test_without_the_driver_keeping_one_side_adopts_the_other_sides_looks(
+    repo: Callable[..., subprocess.CompletedProcess[str]],
+    looks: Callable[..., Run],
+    simulator: sim.RunningSimulator,
+) -> None:
+    """A clone that never ran install: git's markers get one clear line, and keeping one
+    side costs nothing, as apply adopts the other side's look."""
+    setup_main(repo, looks)
+    repo("config", "--local", "--remove-section", "merge.looks-manifest")  # never installed
+    branch(repo, looks, "one", ("office-a", "Office A", "In an office"), at_top=True)
+    branch(repo, looks, "two", ("office-b", "Office B", "In another office"), at_top=False)
+    made = nodes()["sarah/office-b"]["look_id"]
+    repo("checkout", "-q", "one")
+    merged = repo("merge", "--no-edit", "two", check=False)
+    assert merged.returncode != 0, merged.stdout
+    plan = looks("plan", recipe_path())
+    assert plan.code == 1
+    assert "manifest holds git conflict markers" in plan.err
+    assert "git checkout --ours -- team.manifest.json" in plan.err
+    assert plan.err.count("\n") == 1
+    repo("checkout", "--ours", "--", "recipes/team.manifest.json")
+    repo("commit", "-qam", "kept ours")
+    assert "sarah/office-b" not in nodes()
+    before = creates(simulator)
+    result = looks("apply", recipe_path())
+    assert result.code == 0, result.out + result.err
+    assert creates(simulator) == before
+    assert nodes()["sarah/office-b"]["look_id"] == made
+    assert max(Counter(look["name"] for look in simulator.state()["looks"]).values()) == 1
