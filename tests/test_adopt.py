@@ -76,6 +76,7 @@ def test_a_deleted_record_is_adopted_not_created_again(
     result = looks("apply", recipe)
     assert result.code == 0, result.out + result.err
     assert creates(simulator) == before
+    assert f"sarah/office: adopted ({office['look_id']})" in result.out
     restored = manifest(recipe)["nodes"]["sarah/office"]
     assert restored["look_id"] == office["look_id"]
     assert restored["status"] == "completed"
@@ -147,7 +148,7 @@ def test_plan_refresh_shows_adopt(
     assert creates(simulator) == before
 
 
-def test_a_look_of_the_same_name_in_a_group_not_made_here_is_not_adopted(
+def test_looks_sharing_a_name_are_not_adopted(
     recipe: Path,
     api_env: dict[str, str],
     looks: Callable[..., Run],
