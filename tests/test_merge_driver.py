@@ -15,7 +15,7 @@ import pytest
 from conftest import Run
 
 from engine import sim
-from engine.manifest import Manifest, ManifestStore, journal_path_for
+from engine.manifest import Manifest, ManifestStore, journal_path_for, lock_path_for
 
 RECIPE = """\
 version: 1
@@ -272,7 +272,8 @@ def test_a_merge_under_a_running_apply_is_refused(
     assert result.code == 1
     assert "a looks run holds it (pid" in result.err and result.err.count("\n") == 1
     assert ours.read_text() == before
-    assert looks("merge-driver", base, ours, theirs, path).code == 0  # once it is gone
+    lock_path_for(path).write_text("pid 1 on a host that died\n")  # stale: nobody holds it
+    assert looks("merge-driver", base, ours, theirs, path).code == 0
     assert json.loads(ours.read_text())["serial"] == 4
 
 
@@ -311,3 +312,29 @@ def test_without_the_driver_keeping_one_side_adopts_the_other_sides_looks(
     assert creates(simulator) == before
     assert nodes()["sarah/office-b"]["look_id"] == made
     assert max(Counter(look["name"] for look in simulator.state()["looks"]).values()) == 1
+
+
+def test_a_look_pruned_on_one_side_stays_gone_after_the_merge(
+    repo: Callable[..., subprocess.CompletedProcess[str]],
+    looks: Callable[..., Run],
+    simulator: sim.RunningSimulator,
+) -> None:
+    recipe_path().write_text(RECIPE.replace(FIRST, FIRST + "      old: {prompt: Old look}\n"))
+    assert looks("apply", recipe_path()).code == 0
+    assert looks("merge-driver", "install").code == 0
+    repo("add", "-A")
+    repo("commit", "-qm", "main")
+    old = nodes()["sarah/old"]["look_id"]
+    repo("checkout", "-q", "-b", "one")
+    recipe_path().write_text(RECIPE)  # `old` removed from the recipe, then pruned
+    assert looks("prune", "--yes", recipe_path()).code == 0
+    repo("commit", "-qam", "pruned")
+    branch(repo, looks, "two", ("office-b", "Office B", "In another office"), at_top=False)
+    repo("checkout", "-q", "one")
+    repo("merge", "-q", "--no-edit", "two")
+    assert set(nodes()) == {"sarah", "sarah/middle", "sarah/office-b"}
+    assert looks("plan", "--detailed-exitcode", recipe_path()).code == 0
+    before = creates(simulator)
+    assert looks("apply", recipe_path()).code == 0
+    assert creates(simulator) == before
+    assert old not in {look["id"] for look in simulator.state()["looks"]}
