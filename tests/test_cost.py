@@ -263,3 +263,12 @@ def test_zero_and_huge_prices_are_fine(tmp_path: Path) -> None:
     assert cost(build_plan(r, {})) == (
         "Cost: 8000002 credits — photo 2 × 0, digital_twin 1 × 1, prompt 1 × 1, look 8 × 1000000"
     )
+
+
+def test_adopting_a_look_found_unrecorded_is_free(tmp_path: Path) -> None:
+    r = recipe(tmp_path)
+    records = done(r)
+    del records["sarah/dusk"]
+    plan = build_plan(r, records, adoptable={"sarah/dusk": "look_found"})
+    assert [a.action for a in plan.actions if a.address == "sarah/dusk"] == ["adopt"]
+    assert cost(plan) == "Cost: 0 credits"
