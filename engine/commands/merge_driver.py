@@ -11,6 +11,8 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import shlex
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -21,7 +23,7 @@ from engine.manifest_merge import Side, merge_manifests, touched_by
 
 DRIVER = "looks-manifest"
 ATTRIBUTE_LINE = f"*.manifest.json merge={DRIVER}"
-DRIVER_COMMAND = "looks merge-driver %O %A %B %P"
+DRIVER_ARGUMENTS = "merge-driver %O %A %B %P"
 
 
 def run(base: Path, ours: Path, theirs: Path, path: str | None) -> int:
@@ -141,9 +143,24 @@ def install(cwd: Path) -> int:
         _write_attributes(attributes, f"{text}{separator}{ATTRIBUTE_LINE}\n")
         print(f"{attributes}: added `{ATTRIBUTE_LINE}` (commit it)")
     _git(cwd, "config", "--local", f"merge.{DRIVER}.name", "looks manifests, merged by address")
-    _git(cwd, "config", "--local", f"merge.{DRIVER}.driver", DRIVER_COMMAND)
-    print(f"git config (this clone): merge.{DRIVER}.driver = {DRIVER_COMMAND}")
+    command = driver_command()
+    _git(cwd, "config", "--local", f"merge.{DRIVER}.driver", command)
+    print(f"git config (this clone): merge.{DRIVER}.driver = {command}")
     return 0
+
+
+def driver_command() -> str:
+    """The command git runs: this very `looks`, by absolute path (quoted for git's shell).
+
+    Git runs the driver with its own PATH, where a looks installed in a venv that is not
+    active (or by pipx, in ~/.local/bin) is "command not found", which is a conflict.
+    """
+    beside = Path(sys.executable).parent / "looks"  # a venv's or pipx's bin
+    if beside.is_file() and os.access(beside, os.X_OK):
+        return f"{shlex.quote(str(beside.absolute()))} {DRIVER_ARGUMENTS}"
+    found = shutil.which("looks")
+    program = shlex.quote(os.path.abspath(found)) if found else "looks"
+    return f"{program} {DRIVER_ARGUMENTS}"
 
 
 def _write_attributes(path: Path, text: str) -> None:
