@@ -32,6 +32,7 @@ from engine.errors import ApiError, LooksError, TransportError
 from engine.manifest import ErrorInfo, ManifestStore, NodeRecord, Status
 from engine.plan import Plan, PlanAction, PlanNode, consent_address, substitute
 from engine.progress import Event, Reporter
+from engine.recorded import recorded_ids
 
 KEY_TTL = 23 * 3600.0  # the API keeps idempotency keys 24 h; reconcile by name past this
 FOLD_EVERY_CHANGES = 5000  # or 3 per node of the manifest: O(1) amortised per change
@@ -50,6 +51,7 @@ class ApplyOptions:
     upload_concurrency: int = 2
     missing_after: float = 30.0  # seconds a look may be absent from listings before a GET
     interrupt_grace: float = 5.0
+    recorded_elsewhere: frozenset[str] = frozenset()  # by other manifests: never adopted
 
 
 @dataclass(frozen=True)
@@ -746,7 +748,7 @@ class Executor:
         assert found.group_id is not None
         # Older looks of the name, unrecorded too (the record lost with a replaced look's
         # superseded ids): made here for this address all the same, so prune deletes them.
-        taken = {r.look_id for r in n.batch.store.nodes.values()}
+        taken = self._recorded()
         listing = await self._list_group(found.group_id)
         older = [look.id for look in unrecorded_looks(listing, found.group_id, n.node.name, taken)]
         if older:
@@ -787,12 +789,20 @@ class Executor:
             since = (record.submitted_at or 0.0) - 60  # clocks differ
             listed = await self.client.list_groups()
             groups = [g.id for g in listed if g.name == name and g.created_at >= since]
-        taken = {r.look_id for r in n.batch.store.nodes.values()} | set(record.superseded)
+        taken = self._recorded() | set(record.superseded)
         for group in groups:
             looks = unrecorded_looks(await self._list_group(group), group, name, taken)
             if looks:
                 return looks[-1]  # the newest: an older one is a look made before it
         return None
+
+    def _recorded(self) -> set[str | None]:
+        """Looks a record holds: in any manifest of this run, or beside them (another
+        recipe's look in a shared group may bear the very name of one of ours)."""
+        taken: set[str | None] = set(self.options.recorded_elsewhere)
+        for batch in self.batches:
+            taken |= recorded_ids(batch.store.nodes.values())
+        return taken
 
     def _upstream_group(self, n: _Node) -> str | None:
         for dep in n.node.depends_on:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import os
 import signal
 import sys
@@ -21,6 +22,7 @@ from engine.manifest import ManifestStore, manifest_path_for
 from engine.plan import build_plan
 from engine.progress import Reporter, reporter_for
 from engine.recipe import Recipe
+from engine.recorded import recorded_beside
 
 DEFAULT_BASE_URL = "https://api.heygen.com"
 INTERRUPTED = 130
@@ -71,6 +73,8 @@ def run(
             for recipe, store in zip(recipes, stores, strict=True)
         ]
         budget = None if max_credits is None else _budget(batches, max_credits)
+        beside = recorded_beside(stores)
+        options = dataclasses.replace(options, recorded_elsewhere=beside)
         # Nothing to do: no event loop, no connection, not a single request.
         work = any(batch.plan.has_changes for batch in batches)
         result = (

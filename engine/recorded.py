@@ -1,0 +1,65 @@
+"""Looks that manifests record: none of them is another record's to adopt or to prune.
+
+Recipes may share an avatar group (an avatar's `group_id`), so a group can hold another
+recipe's look under the very name this recipe gives its own, and no field of the API says
+whose a look is: only the manifests do. A run takes as recorded what its own manifests hold
+(superseded looks included) and what the manifests beside them hold (the same directory,
+where a catalog keeps its recipes, with their journals not yet folded in).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Collection, Iterable
+from pathlib import Path
+
+from engine.errors import ManifestError
+from engine.manifest import (
+    ManifestStore,
+    NodeRecord,
+    apply_change,
+    journal_path_for,
+    parse_manifest,
+    read_journal,
+)
+
+
+def recorded_ids(records: Iterable[NodeRecord]) -> set[str]:
+    """Every look the records hold: the looks they use and those they superseded."""
+    ids: set[str] = set()
+    for record in records:
+        ids.update(record.superseded)
+        if record.look_id is not None:
+            ids.add(record.look_id)
+    return ids
+
+
+def recorded_beside(own: Iterable[ManifestStore]) -> frozenset[str]:
+    """The looks recorded by the other manifests in the directories of these manifests.
+
+    A manifest of the same lineage as one of ours (a backup, an older copy) is our own
+    history, not another recipe's: its looks stay ours to adopt. One that cannot be read or
+    parsed is skipped: it is not this run's to repair, and its own runs refuse it.
+    """
+    stores = list(own)
+    mine = {store.path.resolve() for store in stores}
+    lineages = {store.manifest.lineage for store in stores}
+    ids: set[str] = set()
+    for directory in sorted({path.parent for path in mine}):
+        with contextlib.suppress(OSError):
+            for path in sorted(directory.glob("*.manifest.json")):
+                if path.resolve() not in mine:
+                    ids |= _read(path, lineages)
+    return frozenset(ids)
+
+
+def _read(path: Path, lineages: Collection[str]) -> set[str]:
+    try:
+        manifest = parse_manifest(path.read_text(encoding="utf-8"), path)
+        if manifest.lineage in lineages:
+            return set()
+        for change in read_journal(journal_path_for(path)):
+            apply_change(manifest, change)
+    except (OSError, UnicodeDecodeError, ManifestError, KeyError, TypeError, ValueError):
+        return set()
+    return recorded_ids(manifest.nodes.values())
