@@ -295,6 +295,30 @@ def test_a_journal_of_an_unfinished_run_is_merged_or_refused(
     assert not journal.exists()
 
 
+def test_a_journal_meeting_upstreams_change_in_a_rebase_is_refused(
+    repo: Callable[..., subprocess.CompletedProcess[str]],
+    looks: Callable[..., Run],
+    simulator: sim.RunningSimulator,
+) -> None:
+    """In a rebase, ours is the upstream and theirs the work tree's own commit: the journal
+    (the work tree's) must not override what the upstream changed."""
+    setup_main(repo, looks)
+    branch(repo, looks, "two", ("office-b", "Office B", "In another office"), at_top=False)
+    upstream = nodes()["sarah/office-b"]
+    branch(repo, looks, "one", ("office-a", "Office A", "In an office"), at_top=True)
+    journal = journal_path_for(manifest_path())
+    clash = {**nodes()["sarah"], "name": "Sarah (journal)"}
+    clash_line = json.dumps({"address": "sarah/office-b", "record": clash}) + "\n"
+    journal.write_text(clash_line)
+    rebased = repo("rebase", "two", check=False)
+    if rebased.returncode == 0:
+        assert nodes()["sarah/office-b"] == upstream, "the upstream's record was overwritten"
+    assert "journal holds unfolded changes to sarah/office-b" in rebased.stderr
+    assert "`git rebase --abort`" in rebased.stderr
+    repo("rebase", "--abort")
+    assert journal.read_text() == clash_line  # untouched
+
+
 def test_a_merge_under_a_running_apply_is_refused(
     tmp_path: Path, looks: Callable[..., Run]
 ) -> None:

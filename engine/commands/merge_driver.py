@@ -33,7 +33,7 @@ def run(base: Path, ours: Path, theirs: Path, path: str | None) -> int:
     ancestor = _read(base, "base", shown) if base.exists() else None
     mine, other = sides
     if path is not None:
-        mine = _with_unfolded_changes(Path(path), ancestor, mine, other)
+        mine, other = _with_unfolded_changes(Path(path), ancestor, mine, other)
     result = merge_manifests(ancestor, mine, other, shown)
     _replace(ours, result.text)
     if result.kept_both:
@@ -53,12 +53,16 @@ def _read(path: Path, label: str, shown: str) -> Side:
         raise MergeConflictError(f"{shown}: cannot read the {label} version ({e})") from None
 
 
-def _with_unfolded_changes(manifest: Path, base: Side | None, ours: Side, theirs: Side) -> Side:
-    """Ours with the work tree's journal replayed on it, refused when that cannot be safe.
+def _with_unfolded_changes(
+    manifest: Path, base: Side | None, ours: Side, theirs: Side
+) -> tuple[Side, Side]:
+    """Ours and theirs, the work tree's journal replayed on its own side; refused when that
+    cannot be safe.
 
     A run in progress would fold its own copy over the merge; a journal left by a run that
     died is replayed on the merged file later, which is only harmless when the other side
     changed none of the addresses it holds (the journal's records then are the merged ones).
+    The work tree's side is ours, except in a rebase, where ours is the upstream.
     """
     holder = _lock_holder(lock_path_for(manifest))
     if holder is not None:
@@ -70,15 +74,29 @@ def _with_unfolded_changes(manifest: Path, base: Side | None, ours: Side, theirs
     except ManifestError as e:
         raise MergeConflictError(str(e)) from None
     if not changes:
-        return ours
-    clash = sorted({str(c["address"]) for c in changes} & touched_by(base, theirs, str(manifest)))
+        return ours, theirs
+    rebasing = _rebasing()
+    own, other = (theirs, ours) if rebasing else (ours, theirs)
+    clash = sorted({str(c["address"]) for c in changes} & touched_by(base, other, str(manifest)))
     if clash:
         raise MergeConflictError(
             f"{manifest}: its journal holds unfolded changes to {clash[0]}, which the other"
-            " side changed too: `git merge --abort`, run `looks apply` on its recipe (it"
-            " finishes the run and folds the journal), commit the manifest, then merge again"
+            f" side changed too: `git {'rebase' if rebasing else 'merge'} --abort`, run `looks"
+            " apply` on its recipe (it finishes the run and folds the journal), commit the"
+            " manifest, then merge again"
         )
-    return Side(ours.text, ours.label, tuple(changes))
+    own = Side(own.text, own.label, tuple(changes))
+    return (other, own) if rebasing else (own, other)
+
+
+def _rebasing() -> bool:
+    """Whether git is rebasing here (git runs the driver from the top of the work tree)."""
+    try:
+        merge = Path(_git(Path.cwd(), "rev-parse", "--git-path", "rebase-merge"))
+        apply = Path(_git(Path.cwd(), "rev-parse", "--git-path", "rebase-apply"))
+    except LooksError:
+        return False  # run by hand outside a repository: a plain merge
+    return merge.is_dir() or (apply / "rebasing").exists()
 
 
 def _lock_holder(lock: Path) -> str | None:
