@@ -57,7 +57,9 @@ def render(recipes: Sequence[RecipePlan], full_plan: str) -> str:
     """The comment: marker, title, summary, warnings, actions table, full plan."""
     plans = [r.plan for r in recipes]
     labels = [r.label for r in recipes]
-    marker = " ".join(labels).replace("--", "- -")
+    marker = " ".join(" ".join(labels).split())  # one line
+    while "--" in marker:  # "--->" becomes "- -->" after one pass: until none is left
+        marker = marker.replace("--", "- -")
     cost = estimate(plans)
     lines = [
         f"{MARKER}: {marker} -->",

@@ -237,8 +237,11 @@ def test_code_spans_and_blocks_hold_anything() -> None:
     assert "&lt;/details&gt;" in html
 
 
-def test_the_marker_stays_one_html_comment() -> None:
-    out = render_plan([RecipePlan("a-->b <!-- c.yaml", Plan(()))], "")
+@pytest.mark.parametrize(
+    "label", ["a-->b <!-- c.yaml", "a--->b.yaml", "a---->b.yaml", "a\n-->b.yaml"]
+)
+def test_the_marker_stays_one_html_comment(label: str) -> None:
+    out = render_plan([RecipePlan(label, Plan(()))], "")
     first = out.splitlines()[0]
     assert first.startswith("<!-- looks-plan: ") and first.endswith(" -->")
     assert first[len("<!-- ") : -len(" -->")].count("--") == 0
