@@ -262,10 +262,11 @@ def test_usage_errors_stay_2_without_detailed_exitcode(
 
 def test_detailed_exitcode_in_a_real_process(recipes: Path) -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    recipe = str(recipes / "sarah.yaml")
     for argv, code in (
-        (["plan", recipes / "sarah.yaml", "--detailed-exitcode"], 2),
-        (["plan", recipes / "sarah.yaml", "--detailed-exitcode", "--jsn"], 1),
-        (["plan", recipes / "sarah.yaml", "--jsn"], 2),
+        (["plan", recipe, "--detailed-exitcode"], 2),
+        (["plan", recipe, "--detailed-exitcode", "--jsn"], 1),
+        (["plan", recipe, "--jsn"], 2),
     ):
         process = looks_process(*argv, env=env)
         _, err = process.communicate(timeout=60)
