@@ -71,7 +71,7 @@ def test_plan_without_manifest(recipes: Path, capsys: Capsys) -> None:
     assert (code, err) == (0, "")
     assert out.splitlines() == [
         f"{recipe}:",
-        f"  create   {upload}  (new)",
+        f"  create   {upload}  media/alex.mp4 (new)",
         f"  create   {'alex':<23}  (new)",
         f"  create   {'consent:alex':<23}  (new)",
         f"  create   {'alex/keynote':<23}  (new)",
@@ -99,6 +99,8 @@ def test_plan_lists_every_action_but_keep_with_its_reason(recipes: Path, capsys:
     assert out.splitlines() == [
         f"{recipe}:",
         "  replace  sarah/navy-office  (prompt changed)",
+        "           - prompt: Wearing a grey blazer, modern office background ...",
+        "           + prompt: Wearing a navy blazer, modern office background ...",
         "  retry    sarah/podcast      (failed: insufficient_credit)",
         "  create   marco/chef         (new)",
         "  replace  sarah/office-dusk  (upstream sarah/navy-office replaced)",
@@ -161,7 +163,7 @@ def test_explicit_manifest_path(recipes: Path, tmp_path: Path, capsys: Capsys) -
     code, out, _ = run(capsys, "plan", str(recipe))
     assert (
         out.splitlines()[-1]
-        == "Plan: 3 to create, 0 to replace, 0 to retry, 0 unchanged, 0 orphaned."
+        == "Plan: 2 to create, 1 to check, 0 to replace, 0 to retry, 0 unchanged, 0 orphaned."
     )
 
 
@@ -181,10 +183,13 @@ def test_plan_several_recipes(recipes: Path, capsys: Capsys) -> None:
     lines = out.splitlines()
     assert [line for line in lines if not line.startswith("  ")] == [
         *(f"{p}:" for p in paths),
-        "Plan: 25 to create, 0 to replace, 0 to retry, 0 unchanged, 0 orphaned.",
+        "Plan: 24 to create, 1 to check, 0 to replace, 0 to retry, 0 unchanged, 0 orphaned.",
     ]
-    assert "  create   riley                                 (existing look to check)" not in lines
-    assert "  create   riley         (existing look to check)" in lines
+    assert (
+        "  check    riley                                 (existing look look_demo_existing)"
+        not in lines
+    )
+    assert "  check    riley         (existing look look_demo_existing)" in lines
 
 
 # -- --only ---------------------------------------------------------------------------------
@@ -198,8 +203,8 @@ def test_only_keeps_upstream(recipes: Path, capsys: Capsys) -> None:
     assert code == 0
     assert out.splitlines() == [
         f"{recipe}:",
-        f"  create   {up_sarah}  (new)",
-        f"  create   {up_office}  (new)",
+        f"  create   {up_sarah}  media/sarah.png (new)",
+        f"  create   {up_office}  media/office.png (new)",
         f"  create   {'sarah':<23}  (new)",
         f"  create   {'sarah/navy-office':<23}  (new)",
         f"  create   {'sarah/office-dusk':<23}  (new)",
@@ -246,6 +251,7 @@ def test_plan_json(recipes: Path, capsys: Capsys) -> None:
     assert data["version"] == 1
     assert data["summary"] == {
         "create": 5,
+        "check": 0,
         "update": 0,
         "replace": 0,
         "retry": 1,
@@ -253,7 +259,16 @@ def test_plan_json(recipes: Path, capsys: Capsys) -> None:
         "orphan": 1,
     }
     for action in data["actions"]:
-        assert set(action) == {"recipe", "address", "action", "kind", "reason", "depends_on"}
+        assert set(action) == {
+            "recipe",
+            "address",
+            "action",
+            "kind",
+            "reason",
+            "depends_on",
+            "file",
+            "changes",
+        }
     by_address = {a["address"]: a for a in data["actions"]}
     twin_nodes = build_graph(load_recipe(twin))
     upload = next(a for a in twin_nodes if a.startswith("upload:"))
@@ -264,6 +279,8 @@ def test_plan_json(recipes: Path, capsys: Capsys) -> None:
         "kind": "upload",
         "reason": "new",
         "depends_on": [],
+        "file": "media/alex.mp4",
+        "changes": [],
     }
     assert by_address["alex"]["depends_on"] == [upload]
     assert by_address["consent:alex"] == {
@@ -273,6 +290,8 @@ def test_plan_json(recipes: Path, capsys: Capsys) -> None:
         "kind": "consent",
         "reason": "new",
         "depends_on": ["alex"],
+        "file": None,
+        "changes": [],
     }
     assert by_address["marco/chef"]["action"] == "retry"
     assert by_address["marco/chef"]["reason"] == "unfinished: submitted when the last run stopped"

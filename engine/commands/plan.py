@@ -10,7 +10,7 @@ from engine.commands.validate import load_all
 from engine.manifest import manifest_path_for, read_manifest
 from engine.plan import Plan, build_plan
 from engine.recipe import Recipe
-from engine.report import graph_text, merge_summaries, plan_lines, summary_line
+from engine.report import graph_text, plan_document, plan_text
 
 
 def recipe_label(recipe: Recipe, manifest: Path) -> str:
@@ -42,21 +42,11 @@ def run(
 
         refresh_recipes(recipes, manifest)
     plans = [plan_recipe(r, manifest, only) for r in recipes]
+    labelled = [(str(r.path), p) for r, p in zip(recipes, plans, strict=True)]
     if as_json:
-        actions = [
-            {"recipe": str(r.path), **a.to_json()}
-            for r, p in zip(recipes, plans, strict=True)
-            for a in p.actions
-        ]
-        summary = merge_summaries(plans)
-        print(json.dumps({"version": 1, "actions": actions, "summary": summary}, indent=2))
+        print(json.dumps(plan_document(labelled), indent=2, ensure_ascii=False))
     else:
-        for recipe, plan in zip(recipes, plans, strict=True):
-            lines = plan_lines(plan.actions)
-            print(f"{recipe.path}:" + ("" if lines else " up to date"))
-            for line in lines:
-                print(line)
-        print(summary_line(merge_summaries(plans)))
+        print(plan_text(labelled), end="")
     if detailed_exitcode and any(p.has_changes for p in plans):
         return 2
     return 0
