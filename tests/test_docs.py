@@ -89,6 +89,7 @@ def test_no_doc_points_outside_the_repository(doc: Path) -> None:
     for mention in re.findall(r"(?<![\w./])((?:\.\./)+[\w.-][\w./-]*)", prose(doc)):
         resolved = (doc.parent / mention).resolve()
         assert resolved.is_relative_to(ROOT), f"{doc.name}: {mention} is outside the repository"
+        assert resolved.exists(), f"{doc.name}: {mention} is not in the repository"
     assert "/work/" not in prose(doc)
 
 
