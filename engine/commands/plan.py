@@ -44,7 +44,7 @@ def run(
     plans = [plan_recipe(r, manifest, only) for r in recipes]
     labelled = [(str(r.path), p) for r, p in zip(recipes, plans, strict=True)]
     if as_json:
-        print(json.dumps(plan_document(labelled), indent=2, ensure_ascii=False))
+        print(json.dumps(plan_document(labelled), indent=2))
     else:
         print(plan_text(labelled), end="")
     if detailed_exitcode and any(p.has_changes for p in plans):
