@@ -506,7 +506,7 @@ def _detailed_exitcode(argv: Sequence[str]) -> bool:
         if word == "--":
             break
         flag = word.split("=", 1)[0]
-        if len(flag) > 3 and "--detailed-exitcode".startswith(flag):
+        if len(flag) >= 3 and "--detailed-exitcode".startswith(flag):
             return True
     return False
 
