@@ -401,8 +401,8 @@ def _read_holder(fd: int) -> str:
     """Who holds the lock: `pid N on HOST since TIME`, as the holder wrote it.
 
     A holder writes that line just after taking the lock, so an empty file is given a moment;
-    a holder that never writes it (killed in between, or another program) is found in the
-    kernel's lock table, which only lists this host's locks.
+    a holder that never writes it (killed in between, or another program, whose text is not
+    that line) is found in the kernel's lock table, which only lists this host's locks.
     """
     deadline = time.monotonic() + _HOLDER_WAIT
     while True:
@@ -413,7 +413,7 @@ def _read_holder(fd: int) -> str:
         if text or time.monotonic() > deadline:
             break
         time.sleep(0.05)
-    if text:
+    if re.match(r"pid \d+ on \S", text):
         return text
     pid = _flock_pid(os.fstat(fd).st_ino)
     return f"pid {pid if pid is not None else '(unknown)'} on {socket.gethostname()}"

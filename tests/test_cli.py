@@ -397,13 +397,16 @@ _HOLD = textwrap.dedent(
     import fcntl, os, sys, time
     fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT, 0o644)
     fcntl.flock(fd, fcntl.LOCK_EX)  # held, but no "pid N on HOST" line written
+    os.write(fd, sys.argv[2].encode())
     print("locked", flush=True)
     time.sleep(120)
     """
 )
 
 
-def test_lock_message_names_pid_and_host_even_when_the_file_is_empty(
+@pytest.mark.parametrize("content", ["", "held by a backup script"])
+def test_lock_message_names_pid_and_host_even_without_a_holder_line(
+    content: str,
     recipes: Path,
     simulator: sim.RunningSimulator,
     api_env: dict[str, str],
@@ -411,12 +414,12 @@ def test_lock_message_names_pid_and_host_even_when_the_file_is_empty(
     recipe = recipes / "sarah.yaml"
     lock = lock_path_for(manifest_path_for(recipe))
     holder = subprocess.Popen(
-        [sys.executable, "-c", _HOLD, str(lock)], stdout=subprocess.PIPE, text=True
+        [sys.executable, "-c", _HOLD, str(lock), content], stdout=subprocess.PIPE, text=True
     )
     try:
         assert holder.stdout is not None
         assert holder.stdout.readline() == "locked\n"
-        assert lock.read_text() == ""
+        assert lock.read_text() == content
         process = looks_process("apply", recipe, env=api_env)
         _, err = process.communicate(timeout=60)
     finally:
