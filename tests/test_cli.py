@@ -233,6 +233,19 @@ def test_detailed_exitcode_errors_are_1(
     assert without.code in (1, 2)
 
 
+def test_detailed_exitcode_with_refresh_and_no_key(
+    recipes: Path, monkeypatch: pytest.MonkeyPatch, looks: Callable[..., Run]
+) -> None:
+    monkeypatch.delenv("HEYGEN_API_KEY", raising=False)
+    argv = ["plan", recipes / "sarah.yaml", "--refresh"]
+    without = looks(*argv)
+    assert without.code == 2
+    assert "HEYGEN_API_KEY is not set" in one_line(without)
+    result = looks(*argv, "--detailed-exitcode")
+    assert result.code == 1
+    assert one_line(result) == one_line(without)
+
+
 def test_detailed_exitcode_changes_and_no_changes(
     recipes: Path,
     simulator: sim.RunningSimulator,
