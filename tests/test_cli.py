@@ -58,7 +58,11 @@ def test_unknown_command(looks: Callable[..., Run]) -> None:
     result = looks("plna", "recipes/sarah.yaml")
     assert result.code == 2
     line = one_line(result)
-    assert "invalid choice: 'plna'" in line and "'plan'" in line
+    assert "invalid choice: 'plna'" in line
+    assert line.endswith("; did you mean 'plan'? (see 'looks --help')")
+    result = looks("frobnicate")
+    assert result.code == 2
+    assert "did you mean" not in one_line(result)
 
 
 @pytest.mark.parametrize("command", [c for c in COMMANDS if c != "sim"])
