@@ -392,7 +392,6 @@ def test_os_error_names_the_file(recipes: Path, api_env: dict[str, str]) -> None
     assert "Traceback" not in err
     (line,) = [x for x in err.splitlines() if x.startswith("looks: ")]
     assert str(recipes / "media" / "sarah.png") in line
-    assert "Not a directory" in line or "not a directory" in line
 
 
 def test_os_error_boundary_names_the_file(
