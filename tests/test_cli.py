@@ -19,6 +19,7 @@ from conftest import ROOT, Run, looks_process
 from engine import cli, sim
 from engine.cli import build_parser
 from engine.errors import ManifestLockedError
+from engine.executor import ApplyResult, Executor
 from engine.manifest import ManifestStore, journal_path_for, lock_path_for, manifest_path_for
 
 COMMANDS = (
@@ -358,14 +359,15 @@ def test_internal_error_mid_apply_keeps_what_was_recorded(
     looks: Callable[..., Run],
 ) -> None:
     """An exception while the manifest is open still folds every record and frees the lock."""
-    from engine.commands import lifecycle
+    real_run = Executor.run
 
-    def broken(*args: object, **kwargs: object) -> bool:
+    async def run_then_fail(self: Executor) -> ApplyResult:
+        await real_run(self)
         raise AttributeError("'NoneType' object has no attribute 'id'")
 
-    monkeypatch.setattr(lifecycle, "prune_batches", broken)
+    monkeypatch.setattr(Executor, "run", run_then_fail)
     recipe = recipes / "sarah.yaml"
-    result = looks("apply", recipe, "--prune")
+    result = looks("apply", recipe)
     assert result.code == 3
     assert result.err.endswith(
         "looks: internal error: AttributeError: 'NoneType' object has no attribute 'id';"
