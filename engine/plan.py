@@ -21,12 +21,22 @@ from engine.errors import LooksError
 from engine.manifest import NodeKind, NodeRecord
 from engine.recipe import AvatarSpec, FileSpec, LookSpec, Recipe
 
-ActionKind = Literal["create", "update", "replace", "retry", "keep", "orphan"]
+ActionKind = Literal["create", "adopt", "update", "replace", "retry", "keep", "orphan"]
+# `adopt` (a look found unrecorded by `plan --refresh`) is counted only when there is one.
 ACTION_KINDS: tuple[ActionKind, ...] = ("create", "update", "replace", "retry", "keep", "orphan")
 # The words a person and a program read (text, JSON, graph): an action, except that creating
 # an existing look (an `existing` base, an adopted look) only checks that it is there.
-Verb = Literal["create", "check", "update", "replace", "retry", "keep", "orphan"]
-VERBS: tuple[Verb, ...] = ("create", "check", "update", "replace", "retry", "keep", "orphan")
+Verb = Literal["create", "check", "adopt", "update", "replace", "retry", "keep", "orphan"]
+VERBS: tuple[Verb, ...] = (
+    "create",
+    "check",
+    "adopt",
+    "update",
+    "replace",
+    "retry",
+    "keep",
+    "orphan",
+)
 REF_KEYS = ("$look", "$group", "$asset")
 
 
@@ -153,14 +163,18 @@ def build_plan(
     recipe: Recipe,
     records: Mapping[str, NodeRecord],
     only: Sequence[str] = (),
+    adoptable: Mapping[str, str] = {},
 ) -> Plan:
-    """Diff the recipe's graph against the manifest's records."""
+    """Diff the recipe's graph against the manifest's records.
+
+    `adoptable`: address -> id of a look found unrecorded in the account (plan --refresh).
+    """
     nodes = build_graph(recipe)
     selected = select(nodes, only, records) if only else set(nodes)
     actions: dict[str, PlanAction] = {}
     for address, node in nodes.items():
         if address in selected:
-            actions[address] = _diff(node, records.get(address), actions)
+            actions[address] = _diff(node, records.get(address), actions, adoptable.get(address))
     for address in sorted(records.keys() - nodes.keys()):
         if only and not _matches(address, only):
             continue
@@ -345,11 +359,16 @@ _INTERRUPTED = {"pending", "submitted", "processing"}
 
 
 def _diff(
-    node: PlanNode, record: NodeRecord | None, upstream: Mapping[str, PlanAction]
+    node: PlanNode,
+    record: NodeRecord | None,
+    upstream: Mapping[str, PlanAction],
+    unrecorded: str | None = None,
 ) -> PlanAction:
     def act(action: ActionKind, reason: str) -> PlanAction:
         return PlanAction(node.address, action, reason, node.kind, node.depends_on, node, record)
 
+    if unrecorded is not None and (record is None or record.look_id is None):
+        return act("adopt", f"look {unrecorded} exists, unrecorded")
     if record is None:
         if _is_existing(node):
             return act("create", f"existing look {node.template.get('look_id')}")

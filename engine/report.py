@@ -11,6 +11,7 @@ from engine.plan import REF_KEYS, VERBS, FieldChange, Plan, PlanAction
 _SUMMARY_WORDS = {
     "create": "to create",
     "check": "to check",
+    "adopt": "to adopt",
     "update": "to update",
     "replace": "to replace",
     "retry": "to retry",
@@ -45,10 +46,10 @@ def plan_document(plans: Sequence[tuple[str, Plan]]) -> dict[str, Any]:
 def summary_line(summary: Mapping[str, int]) -> str:
     """`Plan: N to create, N to replace, N to retry, N unchanged, N orphaned.`
 
-    Renames and checks of existing looks cost nothing and are rare, so `N to update` and
-    `N to check` only appear when there are some.
+    Renames, checks of existing looks and adoptions cost nothing and are rare, so
+    `N to update`, `N to check` and `N to adopt` only appear when there are some.
     """
-    kinds = [k for k in VERBS if k not in ("update", "check") or summary.get(k)]
+    kinds = [k for k in VERBS if k not in ("check", "adopt", "update") or summary.get(k)]
     parts = [f"{summary.get(k, 0)} {_SUMMARY_WORDS[k]}" for k in kinds]
     return "Plan: " + ", ".join(parts) + "."
 
@@ -123,7 +124,7 @@ def merge_summaries(plans: Sequence[Plan]) -> dict[str, int]:
     total: dict[str, int] = dict.fromkeys(VERBS, 0)
     for plan in plans:
         for kind, count in plan.summary().items():
-            total[kind] += count
+            total[kind] = total.get(kind, 0) + count
     return total
 
 
@@ -140,6 +141,7 @@ def graph_text(plan: Plan, fmt: str) -> str:
         styles = {
             "create": "#d4f7d4",
             "check": "#e8f4e8",
+            "adopt": "#d4f7ef",
             "update": "#fff3c4",
             "replace": "#ffd9b3",
             "retry": "#d6e6ff",

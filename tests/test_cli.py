@@ -34,6 +34,7 @@ COMMANDS = (
     "prune",
     "consent",
     "sim",
+    "merge-driver",
 )
 
 

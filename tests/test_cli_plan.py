@@ -252,6 +252,7 @@ def test_plan_json(recipes: Path, capsys: Capsys) -> None:
     assert data["summary"] == {
         "create": 5,
         "check": 0,
+        "adopt": 0,
         "update": 0,
         "replace": 0,
         "retry": 1,

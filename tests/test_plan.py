@@ -343,6 +343,7 @@ def test_no_manifest_creates_everything(tmp_path: Path) -> None:
     assert plan.summary() == {
         "create": 14,
         "check": 1,
+        "adopt": 0,
         "update": 0,
         "replace": 0,
         "retry": 0,
@@ -414,6 +415,7 @@ def test_a_prompt_change_replaces_the_look_and_its_chain(tmp_path: Path) -> None
     assert plan.summary() == {
         "create": 0,
         "check": 0,
+        "adopt": 0,
         "update": 0,
         "replace": 3,
         "retry": 0,
@@ -636,6 +638,7 @@ def test_plan_to_json(tmp_path: Path) -> None:
     assert data["summary"] == {
         "create": 1,
         "check": 0,
+        "adopt": 0,
         "update": 0,
         "replace": 0,
         "retry": 0,
