@@ -548,15 +548,34 @@ def _detailed_exitcode(argv: Sequence[str]) -> bool:
     return False
 
 
-def _unrecognized(args: argparse.Namespace, extra: Sequence[str]) -> str:
-    """argparse's "unrecognized arguments", pointing at the command's own help."""
+def _unrecognized(
+    parser: argparse.ArgumentParser, args: argparse.Namespace, extra: Sequence[str]
+) -> str:
+    """argparse's "unrecognized arguments", with the flag meant when one is close, pointing
+    at the command's own help."""
     message = f"unrecognized arguments: {' '.join(extra)}"
+    flags = [w.split("=", 1)[0] for w in extra if w.startswith("--")]
+    if flags:
+        known = [
+            f for a in _command_parser(parser, args.command)._actions for f in a.option_strings
+        ]
+        close = difflib.get_close_matches(flags[0], known, n=1)
+        if close:
+            message += f"; did you mean {close[0]!r}?"
     if getattr(args, "only", None) and not any(word.startswith("-") for word in extra):
         message += (
             "; --only takes one address or glob: repeat it (--only a --only b)"
             " or separate them with commas (--only a,b)"
         )
     return f"{message} (see 'looks {args.command} --help')"
+
+
+def _command_parser(parser: argparse.ArgumentParser, command: str) -> argparse.ArgumentParser:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            found: argparse.ArgumentParser = action.choices[command]
+            return found
+    return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -573,11 +592,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         try:
-            args, extra = build_parser().parse_known_args(words)
+            parser = build_parser()
+            args, extra = parser.parse_known_args(words)
         except SystemExit as e:  # --help and --version print, then exit 0
             return e.code if isinstance(e.code, int) else 0
         if extra:
-            raise UsageError(_unrecognized(args, extra))
+            raise UsageError(_unrecognized(parser, args, extra))
         return _COMMANDS[args.command](args)
     except RecipeError as e:
         # Problem lines stand alone (FILE:LINE: path: message), for editors and grep.

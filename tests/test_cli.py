@@ -91,6 +91,17 @@ def test_every_command_has_help(command: str, looks: Callable[..., Run]) -> None
     assert result.out.startswith(f"usage: looks {command}")
 
 
+def test_a_mistyped_flag_suggests_the_right_one(recipes: Path, looks: Callable[..., Run]) -> None:
+    result = looks("plan", recipes / "sarah.yaml", "--jsn")
+    assert result.code == 2
+    assert one_line(result) == (
+        "looks: unrecognized arguments: --jsn; did you mean '--json'? (see 'looks plan --help')"
+    )
+    result = looks("apply", recipes / "sarah.yaml", "--maxjobs=3")
+    assert "did you mean '--max-jobs'?" in one_line(result)
+    assert "did you mean" not in one_line(looks("status", recipes / "sarah.yaml", "--zzzzzz"))
+
+
 def test_main_help_describes_the_tool(looks: Callable[..., Run]) -> None:
     result = looks("--help")
     assert (result.code, result.err) == (0, "")
