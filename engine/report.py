@@ -6,6 +6,7 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from engine.cost import action_credits, estimate, json_number
 from engine.plan import REF_KEYS, VERBS, FieldChange, Plan, PlanAction
 
 _SUMMARY_WORDS = {
@@ -26,21 +27,32 @@ _MAX_SHOWN = 100
 
 def plan_text(plans: Sequence[tuple[str, Plan]]) -> str:
     """`looks plan` for people: per recipe, one line per action that does something (with the
-    changed fields under a replace), then the summary line."""
+    changed fields under a replace), then the summary line and the cost line."""
     out: list[str] = []
     for recipe, plan in plans:
         lines = plan_lines(plan.actions)
         out.append(f"{recipe}:" + ("" if lines else " up to date"))
         out.extend(lines)
     out.append(summary_line(merge_summaries([plan for _, plan in plans])))
+    out.append(estimate(plan for _, plan in plans).line())
     return "\n".join(out) + "\n"
 
 
 def plan_document(plans: Sequence[tuple[str, Plan]]) -> dict[str, Any]:
     """`looks plan --json`: the same actions, with the same words, for programs."""
-    actions = [{"recipe": recipe, **a.to_json()} for recipe, plan in plans for a in plan.actions]
-    summary = merge_summaries([plan for _, plan in plans])
-    return {"version": 1, "actions": actions, "summary": summary}
+    actions = [
+        {"recipe": recipe, **a.to_json(), "credits": json_number(action_credits(a, plan.prices))}
+        for recipe, plan in plans
+        for a in plan.actions
+    ]
+    cost = estimate(plan for _, plan in plans)
+    return {
+        "version": 1,
+        "actions": actions,
+        "summary": merge_summaries([plan for _, plan in plans]),
+        "credits": json_number(cost.credits),
+        "credits_breakdown": cost.to_json(),
+    }
 
 
 def summary_line(summary: Mapping[str, int]) -> str:

@@ -6,6 +6,7 @@ import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from engine import plan_markdown
 from engine.commands.validate import load_all
 from engine.manifest import manifest_path_for, read_manifest
 from engine.plan import Plan, build_plan
@@ -37,10 +38,11 @@ def run(
     *,
     manifest: Path | None,
     only: Sequence[str],
-    as_json: bool,
+    fmt: str,
     detailed_exitcode: bool,
     refresh: bool = False,
 ) -> int:
+    """Print the plans as `fmt` (text, json or markdown)."""
     recipes = load_all(paths)
     adoptable: list[dict[str, str]] = [{} for _ in recipes]
     if refresh:
@@ -49,8 +51,11 @@ def run(
         adoptable = refresh_recipes(recipes, manifest)
     plans = [plan_recipe(r, manifest, only, a) for r, a in zip(recipes, adoptable, strict=True)]
     labelled = [(str(r.path), p) for r, p in zip(recipes, plans, strict=True)]
-    if as_json:
+    if fmt == "json":
         print(json.dumps(plan_document(labelled), indent=2))
+    elif fmt == "markdown":
+        recipe_plans = [plan_markdown.RecipePlan(label, p) for label, p in labelled]
+        print(plan_markdown.render(recipe_plans, plan_text(labelled)), end="")
     else:
         print(plan_text(labelled), end="")
     if detailed_exitcode and any(p.has_changes for p in plans):
