@@ -86,8 +86,8 @@ def check(head: bytes, size: int, wanted: MediaKind) -> MediaCheck:
         return MediaCheck(None, "is empty")
     found = sniff(head)
     if found not in ACCEPTED[wanted]:
-        what = f"its bytes are {found}" if found else "its bytes are no known media format"
-        return MediaCheck(found, f"must be {_WANTED[wanted]}; {what}")
+        what = found or "unknown bytes"
+        return MediaCheck(found, f"must be {_WANTED[wanted]}, not {what}")
     if size > DIRECT_UPLOAD_MAX_BYTES:
         return MediaCheck(
             found,
