@@ -39,6 +39,12 @@ def _add_sim(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         metavar="SECONDS",
         help="how long a direct upload's URL accepts the PUT",
     )
+    p.add_argument(
+        "--upload-bytes-per-second",
+        type=float,
+        metavar="N",
+        help="throttle PUTs to upload URLs, as a slow uplink would",
+    )
     p.add_argument("--state", type=Path, metavar="FILE")
 
 
@@ -51,6 +57,7 @@ def _run_sim(args: argparse.Namespace) -> int:
         generation_seconds=low,
         generation_seconds_max=high,
         upload_url_ttl=args.upload_url_ttl,
+        upload_bytes_per_second=args.upload_bytes_per_second,
         failed_look_rate=args.failed_look_rate,
         auto_consent=args.auto_consent,
         max_jobs=args.max_jobs,

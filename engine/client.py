@@ -10,7 +10,7 @@ import mimetypes
 import re
 import time
 import urllib.parse
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -34,6 +34,7 @@ from engine.errors import ApiError, TransportError
 __all__ = [
     "ApiErrorInfo",
     "AssetInfo",
+    "DirectUploadTicket",
     "GroupInfo",
     "HeyGenClient",
     "LookInfo",
@@ -185,6 +186,7 @@ class AssetInfo:
     url: str | None = None
     mime_type: str | None = None
     size_bytes: int | None = None
+    status: str | None = None  # a direct upload's; "completed" once usable
 
     @classmethod
     def from_api(cls, data: Mapping[str, Any]) -> AssetInfo:
@@ -195,6 +197,44 @@ class AssetInfo:
             url=_opt_str(data, "url"),
             mime_type=_opt_str(data, "mime_type"),
             size_bytes=_opt_int(data, "size_bytes"),
+            status=_opt_str(data, "status"),
+        )
+
+
+@dataclass(frozen=True)
+class DirectUploadTicket:
+    """The init answer of a direct upload: where and how to PUT the bytes, and until when."""
+
+    asset_id: str
+    upload_url: str
+    upload_headers: Mapping[str, str]
+    expires_in_seconds: float
+    max_bytes: int | None = None
+
+    def __repr__(self) -> str:  # the URL is a credential: never in a log or a message
+        return f"DirectUploadTicket(asset_id={self.asset_id!r}, url={redact_url(self.upload_url)})"
+
+    @classmethod
+    def from_api(cls, data: Mapping[str, Any]) -> DirectUploadTicket:
+        """Parse an init answer; raises ValueError when a required field is missing."""
+        data = _mapping(data, "direct upload")
+        url = _req_str(data, "upload_url", "direct upload")
+        if urllib.parse.urlsplit(url).scheme not in ("http", "https"):
+            raise ValueError("direct upload's upload_url is not an http(s) URL")
+        headers = data.get("upload_headers") or {}
+        if not isinstance(headers, Mapping) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in headers.items()
+        ):
+            raise ValueError("direct upload's upload_headers is not an object of strings")
+        expires = data.get("expires_in_seconds")
+        if isinstance(expires, bool) or not isinstance(expires, int | float) or expires <= 0:
+            raise ValueError("direct upload has no positive expires_in_seconds")
+        return cls(
+            asset_id=_req_str(data, "asset_id", "direct upload"),
+            upload_url=url,
+            upload_headers=dict(headers),
+            expires_in_seconds=float(expires),
+            max_bytes=_opt_int(data, "max_bytes"),
         )
 
 
@@ -379,6 +419,72 @@ class HeyGenClient:
             idempotency_key=idempotency_key,
         )
         return self._parse("POST", "/v3/assets", lambda: AssetInfo.from_api(data))
+
+    async def start_direct_upload(
+        self,
+        *,
+        filename: str,
+        content_type: str,
+        size_bytes: int,
+        checksum_sha256: str,
+        idempotency_key: str,
+    ) -> DirectUploadTicket:
+        """POST /v3/assets/direct-uploads: step 1 of 3 for a file over 32 MB."""
+        path = "/v3/assets/direct-uploads"
+        body = {
+            "filename": filename,
+            "content_type": content_type,
+            "size_bytes": size_bytes,
+            "checksum_sha256": checksum_sha256,
+        }
+        data = await self._call("POST", path, json=body, idempotency_key=idempotency_key)
+        return self._parse("POST", path, lambda: DirectUploadTicket.from_api(data))
+
+    async def put_upload(
+        self,
+        ticket: DirectUploadTicket,
+        path: Path,
+        size_bytes: int,
+        *,
+        on_progress: Callable[[int], None] | None = None,
+    ) -> None:
+        """PUT the file to the ticket's URL, streamed from disk, with its headers verbatim.
+
+        Step 2 of 3. Retried from the first byte on a transient failure (the same bytes to the
+        same URL). The API key is never sent: the URL is the storage's, signed for this file.
+        """
+
+        async def attempt() -> httpx.Response:
+            # Every upload header verbatim; a Content-Length of ours only if they set none
+            # (without one httpx would send the stream chunked, which signed PUTs refuse).
+            headers = dict(ticket.upload_headers)
+            if not any(name.lower() == "content-length" for name in headers):
+                headers["Content-Length"] = str(size_bytes)
+            where = f"PUT {redact_url(ticket.upload_url)}"
+            try:
+                async with self._slots:
+                    response = await self._http.request(
+                        "PUT",
+                        ticket.upload_url,
+                        content=_file_chunks(path, size_bytes, on_progress),
+                        headers=headers,
+                    )
+            except httpx.RequestError as exc:
+                raise TransportError(f"{where}: {type(exc).__name__}: {exc}") from exc
+            if response.is_success:
+                return response
+            raise _storage_error(response, where)
+
+        await self._retrying(attempt, retryable=True)
+
+    async def complete_upload(
+        self, asset_id: str, *, checksum_sha256: str, idempotency_key: str
+    ) -> AssetInfo:
+        """POST /v3/assets/{asset_id}/complete: step 3 of 3; safe to repeat."""
+        path = f"/v3/assets/{_seg(asset_id)}/complete"
+        body = {"checksum_sha256": checksum_sha256}
+        data = await self._call("POST", path, json=body, idempotency_key=idempotency_key)
+        return self._parse("POST", path, lambda: AssetInfo.from_api(data))
 
     async def start_consent(
         self, group_id: str, *, reroute_url: str | None, idempotency_key: str
@@ -617,6 +723,47 @@ def redact_url(url: str) -> str:
     """The URL without its query: presigned CDN links carry credentials there."""
     parts = urllib.parse.urlsplit(url)
     return urllib.parse.urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
+
+
+_UPLOAD_CHUNK = 1 << 20
+
+
+async def _file_chunks(
+    path: Path, size_bytes: int, on_progress: Callable[[int], None] | None
+) -> AsyncIterator[bytes]:
+    """The file's first `size_bytes` bytes, a chunk at a time, read off the event loop."""
+    f = await asyncio.to_thread(path.open, "rb")
+    try:
+        sent = 0
+        while sent < size_bytes:
+            chunk = await asyncio.to_thread(f.read, min(_UPLOAD_CHUNK, size_bytes - sent))
+            if not chunk:
+                # Shorter than declared: stop; the storage refuses the short body.
+                raise TransportError(f"{path.name} shrank while it was being uploaded")
+            sent += len(chunk)
+            yield chunk
+            if on_progress is not None:
+                on_progress(sent)
+    finally:
+        await asyncio.to_thread(f.close)
+
+
+def _storage_error(response: httpx.Response, where: str) -> ApiError:
+    """An object store's refusal (XML, no API envelope) as an ApiError."""
+    text = response.text[:2000]
+    code = re.search(r"<Code>([^<]{1,100})</Code>", text)
+    message = re.search(r"<Message>([^<]{1,300})</Message>", text)
+    detail = ": ".join(m.group(1) for m in (code, message) if m) or (
+        response.reason_phrase or "refused"
+    )
+    status = response.status_code
+    return ApiError(
+        status,
+        "upload_refused",
+        f"{where}: storage answered {status} {detail}",
+        request_id=response.headers.get("X-Request-Id"),
+        retry_after=parse_retry_after(response.headers.get("Retry-After")),
+    )
 
 
 def _api_error(response: httpx.Response, *, secret: str) -> ApiError:

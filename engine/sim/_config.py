@@ -22,6 +22,7 @@ RUNTIME_FIELDS = frozenset(
         "generation_seconds_max",
         "auto_consent",
         "upload_url_ttl",
+        "upload_bytes_per_second",
     }
 )
 
@@ -74,6 +75,7 @@ class SimConfig:
     latency_ms: float = 0.0
     idempotency_ttl: float = 86400.0
     upload_url_ttl: float = 3600.0
+    upload_bytes_per_second: float | None = None  # a slow uplink for PUTs to upload URLs
     state_file: Path | None = None
 
     def __post_init__(self) -> None:
@@ -82,6 +84,9 @@ class SimConfig:
         for name in ("generation_seconds", "latency_ms", "idempotency_ttl", "upload_url_ttl"):
             _number(name, getattr(self, name))
         _number("generation_seconds_max", self.generation_seconds_max, optional=True)
+        _number("upload_bytes_per_second", self.upload_bytes_per_second, optional=True)
+        if self.upload_bytes_per_second == 0:
+            raise UsageError("sim: upload_bytes_per_second must be above 0")
         if self.generation_seconds_max is not None:
             if self.generation_seconds <= 0:
                 raise UsageError("sim: a generation_seconds range must start above 0")

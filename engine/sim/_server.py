@@ -196,6 +196,9 @@ class SimServer:
             part = await self._next_event(conn, reader)
             if isinstance(part, h11.Data):
                 sink.feed(bytes(part.data))
+                rate = self.sim.config.upload_bytes_per_second
+                if rate:
+                    await asyncio.sleep(len(part.data) / rate)
             elif isinstance(part, h11.EndOfMessage):
                 break
             else:
