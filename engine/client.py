@@ -51,6 +51,9 @@ _T = TypeVar("_T")
 _IDEMPOTENCY_KEY = re.compile(r"[A-Za-z0-9_:.\-]{1,255}")
 _MAX_PAGE_SIZE = 50  # the API's documented ceiling for `limit`
 _REQUEST_IN_PROGRESS = "request_in_progress"
+# Codes that mean the same thing; the official CLI's table names validation_error beside
+# the reference's invalid_parameter.
+_CODE_ALIASES = {"validation_error": "invalid_parameter"}
 
 
 # --------------------------------------------------------------------------- data
@@ -135,16 +138,27 @@ class LookInfo:
         """Parse a Look object; raises ValueError when it has no id."""
         data = _mapping(data, "look")
         engines = data.get("supported_api_engines")
+        error = ApiErrorInfo.from_api(data.get("error"))
+        preview = _opt_str(data, "preview_image_url")
+        width, height = _opt_int(data, "image_width"), _opt_int(data, "image_height")
+        status = _opt_str(data, "status")
+        if status is None:
+            # The reference sends `status` only for private avatars; a look without one is
+            # ready once it has a preview image of non-zero size, failed once it has an error.
+            if preview and width and height:
+                status = "completed"
+            elif error is not None:
+                status = "failed"
         return cls(
             id=_req_str(data, "id", "look"),
             name=_str(data, "name"),
             avatar_type=_str(data, "avatar_type"),
             group_id=_opt_str(data, "group_id"),
-            status=_opt_str(data, "status"),
-            error=ApiErrorInfo.from_api(data.get("error")),
-            preview_image_url=_opt_str(data, "preview_image_url"),
-            image_width=_opt_int(data, "image_width"),
-            image_height=_opt_int(data, "image_height"),
+            status=status,
+            error=error,
+            preview_image_url=preview,
+            image_width=width,
+            image_height=height,
             supported_api_engines=(
                 tuple(e for e in engines if isinstance(e, str)) if isinstance(engines, list) else ()
             ),
@@ -789,9 +803,10 @@ def _api_error(response: httpx.Response, *, secret: str) -> ApiError:
         reason = response.reason_phrase or "error"
         text = response.text.strip()[:200] if not isinstance(body, Mapping) else ""
         message = f"{reason}: {text}" if text else reason
+    code = code.lower()
     return ApiError(
         status,
-        code.lower(),
+        _CODE_ALIASES.get(code, code),
         message.replace(secret, "***"),  # some servers echo a rejected key back
         request_id=request_id,
         retry_after=retry_after,

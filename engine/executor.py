@@ -454,6 +454,8 @@ class Executor:
         except ApiError as e:
             if e.code == "insufficient_credit":
                 self.stop("insufficient_credit")
+            if e.code == "asset_not_available":
+                self._forget_uploads(n)
             # The request id is what HeyGen's support asks for.
             where = f" (request {e.request_id})" if e.request_id else ""
             # A refusal ends the key; an answer that says nothing of the outcome (a 5xx after
@@ -464,6 +466,17 @@ class Executor:
         except TransportError as e:
             # The request's outcome is unknown: keep the key, the next run replays it.
             return self._fail(n, "transport_error", str(e), status=None)
+
+    def _forget_uploads(self, n: _Node) -> None:
+        """The API cannot use an asset we recorded: its uploads run again on the next apply."""
+        store = n.batch.store
+        for dep in n.node.depends_on:
+            rec = store.nodes.get(dep)
+            if rec is not None and rec.kind == "upload" and rec.status == "completed":
+                message = f"asset {rec.asset_id} is not available to the API; uploaded again next"
+                self._save(
+                    n, rec.evolve(status="failed", error=ErrorInfo("asset_not_available", message))
+                )
 
     def _fail(self, n: _Node, code: str, message: str, status: Status | None) -> Outcome:
         current = n.record or self._record_for(n)
