@@ -211,7 +211,7 @@ def test_bytes_that_landed_before_a_kill_are_completed_not_sent_again(
     """Killed between the storage's answer and the journal: the resume only completes."""
     make_video(tmp_path / "alex.mp4")
     recipe = twin_recipe(tmp_path)
-    upload_sim.configure(latency_ms=3000)  # the complete's answer is slow: kill during it
+    upload_sim.configure(latency_ms=1500)  # the complete's answer is slow: kill during it
     proc = looks_process("apply", recipe, env=env)
     deadline = time.monotonic() + 60
     while not any(r.get("upload", {}).get("phase") == "uploaded" for r in journal(recipe)):
