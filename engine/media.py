@@ -91,7 +91,7 @@ def check(head: bytes, size: int, wanted: MediaKind) -> MediaCheck:
     if size > DIRECT_UPLOAD_MAX_BYTES:
         return MediaCheck(
             found,
-            f"is {_size(size)}, over the {_size(DIRECT_UPLOAD_MAX_BYTES)} an upload may carry",
+            f"is {size} bytes, over the {_size(DIRECT_UPLOAD_MAX_BYTES)} an upload may carry",
         )
     return MediaCheck(found)
 
