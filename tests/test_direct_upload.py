@@ -282,3 +282,32 @@ def test_a_second_apply_on_the_same_recipe_is_refused_while_one_uploads(
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 0, out + err
     assert len(upload_sim.assets()) == 1 and completed_assets(upload_sim)
+
+
+def test_kill_9_before_the_init_answered_replays_the_same_asset(
+    tmp_path: Path,
+    upload_sim: sim.RunningSimulator,
+    env: dict[str, str],
+    looks: Callable[..., Run],
+) -> None:
+    make_video(tmp_path / "alex.mp4")
+    recipe = twin_recipe(tmp_path)
+    upload_sim.configure(latency_ms=800)  # the init's answer is still on its way at the kill
+    proc = looks_process("apply", recipe, env=env)
+    deadline = time.monotonic() + 60
+    while not any(r["kind"] == "upload" for r in journal(recipe)):
+        assert proc.poll() is None and time.monotonic() < deadline, "never sent the init"
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate()
+    [sent] = [r for r in journal(recipe) if r["kind"] == "upload"]
+    assert sent["status"] == "submitted" and "asset_id" not in sent  # key journaled, no answer
+    time.sleep(1.2)  # the simulator finishes the init the killed run never heard of
+    upload_sim.configure(latency_ms=0)
+
+    run = looks("apply", recipe)
+
+    assert run.code == 0, run.out + run.err
+    [asset] = upload_sim.assets()  # the replayed init answered the same asset
+    assert asset["status"] == "completed"
+    assert twin_asset(upload_sim) == asset["asset_id"]
