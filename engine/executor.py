@@ -576,7 +576,7 @@ class Executor:
             record = self._record_for(n)
             if size > SIMPLE_UPLOAD_MAX_BYTES or record.upload is not None:
                 return await self._direct_upload(n, record, size)
-            record, _ = self._with_key(n, self._record_for(n))
+            record, _ = self._with_key(n, record)
             self._save(n, record)
             assert record.idempotency_key is not None
             asset = await self._sending(
