@@ -29,7 +29,7 @@ from tenacity.retry import RetryBaseT
 from tenacity.stop import StopBaseT
 from tenacity.wait import WaitBaseT, wait_base, wait_exponential, wait_random
 
-from engine.errors import ApiError, TransportError
+from engine.errors import ApiError, FileChangedError, TransportError
 
 __all__ = [
     "ApiErrorInfo",
@@ -752,8 +752,9 @@ async def _file_chunks(
         while sent < size_bytes:
             chunk = await asyncio.to_thread(f.read, min(_UPLOAD_CHUNK, size_bytes - sent))
             if not chunk:
-                # Shorter than declared: stop; the storage refuses the short body.
-                raise TransportError(f"{path.name} shrank while it was being uploaded")
+                # Shorter than declared: stop (the storage drops a short body); retrying
+                # would not bring the bytes back.
+                raise FileChangedError(f"{path.name} shrank while it was being uploaded")
             sent += len(chunk)
             yield chunk
             if on_progress is not None:

@@ -27,7 +27,7 @@ from tenacity import (
 )
 
 from engine.client import HeyGenClient, LookInfo, wait_retry_after
-from engine.errors import ApiError, LooksError, TransportError
+from engine.errors import ApiError, FileChangedError, LooksError, TransportError
 from engine.manifest import ErrorInfo, ManifestStore, NodeRecord, Status
 from engine.media import SIMPLE_UPLOAD_MAX_BYTES
 from engine.plan import Plan, PlanAction, PlanNode, consent_address, substitute
@@ -616,6 +616,9 @@ class Executor:
             asset = await self._sending(flow.run(record))
         except OSError as e:
             return self._fail(n, "file_unreadable", f"{file.value}: {e.strerror or e}", None)
+        except FileChangedError as e:
+            message = f"{e}; it changed since it was planned: run apply again"
+            return self._fail(n, "file_changed", message, "failed")
         done = (n.record or record).evolve(status="completed", asset_id=asset.asset_id)
         self._save(n, done.evolve(upload=None, error=None))
         self.reporter.event(Event(n.address, "uploaded", file.value, n.batch.label))

@@ -311,3 +311,32 @@ def test_kill_9_before_the_init_answered_replays_the_same_asset(
     [asset] = upload_sim.assets()  # the replayed init answered the same asset
     assert asset["status"] == "completed"
     assert twin_asset(upload_sim) == asset["asset_id"]
+
+
+def test_a_file_cut_short_during_its_put_fails_at_once_and_is_planned_anew(
+    tmp_path: Path,
+    upload_sim: sim.RunningSimulator,
+    env: dict[str, str],
+    looks: Callable[..., Run],
+) -> None:
+    video = make_video(tmp_path / "alex.mp4")
+    recipe = twin_recipe(tmp_path)
+    upload_sim.configure(upload_bytes_per_second=SLOW)
+    proc = looks_process("apply", recipe, env=env)
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if "uploading" in line:
+            break
+    with video.open("r+b") as f:
+        f.truncate(BIG - MIB)  # still over 32 MB, but shorter than the size it declared
+    out, err = proc.communicate(timeout=120)
+
+    assert proc.returncode == 1, out + err
+    assert "file_changed: alex.mp4 shrank while it was being uploaded" in out
+    assert "Traceback" not in err
+    assert upload_sim.stats()["by_route"]["PUT /_sim/uploads/{asset_id}"] == 1  # not retried
+    upload_sim.configure(upload_bytes_per_second=None)
+    run = looks("apply", recipe)
+    assert run.code == 0, run.out + run.err
+    [asset] = completed_assets(upload_sim)
+    assert asset["size_bytes"] == BIG - MIB
