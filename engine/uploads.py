@@ -78,17 +78,21 @@ class DirectUpload:
         """The completed asset; `record` is the node's current record."""
         if record.status != "submitted" or not record.idempotency_key:
             record = self._fresh(record)
+        # Resumed mid-PUT: a kill may have come after the bytes landed, and completing tells
+        # (cheaper than sending them again). Asked once per asset.
+        unasked = record.asset_id is not None
         for _ in range(MAX_ROUNDS):
             state = record.upload or {}
             if state.get("phase") == "uploaded":
                 return await self._complete(record)
-            if record.asset_id is not None and self._expired(state):
-                # A kill may have come after the bytes landed: completing tells.
+            if record.asset_id is not None and (unasked or self._expired(state)):
+                unasked = False
                 asset = await self._try_complete(record)
                 if asset is not None:
                     return asset
-                record = self._fresh(record)
-                continue
+                if self._expired(state):
+                    record = self._fresh(record)
+                    continue
             ticket = await self._init(record)
             record = self._record(
                 record, asset_id=ticket.asset_id, expires_at=self._expiry(record, ticket)

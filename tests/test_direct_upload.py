@@ -6,6 +6,8 @@ almost no disk and no repository space.
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 import json
 import signal
 import time
@@ -17,7 +19,9 @@ import pytest
 from conftest import API_KEY, Run, looks_process
 
 from engine import sim
-from engine.manifest import journal_path_for, manifest_path_for
+from engine.client import AssetInfo, HeyGenClient
+from engine.manifest import NodeRecord, journal_path_for, manifest_path_for
+from engine.uploads import DirectUpload, LocalFile
 
 MIB = 2**20
 BIG = 40 * MIB
@@ -340,3 +344,45 @@ def test_a_file_cut_short_during_its_put_fails_at_once_and_is_planned_anew(
     assert run.code == 0, run.out + run.err
     [asset] = completed_assets(upload_sim)
     assert asset["size_bytes"] == BIG - MIB
+
+
+def test_a_put_that_landed_before_the_journal_heard_of_it_is_completed_not_resent(
+    tmp_path: Path, upload_sim: sim.RunningSimulator
+) -> None:
+    """A kill between the storage's 200 and journaling `uploaded`: the resume only completes."""
+    video = make_video(tmp_path / "alex.mp4")
+    sha = hashlib.sha256(video.read_bytes()).hexdigest()
+    file = LocalFile(video, "alex.mp4", "video/mp4", sha, BIG)
+    key = "looks:test:landed"
+
+    def no_new_init(record: NodeRecord) -> NodeRecord:
+        raise AssertionError("a fresh init was started")
+
+    async def resume() -> tuple[str, AssetInfo]:
+        async with HeyGenClient(upload_sim.base_url, API_KEY) as client:
+            ticket = await client.start_direct_upload(
+                filename="alex.mp4",
+                content_type="video/mp4",
+                size_bytes=BIG,
+                checksum_sha256=sha,
+                idempotency_key=key,
+            )
+            await client.put_upload(ticket, video, BIG)  # landed; then the kill
+            journaled = NodeRecord(
+                "upload:x",
+                "upload",
+                "f" * 64,
+                "submitted",
+                asset_id=ticket.asset_id,
+                idempotency_key=key,
+                submitted_at=time.time(),
+                upload={"phase": "put", "expires_at": time.time() + 600},
+            )
+            flow = DirectUpload(client, file, save=lambda r: None, new_key=no_new_init)
+            return ticket.asset_id, await flow.run(journaled)
+
+    asset_id, asset = asyncio.run(resume())
+
+    assert asset.asset_id == asset_id and asset.status == "completed"
+    assert upload_sim.stats()["by_route"]["PUT /_sim/uploads/{asset_id}"] == 1
+    assert [a["status"] for a in upload_sim.assets()] == ["completed"]
