@@ -15,6 +15,7 @@ from _simhelpers import FAST, create, err, prompt, sim_client, twin
 
 from engine import sim
 from engine.cli import main
+from engine.errors import UsageError
 from engine.sim._uploads import DIRECT_MAX_BYTES
 
 VIDEO = b"\x00\x00\x00\x18ftypmp42\x00\x00\x00\x00mp42isom" + bytes(4000)
@@ -294,9 +295,10 @@ def test_a_fixed_generation_time_keeps_its_meaning() -> None:
 @pytest.mark.parametrize(
     ("value", "wanted"),
     [
-        ("5-1", "generation_seconds_max must be at least"),
+        ("5-1", "needs 0 < LO <= HI (log-uniform), not '5-1'"),
         ("fast", "takes S or LO-HI"),
-        ("0-3", "must start above 0"),
+        ("0-3", "needs 0 < LO <= HI"),
+        ("1-", "takes S or LO-HI"),
     ],
 )
 def test_the_cli_refuses_a_bad_generation_range(
@@ -305,6 +307,14 @@ def test_the_cli_refuses_a_bad_generation_range(
     assert main(["sim", "--generation-seconds", value]) == 2
     [line] = capsys.readouterr().err.strip().splitlines()
     assert wanted in line
+
+
+def test_a_bad_range_at_runtime_is_refused(
+    api: tuple[sim.RunningSimulator, httpx.Client],
+) -> None:
+    s, _ = api
+    with pytest.raises(UsageError, match="generation_seconds_max must be at least"):
+        s.configure(generation_seconds=5, generation_seconds_max=1)
 
 
 def test_the_range_can_be_changed_at_runtime(

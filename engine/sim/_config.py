@@ -45,6 +45,11 @@ def parse_seconds_range(text: str) -> tuple[float, float | None]:
         raise UsageError(
             f"sim: --generation-seconds takes S or LO-HI (seconds), not {text!r}"
         ) from None
+    low_value, high_value = values
+    if high_value is not None and not 0 < low_value <= high_value:
+        raise UsageError(
+            f"sim: --generation-seconds LO-HI needs 0 < LO <= HI (log-uniform), not {text!r}"
+        )
     return values
 
 
