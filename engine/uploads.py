@@ -25,7 +25,7 @@ __all__ = ["EXPIRY_MARGIN", "DirectUpload", "LocalFile", "ProgressSteps"]
 # A PUT started this close to the URL's expiry (or 10 % of its lifetime, if less) may be
 # cut off by it: start over instead.
 EXPIRY_MARGIN = 30.0
-MAX_ROUNDS = 3  # fresh inits after refused URLs, before giving up on the node
+MAX_INITS = 3  # init answers per run whose URL was expired or refused, before giving up
 
 
 @dataclass(frozen=True)
@@ -81,7 +81,8 @@ class DirectUpload:
         # Resumed mid-PUT: a kill may have come after the bytes landed, and completing tells
         # (cheaper than sending them again). Asked once per asset.
         unasked = record.asset_id is not None
-        for _ in range(MAX_ROUNDS):
+        inits = 0
+        while True:
             state = record.upload or {}
             if state.get("phase") == "uploaded":
                 return await self._complete(record)
@@ -93,6 +94,14 @@ class DirectUpload:
                 if self._expired(state):
                     record = self._fresh(record)
                     continue
+            if inits == MAX_INITS:
+                raise ApiError(
+                    403,
+                    "upload_refused",
+                    f"{self.file.filename}: {MAX_INITS} upload URLs in a row expired or were"
+                    " refused before the bytes could be sent",
+                )
+            inits += 1
             ticket = await self._init(record)
             record = self._record(
                 record, asset_id=ticket.asset_id, expires_at=self._expiry(record, ticket)
@@ -112,11 +121,6 @@ class DirectUpload:
                 continue
             record = self._record(record, phase="uploaded")
             return await self._complete(record)
-        raise ApiError(
-            403,
-            "upload_refused",
-            f"the storage refused {self.file.filename} after {MAX_ROUNDS} fresh upload URLs",
-        )
 
     # -- steps ----------------------------------------------------------------------------
 

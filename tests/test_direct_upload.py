@@ -386,3 +386,21 @@ def test_a_put_that_landed_before_the_journal_heard_of_it_is_completed_not_resen
     assert asset.asset_id == asset_id and asset.status == "completed"
     assert upload_sim.stats()["by_route"]["PUT /_sim/uploads/{asset_id}"] == 1
     assert [a["status"] for a in upload_sim.assets()] == ["completed"]
+
+
+def test_urls_refused_at_every_put_end_in_one_clear_failure_not_a_loop(
+    tmp_path: Path, upload_sim: sim.RunningSimulator, looks: Callable[..., Run], api_env: Any
+) -> None:
+    make_video(tmp_path / "alex.mp4")
+    recipe = twin_recipe(tmp_path)
+    upload_sim.configure(upload_url_ttl=0)  # every URL has expired when its PUT arrives
+
+    run = looks("apply", recipe)
+
+    assert run.code == 1
+    assert "upload_refused: alex.mp4: 3 upload URLs in a row expired or were refused" in run.out
+    assert "Traceback" not in run.err
+    assert [a["status"] for a in upload_sim.assets()] == ["expired"] * 3
+    upload_sim.configure(upload_url_ttl=3600)
+    assert looks("apply", recipe).code == 0
+    assert len(completed_assets(upload_sim)) == 1

@@ -145,7 +145,9 @@ class DirectUploads:
             "asset_id": asset_id,
             "upload_url": self._url(upload, base_url),
             "upload_headers": dict(upload.headers),
-            "expires_in_seconds": math.ceil(ttl),
+            # Whole seconds, at least 1: a shorter --upload-url-ttl (0 included) makes URLs
+            # that expire before the answer says, as a storage with a skewed clock would.
+            "expires_in_seconds": max(1, math.ceil(ttl)),
             "max_bytes": DIRECT_MAX_BYTES,
             "status": "pending_upload",
         }
