@@ -88,6 +88,7 @@ class LiveReporter:
             "completed",
             "interrupted",
             "pruned",
+            "adopted",
             "uploading",
         )
         if event.kind in notable:
