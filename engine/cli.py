@@ -121,10 +121,10 @@ def _add_sim(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--api-key", help="accept only this key (default: any non-empty key)")
     p.add_argument(
         "--generation-seconds",
-        type=seconds,
-        default=2.0,
-        metavar="SECONDS",
-        help="how long a look stays processing (default 2)",
+        default="2",
+        metavar="S|LO-HI",
+        help="each generation's duration: fixed, or log-uniform between LO and HI per job"
+        " (default 2)",
     )
     p.add_argument(
         "--failed-look-rate",
@@ -191,6 +191,19 @@ def _add_sim(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="how long an Idempotency-Key's answer is replayed (default 86400)",
     )
     p.add_argument(
+        "--upload-url-ttl",
+        type=_number("seconds", minimum=0, above=True),
+        default=3600.0,
+        metavar="SECONDS",
+        help="how long a direct upload's URL accepts the PUT (default 3600)",
+    )
+    p.add_argument(
+        "--upload-bytes-per-second",
+        type=_number("bytes per second", minimum=0, above=True),
+        metavar="N",
+        help="throttle PUTs to upload URLs, as a slow uplink would (default: no limit)",
+    )
+    p.add_argument(
         "--state",
         type=Path,
         metavar="FILE",
@@ -201,9 +214,13 @@ def _add_sim(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 def _run_sim(args: argparse.Namespace) -> int:
     from engine import sim
 
+    low, high = sim.parse_seconds_range(args.generation_seconds)
     config = sim.SimConfig(
         api_key=args.api_key,
-        generation_seconds=args.generation_seconds,
+        generation_seconds=low,
+        generation_seconds_max=high,
+        upload_url_ttl=args.upload_url_ttl,
+        upload_bytes_per_second=args.upload_bytes_per_second,
         failed_look_rate=args.failed_look_rate,
         auto_consent=args.auto_consent,
         max_jobs=args.max_jobs,
