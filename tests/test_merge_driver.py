@@ -260,6 +260,8 @@ def test_manifests_of_different_lineages_conflict(
     conflicted = repo("diff", "--name-only", "--diff-filter=U").stdout.split()
     assert conflicted == ["recipes/team.manifest.json"]
     assert "are different manifests (lineage" in merged.stderr
+    # Keeping one side would not adopt the other's looks (another group): not promised.
+    assert "adopts" not in merged.stderr and "would pay again" in merged.stderr
     assert manifest_path().read_text() == ours  # left as ours, parseable, nothing lost
 
 
