@@ -138,6 +138,7 @@ class Actions:
         if step.get("id") == "install":
             assert step["run"].startswith("pip install ")
             return True  # installed already: this checkout's looks is on PATH
+        env = {**env, **{k: self._expand(str(v)) for k, v in step.get("env", {}).items()}}
         outputs = work.parent / f"{work.name}-output-{len(job.outputs)}"
         outputs.write_text("")
         done = subprocess.run(
@@ -381,7 +382,12 @@ def test_what_the_workflow_promises() -> None:
     assert "env" not in jobs["plan"]  # no secret reaches a pull request
     apply = jobs["apply"]
     assert apply["concurrency"] == {"group": "looks-apply", "cancel-in-progress": False}
-    assert apply["env"]["HEYGEN_API_KEY"] == "${{ secrets.HEYGEN_API_KEY }}"
+    # The key is in the one step that calls the API: not in pip's (a dependency's build
+    # runs code), nor in the commit back's.
+    keyed = [s for s in apply["steps"] if "HEYGEN_API_KEY" in json.dumps(s)]
+    assert [s.get("name") for s in keyed] == ["Apply"]
+    assert keyed[0]["env"]["HEYGEN_API_KEY"] == "${{ secrets.HEYGEN_API_KEY }}"
+    assert "HEYGEN_API_KEY" not in json.dumps(apply.get("env", {}))
     assert apply["permissions"] == {"contents": "write"}
     assert apply["steps"][0]["with"] == {"ref": "main"}
     assert apply["steps"][-1]["if"] == "always()"
