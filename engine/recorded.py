@@ -10,18 +10,12 @@ where a catalog keeps its recipes, with their journals not yet folded in).
 from __future__ import annotations
 
 import contextlib
+import json
 from collections.abc import Collection, Iterable
 from pathlib import Path
 
 from engine.errors import ManifestError
-from engine.manifest import (
-    ManifestStore,
-    NodeRecord,
-    apply_change,
-    journal_path_for,
-    parse_manifest,
-    read_journal,
-)
+from engine.manifest import ManifestStore, NodeRecord, journal_path_for, read_journal
 
 
 def recorded_ids(records: Iterable[NodeRecord]) -> set[str]:
@@ -54,12 +48,33 @@ def recorded_beside(own: Iterable[ManifestStore]) -> frozenset[str]:
 
 
 def _read(path: Path, lineages: Collection[str]) -> set[str]:
+    """Look ids in another manifest and its journal, read leniently: only the ids matter,
+    and validating a large manifest that is not this run's would cost its full price."""
     try:
-        manifest = parse_manifest(path.read_text(encoding="utf-8"), path)
-        if manifest.lineage in lineages:
-            return set()
-        for change in read_journal(journal_path_for(path)):
-            apply_change(manifest, change)
-    except (OSError, UnicodeDecodeError, ManifestError, KeyError, TypeError, ValueError):
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
         return set()
-    return recorded_ids(manifest.nodes.values())
+    try:
+        changes = read_journal(journal_path_for(path))
+    except (OSError, ManifestError):
+        changes = []  # the manifest's own records still count
+    if not isinstance(data, dict):
+        return set()
+    lineage = data.get("lineage")
+    if isinstance(lineage, str) and lineage in lineages:
+        return set()
+    nodes = data.get("nodes")
+    records = list(nodes.values()) if isinstance(nodes, dict) else []
+    records += [change.get("record") for change in changes]
+    ids: set[str] = set()
+    for record in records:
+        if isinstance(record, dict):
+            ids |= _ids(record.get("look_id"), record.get("superseded"))
+    return ids
+
+
+def _ids(look_id: object, superseded: object) -> set[str]:
+    ids = {look_id} if isinstance(look_id, str) else set()
+    if isinstance(superseded, list):
+        ids |= {i for i in superseded if isinstance(i, str)}
+    return ids
