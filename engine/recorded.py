@@ -11,24 +11,28 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Mapping
 from pathlib import Path
 
 from engine.errors import ManifestError
 from engine.manifest import ManifestStore, NodeRecord, journal_path_for, read_journal
 
 
-def recorded_ids(records: Iterable[NodeRecord]) -> set[str]:
-    """Every look the records hold: the looks they use and those they superseded."""
+def recorded_ids(records: Iterable[NodeRecord], *, made_only: bool = False) -> set[str]:
+    """Every look the records hold: the looks they use and those they superseded.
+
+    made_only: without the looks they only refer to (`existing`, imported or adopted by
+    id), which were made elsewhere, maybe by the recipe looking for its own.
+    """
     ids: set[str] = set()
     for record in records:
         ids.update(record.superseded)
-        if record.look_id is not None:
+        if record.look_id is not None and not (made_only and _refers(record.request)):
             ids.add(record.look_id)
     return ids
 
 
-def recorded_beside(own: Iterable[ManifestStore]) -> frozenset[str]:
+def recorded_beside(own: Iterable[ManifestStore], *, made_only: bool = False) -> frozenset[str]:
     """The looks recorded by the other manifests in the directories of these manifests.
 
     A manifest of the same lineage as one of ours (a backup, an older copy) is our own
@@ -43,11 +47,11 @@ def recorded_beside(own: Iterable[ManifestStore]) -> frozenset[str]:
         with contextlib.suppress(OSError):
             for path in sorted(directory.glob("*.manifest.json")):
                 if path.resolve() not in mine:
-                    ids |= _read(path, lineages)
+                    ids |= _read(path, lineages, made_only)
     return frozenset(ids)
 
 
-def _read(path: Path, lineages: Collection[str]) -> set[str]:
+def _read(path: Path, lineages: Collection[str], made_only: bool) -> set[str]:
     """Look ids in another manifest and its journal, read leniently: only the ids matter,
     and validating a large manifest that is not this run's would cost its full price."""
     try:
@@ -69,8 +73,14 @@ def _read(path: Path, lineages: Collection[str]) -> set[str]:
     ids: set[str] = set()
     for record in records:
         if isinstance(record, dict):
-            ids |= _ids(record.get("look_id"), record.get("superseded"))
+            refers = made_only and _refers(record.get("request"))
+            ids |= _ids(None if refers else record.get("look_id"), record.get("superseded"))
     return ids
+
+
+def _refers(request: object) -> bool:
+    """A record of a look made elsewhere, which it only refers to by id."""
+    return isinstance(request, Mapping) and request.get("type") == "existing"
 
 
 def _ids(look_id: object, superseded: object) -> set[str]:

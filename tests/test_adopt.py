@@ -283,3 +283,25 @@ def test_a_copy_of_the_manifest_beside_it_does_not_stop_adoption(
     assert result.code == 0, result.out + result.err
     assert creates(simulator) == before
     assert manifest(recipe)["nodes"]["sarah/office"]["look_id"] == office["look_id"]
+
+
+def test_a_look_another_manifest_only_refers_to_is_still_adopted(
+    recipe: Path,
+    api_env: dict[str, str],
+    looks: Callable[..., Run],
+    simulator: sim.RunningSimulator,
+) -> None:
+    """A recipe beside this one imported its group (`existing` looks): it uses them, did
+    not make them, so they are still this recipe's own to adopt, and no one's to prune."""
+    assert looks("apply", recipe).code == 0
+    group = manifest(recipe)["nodes"]["sarah"]["group_id"]
+    imported = looks("import", "--group", group, "--out", recipe.with_name("imported.yaml"))
+    assert imported.code == 0, imported.out + imported.err
+    data = manifest(recipe)
+    office = data["nodes"].pop("sarah/office")
+    write_manifest(recipe, data)
+    before = creates(simulator)
+    result = looks("apply", recipe)
+    assert result.code == 0, result.out + result.err
+    assert creates(simulator) == before
+    assert manifest(recipe)["nodes"]["sarah/office"]["look_id"] == office["look_id"]

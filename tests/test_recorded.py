@@ -20,6 +20,7 @@ def test_other_manifests_and_their_journals_are_read_and_damage_is_skipped(
                 "a": {"look_id": "look_a", "superseded": ["look_old", 7]},
                 "b": {"look_id": None},
                 "c": "not a record",
+                "e": {"look_id": "look_imported", "request": {"type": "existing"}},
             },
         }
         (tmp_path / "other.manifest.json").write_text(json.dumps(other))
@@ -31,6 +32,8 @@ def test_other_manifests_and_their_journals_are_read_and_damage_is_skipped(
         (tmp_path / "binary.manifest.json").write_bytes(b"\xff\xfe\x00")
         backup = {"lineage": store.manifest.lineage, "nodes": {"x": {"look_id": "look_mine"}}}
         (tmp_path / "backup.manifest.json").write_text(json.dumps(backup))
-        assert recorded_beside([store]) == {"look_a", "look_old", "look_d"}
+        made = {"look_a", "look_old", "look_d"}
+        assert recorded_beside([store], made_only=True) == made
+        assert recorded_beside([store]) == {*made, "look_imported"}  # prune keeps it too
     finally:
         store.close()

@@ -73,7 +73,7 @@ def run(
             for recipe, store in zip(recipes, stores, strict=True)
         ]
         budget = None if max_credits is None else _budget(batches, max_credits)
-        beside = recorded_beside(stores)
+        beside = recorded_beside(stores, made_only=True)
         options = dataclasses.replace(options, recorded_elsewhere=beside)
         # Nothing to do: no event loop, no connection, not a single request.
         work = any(batch.plan.has_changes for batch in batches)

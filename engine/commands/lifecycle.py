@@ -240,11 +240,11 @@ def _refresh(recipes: list[Recipe], manifest: Path | None, out: TextIO) -> list[
 async def _refresh_all(
     base_url: str, key: str, stores: Sequence[ManifestStore], graphs: Sequence[dict[str, PlanNode]]
 ) -> list[tuple[list[Drift], dict[str, str]]]:
-    beside = recorded_beside(stores)
+    beside = recorded_beside(stores, made_only=True)
 
     def elsewhere(store: ManifestStore) -> set[str]:
         others = (r for s in stores if s is not store for r in s.nodes.values())
-        return {*beside, *recorded_ids(others)}
+        return {*beside, *recorded_ids(others, made_only=True)}
 
     async with HeyGenClient(base_url, key) as client:
         return [
