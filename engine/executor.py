@@ -419,7 +419,9 @@ class Executor:
     async def _wait_for_deps(self, n: _Node) -> str | None:
         """The first upstream that will not be ready, or None once all are."""
         for dep in n.deps:
-            ready = await (dep.created if n.node.kind == "consent" else dep.done)
+            # Shielded: cancelling this node (an interrupt) must not cancel the future the
+            # upstream shares with its other dependents and will still resolve.
+            ready = await asyncio.shield(dep.created if n.node.kind == "consent" else dep.done)
             if not ready:
                 return dep.address
         return None

@@ -1,0 +1,100 @@
+"""Ctrl-C and out-of-credit runs: exit codes, recorded answers and honest summaries."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from conftest import API_KEY, looks_process
+
+from engine import sim
+from engine.manifest import journal_path_for, manifest_path_for
+
+
+@pytest.fixture
+def lagging_sim() -> Iterator[sim.RunningSimulator]:
+    """Every answer takes 1 s: a Ctrl-C always lands while creates are on their way."""
+    config = sim.SimConfig(api_key=API_KEY, generation_seconds=0.2, latency_ms=1000)
+    with sim.running_simulator(config) as s:
+        yield s
+
+
+@pytest.fixture
+def env(lagging_sim: sim.RunningSimulator, api_env: dict[str, str]) -> dict[str, str]:
+    return {**api_env, "HEYGEN_BASE_URL": lagging_sim.base_url, "HEYGEN_API_KEY": API_KEY}
+
+
+@pytest.fixture
+def simulator(lagging_sim: sim.RunningSimulator) -> sim.RunningSimulator:
+    return lagging_sim
+
+
+def write_recipe(directory: Path, avatars: int, looks: int) -> Path:
+    """Prompt avatars (no files to upload), each base with `looks` dependent looks."""
+    lines = ["version: 1", "avatars:"]
+    for a in range(avatars):
+        lines += [
+            f"  a{a}:",
+            f"    name: Avatar {a}",
+            "    base: {type: prompt, prompt: A person in a studio}",
+        ]
+        if looks:
+            lines += [
+                "    looks:",
+                '      "outfit-{n}":',
+                "        prompt: Outfit number {n}",
+                f"        matrix: {{n: {list(range(looks))}}}",
+            ]
+    recipe = directory / "batch.yaml"
+    recipe.write_text("\n".join(lines) + "\n")
+    return recipe
+
+
+def journal(recipe: Path) -> list[dict[str, object]]:
+    try:
+        text = journal_path_for(manifest_path_for(recipe)).read_text()
+    except FileNotFoundError:
+        return []
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+def wait_for_submissions(proc: subprocess.Popen[str], recipe: Path, count: int) -> None:
+    deadline = time.monotonic() + 30
+    while True:
+        submitted = [e for e in journal(recipe) if e["record"]["status"] == "submitted"]  # type: ignore[index]
+        if len(submitted) >= count:
+            return
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, "apply submitted nothing"
+        time.sleep(0.01)
+
+
+def nodes(recipe: Path) -> dict[str, dict[str, object]]:
+    data: dict[str, dict[str, object]] = json.loads(manifest_path_for(recipe).read_text())["nodes"]
+    return data
+
+
+def test_ctrl_c_while_creates_are_slow_to_answer_records_them_and_exits_130(
+    tmp_path: Path, lagging_sim: sim.RunningSimulator, env: dict[str, str]
+) -> None:
+    recipe = write_recipe(tmp_path, avatars=3, looks=2)
+    proc = looks_process("apply", recipe, env=env)
+    wait_for_submissions(proc, recipe, 3)  # the three bases are on their way; looks wait
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, out + err
+    assert "Traceback" not in err and "InvalidStateError" not in err + out
+    # Every answer arrived within the grace period and is recorded with its look.
+    made = {look["name"]: look["id"] for look in lagging_sim.state()["looks"]}
+    assert len(made) == 3
+    recorded = nodes(recipe)
+    for a in range(3):
+        record = recorded[f"a{a}"]
+        assert record["look_id"] == made[f"Avatar {a}"]
+        assert record["status"] in ("processing", "completed")
+    assert not any(a in recorded for a in ("a0/outfit-0", "a0/outfit-1"))  # never submitted
