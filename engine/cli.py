@@ -121,6 +121,13 @@ def _add_apply(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     )
     p.add_argument("--log-json", action="store_true", help="one JSON object per event")
     p.add_argument(
+        "--progress-every",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="without a terminal, a progress line at least this often (default 30)",
+    )
+    p.add_argument(
         "--prune",
         action="store_true",
         help="after a successful run, delete superseded and orphaned looks (no prompt)",
@@ -204,6 +211,8 @@ def _run_apply(args: argparse.Namespace) -> int:
     _single_manifest(args)
     if args.max_jobs < 1:
         raise UsageError("--max-jobs must be at least 1")
+    if not args.progress_every > 0:
+        raise UsageError("--progress-every must be a positive number of seconds")
     options = ApplyOptions(
         max_jobs=args.max_jobs, fail_fast=args.fail_fast, node_timeout=args.timeout * 60
     )
@@ -214,6 +223,7 @@ def _run_apply(args: argparse.Namespace) -> int:
         options=options,
         log_json=args.log_json,
         prune=args.prune,
+        progress_every=args.progress_every,
     )
 
 

@@ -14,7 +14,7 @@ import heapq
 import itertools
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,7 +30,8 @@ from engine.client import HeyGenClient, LookInfo, wait_retry_after
 from engine.errors import ApiError, LooksError, TransportError
 from engine.manifest import ErrorInfo, ManifestStore, NodeRecord, Status
 from engine.plan import Plan, PlanAction, PlanNode, consent_address, substitute
-from engine.progress import Event, Reporter
+from engine.progress import Event, EventError, Reporter
+from engine.summary import RunSummary
 
 KEY_TTL = 23 * 3600.0  # the API keeps idempotency keys 24 h; reconcile by name past this
 FOLD_EVERY_CHANGES = 5000  # or 3 per node of the manifest: O(1) amortised per change
@@ -47,6 +48,7 @@ class ApplyOptions:
     poll_min: float = 0.01
     poll_max: float = 10.0
     upload_concurrency: int = 2
+    heartbeat: float = 1.0  # seconds between progress updates while nothing happens
     missing_after: float = 30.0  # seconds a look may be absent from listings before a GET
     interrupt_grace: float = 5.0
 
@@ -62,17 +64,25 @@ class Batch:
 
 @dataclass
 class ApplyResult:
-    """What a run achieved."""
+    """What a run achieved.
+
+    Once the run is over, `counts` holds each node it was asked to work on under exactly
+    one of engine.summary.OUTCOMES (while it runs, also `queued`).
+    """
 
     counts: Counter[str] = field(default_factory=Counter)
     failures: list[tuple[str, str]] = field(default_factory=list)
     stopped: str | None = None  # why new submissions stopped early, if they did
-    remaining: int = 0
     requests_429: int = 0
 
     @property
     def ok(self) -> bool:
-        return not self.failures and self.stopped is None and self.remaining == 0
+        unfinished = self.counts["in_flight"] + self.counts["not_started"]
+        return not self.failures and self.stopped is None and unfinished == 0
+
+    def summary(self) -> RunSummary:
+        counts = {k: v for k, v in self.counts.items() if k != "queued"}
+        return RunSummary(counts, self.stopped, tuple(self.failures))
 
 
 def idempotency_key(lineage: str, address: str, fingerprint: str, attempt: int) -> str:
@@ -285,6 +295,13 @@ def _outcome_unknown(error: ApiError) -> bool:
     return error.status >= 500 or in_progress or error.code == "invalid_response"
 
 
+def _in_flight(record: NodeRecord) -> bool:
+    """Sent and not settled: a generation (maybe billed) the next apply picks up."""
+    return record.status in ("submitted", "processing") or (
+        record.status == "blocked" and record.look_id is not None
+    )
+
+
 def _generating(look: LookInfo) -> bool:
     return look.status in (None, "processing", "pending", "submitted")
 
@@ -349,15 +366,35 @@ class Executor:
         self.result.counts["queued"] = len(work)
         for n in work:
             self._tasks[asyncio.create_task(self._run_node(n))] = n
+        heartbeat = asyncio.create_task(self._heartbeat())
         try:
             if self._tasks:
                 await asyncio.gather(*self._tasks)
         finally:
+            heartbeat.cancel()
             await self.poller.aclose()
             for batch in self.batches:
                 batch.store.fold()
-        self.result.remaining = sum(1 for n in work if n.outcome is None)
+        self._count_unfinished(work)
         return self.result
+
+    async def _heartbeat(self) -> None:
+        """Progress (rate, ETA, the periodic line in logs) moves even while nothing happens."""
+        while True:
+            await asyncio.sleep(self.options.heartbeat)
+            self._tick()
+
+    def _count_unfinished(self, work: Sequence[_Node]) -> None:
+        """Nodes without an outcome: still generating (sent, maybe billed) or not started."""
+        del self.result.counts["queued"]
+        for n in work:
+            if n.outcome is None:
+                record = n.record
+                sent = record is not None and _in_flight(record)
+                self.result.counts["in_flight" if sent else "not_started"] += 1
+        for outcome in ("completed", "failed", "blocked", "in_flight", "not_started"):
+            self.result.counts[outcome] += 0
+        self.reporter.counts(self.result.counts, self._total)
 
     def interrupt(self) -> None:
         """First Ctrl-C: stop submitting, give answers in flight a grace period, then stop."""
@@ -402,12 +439,16 @@ class Executor:
             self.result.counts[outcome] += 1
             self._tick()
             if outcome != "completed" and self.options.fail_fast:
-                self.stop("fail-fast")
+                self.stop("fail_fast")
         except _Stop:
             pass
         except asyncio.CancelledError:
             if n.started:
-                self.reporter.event(Event(n.address, "interrupted", recipe=n.batch.label))
+                record = n.record
+                look_id = record.look_id if record is not None else None
+                self.reporter.event(
+                    Event(n.address, "interrupted", recipe=n.batch.label, look_id=look_id)
+                )
         finally:
             self._drop_slot(n)
             # A node that never ran must still release its dependents (they stop too).
@@ -433,12 +474,14 @@ class Executor:
             self._save(n, n.record.evolve(error=error))  # its key may still replay a look
         elif n.record is None or n.record.status != "completed":
             self._save(n, self._record_for(n).evolve(status="blocked", error=error))
-        self._report_failure(n, "blocked", message)
+        self._report_failure(n, "blocked", message, EventError("blocked", message))
         return "blocked"
 
-    def _report_failure(self, n: _Node, kind: str, message: str) -> None:
+    def _report_failure(self, n: _Node, kind: str, message: str, error: EventError) -> None:
         self.result.failures.append((self._label(n), f"{kind}: {message}"))
-        self.reporter.event(Event(n.address, kind, message, n.batch.label))
+        record = n.record
+        ids = (record.look_id, record.group_id) if record is not None else (None, None)
+        self.reporter.event(Event(n.address, kind, message, n.batch.label, *ids, error))
 
     async def _dispatch(self, n: _Node) -> Outcome:
         try:
@@ -454,24 +497,32 @@ class Executor:
         except ApiError as e:
             if e.code == "insufficient_credit":
                 self.stop("insufficient_credit")
-            # The request id is what HeyGen's support asks for.
-            where = f" (request {e.request_id})" if e.request_id else ""
             # A refusal ends the key; an answer that says nothing of the outcome (a 5xx after
             # every retry, a request still in progress, an unreadable success) keeps it, so
             # the next run replays it rather than paying again.
             status: Status | None = None if _outcome_unknown(e) else "failed"
-            return self._fail(n, e.code, e.message + where, status=status)
+            return self._fail(n, e.code, e.message, status=status, request_id=e.request_id)
         except TransportError as e:
             # The request's outcome is unknown: keep the key, the next run replays it.
             return self._fail(n, "transport_error", str(e), status=None)
 
-    def _fail(self, n: _Node, code: str, message: str, status: Status | None) -> Outcome:
+    def _fail(
+        self,
+        n: _Node,
+        code: str,
+        message: str,
+        status: Status | None,
+        request_id: str | None = None,
+    ) -> Outcome:
+        # The request id is what HeyGen's support asks for.
+        stored = f"{message} (request {request_id})" if request_id else message
         current = n.record or self._record_for(n)
-        changes: dict[str, Any] = {"error": ErrorInfo(code, message)}
+        changes: dict[str, Any] = {"error": ErrorInfo(code, stored)}
         if status is not None:
             changes["status"] = status
         self._save(n, current.evolve(**changes))
-        self._report_failure(n, "failed", f"{code}: {message}")
+        error = EventError(code, message, request_id)
+        self._report_failure(n, "failed", f"{code}: {stored}", error)
         return "failed"
 
     # -- slots ------------------------------------------------------------------------------
@@ -654,6 +705,7 @@ class Executor:
         self.slots.succeeded()
         record = record.evolve(status="processing", look_id=look.id, group_id=group.id, error=None)
         self._save(n, record)
+        self.reporter.event(Event(n.address, "created", look.id, n.batch.label, look.id, group.id))
         if replay and n.node.name and look.name != n.node.name:
             # Renamed in the recipe since the answer was lost: the replay has the old name.
             await self.client.rename_look(look.id, n.node.name)
@@ -770,7 +822,7 @@ class Executor:
             url = self._consent_url(n) or "run `looks consent` for the URL"
             message = f"waiting for consent approval: {url}"
             self._save(n, record.evolve(error=ErrorInfo("consent_pending", message)))
-            self._report_failure(n, "blocked", message)
+            self._report_failure(n, "blocked", message, EventError("consent_pending", message))
             return "blocked"
         minutes = self.options.node_timeout / 60
         return self._fail(n, "timeout", f"still {record.status} after {minutes:g} min", status=None)
@@ -786,7 +838,10 @@ class Executor:
                 error=None,
             ),
         )
-        self.reporter.event(Event(n.address, "completed", look.id, n.batch.label))
+        group_id = look.group_id or record.group_id
+        self.reporter.event(
+            Event(n.address, "completed", look.id, n.batch.label, look.id, group_id)
+        )
 
     # -- bookkeeping -----------------------------------------------------------------------
 
@@ -808,24 +863,3 @@ class Executor:
         counts = Counter(self.result.counts)
         counts["in_flight"] = self.slots.in_use
         self.reporter.counts(counts, self._total)
-
-
-def summarize(result: ApplyResult, batches: Iterable[Batch]) -> str:
-    """The closing lines of a run."""
-    c = result.counts
-    lines = [
-        f"Apply: {c['completed']} completed, {c['failed']} failed, {c['blocked']} blocked,"
-        f" {result.remaining} not started."
-    ]
-    for label, reason in result.failures:
-        lines.append(f"  {label}: {reason}")
-    if result.stopped == "insufficient_credit":
-        lines.append(
-            f"Out of credits: stopped submitting; {result.remaining} looks remain."
-            " Add credits and run apply again."
-        )
-    elif result.stopped == "fail-fast":
-        lines.append("Stopped at the first failure (--fail-fast).")
-    elif result.stopped == "interrupted":
-        lines.append("Interrupted: what was answered is recorded; run apply again to resume.")
-    return "\n".join(lines)

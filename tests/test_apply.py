@@ -185,7 +185,7 @@ def test_out_of_credits_stops_and_resumes(
     failed = [a for a, n in nodes.items() if n["status"] == "failed"]
     assert len(completed) == 3
     assert [nodes[a]["error"]["code"] for a in failed] == ["insufficient_credit"]
-    assert remaining == 8 - 3 - 1
+    assert remaining == 8 - 3  # 1 failed for want of credit, 4 not started
     plan = looks("plan", recipe)
     assert "(failed: insufficient_credit)" in plan.out
     simulator.configure(credits=100)

@@ -436,7 +436,7 @@ def test_insufficient_credit_stops_new_submissions_and_lets_in_flight_finish(
         "insufficient_credit", "not enough credits (request req_1)"
     )
     assert "cid" not in project.store.nodes  # never started: left for the next apply
-    assert result.remaining == 1
+    assert result.counts["not_started"] == 1
 
 
 def test_insufficient_credit_sends_no_further_create(project: Project) -> None:
@@ -448,7 +448,7 @@ def test_insufficient_credit_sends_no_further_create(project: Project) -> None:
 
     assert len(client.creates()) == 1
     assert result.stopped == "insufficient_credit"
-    assert result.remaining == 2
+    assert result.counts["not_started"] == 2
     assert [r.status for r in project.store.nodes.values()] == ["failed"]
 
 
@@ -467,7 +467,7 @@ def test_a_stop_with_chains_still_pending_ends_the_run(project: Project) -> None
     result = asyncio.run(run_guarded())
     assert len(client.creates()) == 1
     assert result.stopped == "insufficient_credit"
-    assert result.remaining == 3  # the other base and both looks: none of them started
+    assert result.counts["not_started"] == 3  # the other base and both looks: none of them started
 
 
 def test_fail_fast_stops_after_the_first_failure(project: Project) -> None:
@@ -476,8 +476,8 @@ def test_fail_fast_stops_after_the_first_failure(project: Project) -> None:
     result = project.apply(client, max_jobs=1, fail_fast=True)
 
     assert len(client.creates()) == 1
-    assert result.stopped == "fail-fast"
-    assert result.remaining == 1
+    assert result.stopped == "fail_fast"
+    assert result.counts["not_started"] == 1
     assert len(project.store.nodes) == 1
 
 
@@ -487,7 +487,7 @@ def test_without_fail_fast_independent_work_continues(project: Project) -> None:
     result = project.apply(client, max_jobs=1)
 
     assert len(client.creates()) == 2
-    assert result.stopped is None and result.remaining == 0
+    assert result.stopped is None and result.counts["not_started"] == 0
     assert {a: r.status for a, r in project.store.nodes.items()} == {
         "ann": "failed",
         "bob": "failed",

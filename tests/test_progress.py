@@ -6,7 +6,18 @@ import io
 import json
 from collections import Counter
 
-from engine.progress import Event, JsonReporter, LiveReporter, PlainReporter, reporter_for
+from engine.progress import (
+    Event,
+    EventError,
+    JsonReporter,
+    LiveReporter,
+    PlainReporter,
+    reporter_for,
+)
+from engine.summary import RunSummary
+
+DONE = RunSummary({"completed": 1})
+FAILED = RunSummary({"failed": 1}, failures=(("sarah", "failed: invalid_parameter: bad"),))
 
 
 class Terminal(io.StringIO):
@@ -25,27 +36,41 @@ def test_plain_lines_name_recipe_address_and_event() -> None:
     reporter = PlainReporter(out)
     reporter.event(Event("sarah/podcast", "completed", "look_1", "recipes/sarah.yaml"))
     reporter.event(Event("sarah", "submitted"))
-    reporter.close("Apply: 1 completed.")
+    reporter.close(DONE)
     assert out.getvalue().splitlines() == [
         "recipes/sarah.yaml: sarah/podcast: completed (look_1)",
         "sarah: submitted",
-        "Apply: 1 completed.",
+        "Apply: 1 completed, 0 failed, 0 blocked, 0 not started.",
     ]
 
 
 def test_json_lines_parse_and_carry_the_event() -> None:
     out = io.StringIO()
     reporter = JsonReporter(out)
-    reporter.event(Event("sarah", "failed", "invalid_parameter: bad", "r.yaml"))
-    reporter.close("Apply: 0 completed, 1 failed.")
+    error = EventError("invalid_parameter", "bad", "req_9")
+    reporter.event(
+        Event("sarah", "failed", "invalid_parameter: bad", "r.yaml", "look_1", "group_1", error)
+    )
+    reporter.close(FAILED)
     first, last = (json.loads(line) for line in out.getvalue().splitlines())
-    assert {k: first[k] for k in ("event", "address", "message", "recipe")} == {
+    del first["time"]
+    assert first == {
         "event": "failed",
         "address": "sarah",
         "message": "invalid_parameter: bad",
         "recipe": "r.yaml",
+        "look_id": "look_1",
+        "group_id": "group_1",
+        "error": {"code": "invalid_parameter", "message": "bad", "request_id": "req_9"},
     }
-    assert last == {"event": "summary", "message": "Apply: 0 completed, 1 failed."}
+    del last["time"]
+    assert last == {
+        "event": "summary",
+        "counts": {"completed": 0, "failed": 1, "blocked": 0, "in_flight": 0, "not_started": 0},
+        "stopped": None,
+        "message": "Apply: 0 completed, 1 failed, 0 blocked, 0 not started.\n"
+        "  sarah: failed: invalid_parameter: bad",
+    }
 
 
 def test_live_view_redraws_one_status_line_and_prints_notable_events_above() -> None:
@@ -53,11 +78,44 @@ def test_live_view_redraws_one_status_line_and_prints_notable_events_above() -> 
     reporter = LiveReporter(out)
     counts = Counter(completed=3, in_flight=2, queued=4, failed=1)
     reporter.counts(counts, 10)
-    assert "\r\x1b[2Kdone 3/10  in flight 2  queued 4  failed 1" in out.getvalue()
+    assert "4/10 done (3 completed, 1 failed or blocked)  in flight 2  queued 4" in out.getvalue()
     reporter.event(Event("sarah", "submitted"))  # routine: not printed on a terminal
     reporter.event(Event("marco", "failed", "invalid_parameter: bad"))
-    reporter.close("Apply: 3 completed, 1 failed.")
+    reporter.close(RunSummary({"completed": 3, "failed": 1}))
     text = out.getvalue()
     assert "sarah: submitted" not in text
-    assert "marco: failed (invalid_parameter: bad)\n" in text
-    assert text.endswith("\r\x1b[2KApply: 3 completed, 1 failed.\n")
+    assert "\r\x1b[2Kmarco: failed (invalid_parameter: bad)\n" in text
+    assert text.endswith("\nApply: 3 completed, 1 failed, 0 blocked, 0 not started.\n")
+
+
+def test_the_live_count_is_redrawn_at_once_whenever_it_changes() -> None:
+    out = Terminal()
+    reporter = LiveReporter(out)
+    for completed in range(1, 57):  # 56 events in a burst, faster than any throttle
+        reporter.counts(Counter(completed=completed), 56)
+    assert "56/56 done (56 completed" in out.getvalue().rsplit("\r\x1b[2K", 1)[-1]
+    reporter.close(RunSummary({"completed": 56}))
+    final_bar, summary = out.getvalue().rsplit("\r\x1b[2K", 1)[-1].splitlines()
+    assert final_bar.startswith("[########################] 56/56 done")
+    assert summary.startswith("Apply: 56 completed")
+
+
+def test_plain_progress_lines_come_at_the_injected_interval() -> None:
+    quiet, chatty = io.StringIO(), io.StringIO()
+    counts = Counter(completed=2, in_flight=3, queued=5)
+    PlainReporter(quiet, every=3600).counts(counts, 10)
+    PlainReporter(chatty, every=0).counts(counts, 10)
+    assert quiet.getvalue() == ""
+    assert chatty.getvalue().startswith("progress: 2/10 done (2 completed, 0 failed or blocked)")
+    assert "in flight 3  queued 5" in chatty.getvalue()
+
+
+class ClosedPipe(io.StringIO):
+    def write(self, text: str) -> int:
+        raise BrokenPipeError(32, "Broken pipe")
+
+
+def test_a_reader_gone_silences_every_reporter_without_raising() -> None:
+    for reporter in (PlainReporter(ClosedPipe()), JsonReporter(ClosedPipe())):
+        reporter.event(Event("sarah", "completed", "look_1"))
+        reporter.close(DONE)  # nothing raised: the run goes on recording its state

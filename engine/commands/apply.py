@@ -14,10 +14,10 @@ from engine.client import HeyGenClient
 from engine.commands.plan import recipe_label
 from engine.commands.validate import load_all
 from engine.errors import UsageError
-from engine.executor import ApplyOptions, ApplyResult, Batch, Executor, summarize
+from engine.executor import ApplyOptions, ApplyResult, Batch, Executor
 from engine.manifest import ManifestStore, manifest_path_for
 from engine.plan import build_plan
-from engine.progress import Reporter, reporter_for
+from engine.progress import PROGRESS_EVERY, Reporter, reporter_for
 from engine.recipe import Recipe
 
 DEFAULT_BASE_URL = "https://api.heygen.com"
@@ -54,10 +54,11 @@ def run(
     options: ApplyOptions,
     log_json: bool,
     prune: bool = False,
+    progress_every: float = PROGRESS_EVERY,
 ) -> int:
     recipes = load_all(paths)
     base_url, key = api_settings()
-    reporter = reporter_for(sys.stdout, log_json=log_json)
+    reporter = reporter_for(sys.stdout, log_json=log_json, every=progress_every)
     with open_stores(recipes, manifest) as stores:
         batches = [
             Batch(
@@ -79,7 +80,7 @@ def run(
             from engine.commands.lifecycle import prune_batches
 
             pruned = prune_batches(base_url, key, batches, reporter)
-    reporter.close(summarize(result, batches))
+    reporter.close(result.summary())
     if result.stopped == "interrupted":
         return INTERRUPTED
     return 0 if result.ok and pruned else 1
