@@ -98,3 +98,75 @@ def test_ctrl_c_while_creates_are_slow_to_answer_records_them_and_exits_130(
         assert record["look_id"] == made[f"Avatar {a}"]
         assert record["status"] in ("processing", "completed")
     assert not any(a in recorded for a in ("a0/outfit-0", "a0/outfit-1"))  # never submitted
+
+
+def summary_event(out: str) -> dict[str, object]:
+    events = [json.loads(line) for line in out.splitlines()]
+    assert events[-1]["event"] == "summary", events[-1]
+    last: dict[str, object] = events[-1]
+    return last
+
+
+@pytest.mark.parametrize("log_json", [False, True])
+def test_ctrl_c_with_three_generations_running_counts_them_as_still_generating(
+    tmp_path: Path, lagging_sim: sim.RunningSimulator, env: dict[str, str], log_json: bool
+) -> None:
+    lagging_sim.configure(latency_ms=0, generation_seconds=120)
+    recipe = write_recipe(tmp_path, avatars=3, looks=1)
+    proc = looks_process("apply", *(["--log-json"] if log_json else []), recipe, env=env)
+    deadline = time.monotonic() + 30
+    while sum(e["record"]["status"] == "processing" for e in journal(recipe)) < 3:  # type: ignore[index]
+        assert proc.poll() is None and time.monotonic() < deadline
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, out + err
+    assert "Traceback" not in err
+    assert len(lagging_sim.state()["looks"]) == 3  # billed, still generating
+    if log_json:
+        last = summary_event(out)
+        assert last["counts"] == {
+            "completed": 0,
+            "failed": 0,
+            "blocked": 0,
+            "in_flight": 3,
+            "not_started": 3,
+        }
+        assert last["stopped"] == "interrupted"
+        created = [json.loads(line) for line in out.splitlines()]
+        created = [e for e in created if e["event"] == "created"]
+        assert {e["look_id"] for e in created} == {
+            look["id"] for look in lagging_sim.state()["looks"]
+        }
+        assert all(e["group_id"] for e in created)
+    else:
+        assert "Apply: 0 completed, 0 failed, 0 blocked, 3 still generating, 3 not started." in out
+    assert {r["status"] for r in nodes(recipe).values()} == {"processing"}
+
+
+def test_out_of_credits_counts_each_node_once_in_the_json_summary(
+    tmp_path: Path, lagging_sim: sim.RunningSimulator, env: dict[str, str]
+) -> None:
+    lagging_sim.configure(latency_ms=0, generation_seconds=0.2, credits=3)
+    recipe = write_recipe(tmp_path, avatars=1, looks=7)
+    proc = looks_process("apply", "--log-json", "--max-jobs", "1", recipe, env=env)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 1, out + err
+    last = summary_event(out)
+    assert last["stopped"] == "insufficient_credit"
+    assert last["counts"] == {
+        "completed": 3,
+        "failed": 1,
+        "blocked": 0,
+        "in_flight": 0,
+        "not_started": 4,
+    }
+    assert "; 5 looks remain to be created." in str(last["message"])
+    failed = [json.loads(line) for line in out.splitlines()]
+    failed = [e for e in failed if e["event"] == "failed"]
+    assert len(failed) == 1
+    error = failed[0]["error"]
+    assert error["code"] == "insufficient_credit" and error["request_id"]
+    assert error["request_id"] not in error["message"]
+    recorded = nodes(recipe)
+    assert sum(r["status"] == "completed" for r in recorded.values()) == 3
