@@ -26,6 +26,7 @@ from tenacity import (
     wait_random,
 )
 
+from engine import records
 from engine.client import HeyGenClient, LookInfo, wait_retry_after
 from engine.errors import ApiError, LooksError, TransportError
 from engine.manifest import ErrorInfo, ManifestStore, NodeRecord, Status
@@ -282,24 +283,9 @@ class _Node:
         return self.action.action in ("create", "replace", "retry", "update")
 
 
-def _superseding(record: NodeRecord) -> tuple[str, ...]:
-    """The record's superseded ids plus its own look, which a new creation replaces."""
-    adopted = (record.request or {}).get("type") == "existing"  # not made here: never pruned
-    if record.look_id is None or adopted or record.look_id in record.superseded:
-        return record.superseded
-    return (*record.superseded, record.look_id)
-
-
 def _outcome_unknown(error: ApiError) -> bool:
     in_progress = error.status == 409 and error.code == "request_in_progress"
     return error.status >= 500 or in_progress or error.code == "invalid_response"
-
-
-def _in_flight(record: NodeRecord) -> bool:
-    """Sent and not settled: a generation (maybe billed) the next apply picks up."""
-    return record.status in ("submitted", "processing") or (
-        record.status == "blocked" and record.look_id is not None
-    )
 
 
 def _generating(look: LookInfo) -> bool:
@@ -390,7 +376,7 @@ class Executor:
         for n in work:
             if n.outcome is None:
                 record = n.record
-                sent = record is not None and _in_flight(record)
+                sent = record is not None and records.in_flight(record)
                 self.result.counts["in_flight" if sent else "not_started"] += 1
         for outcome in ("completed", "failed", "blocked", "in_flight", "not_started"):
             self.result.counts[outcome] += 0
@@ -469,11 +455,9 @@ class Executor:
 
     def _block(self, n: _Node, upstream: str) -> Outcome:
         message = f"upstream {upstream} did not complete"
-        error = ErrorInfo("blocked", message)
-        if n.record is not None and n.record.status == "submitted":
-            self._save(n, n.record.evolve(error=error))  # its key may still replay a look
-        elif n.record is None or n.record.status != "completed":
-            self._save(n, self._record_for(n).evolve(status="blocked", error=error))
+        record = records.blocked(n.node, n.record, upstream)
+        if record is not None:
+            self._save(n, record)
         self._report_failure(n, "blocked", message, EventError("blocked", message))
         return "blocked"
 
@@ -542,20 +526,7 @@ class Executor:
 
     def _record_for(self, n: _Node) -> NodeRecord:
         """The node's record brought to the current fingerprint, name and request."""
-        old = n.record
-        fresh = NodeRecord(
-            address=n.address,
-            kind=n.node.kind,
-            fingerprint=n.node.fingerprint,
-            status="pending",
-            name=n.node.name,
-            request=n.node.stored_request,
-        )
-        if old is None:
-            return fresh
-        if old.fingerprint == n.node.fingerprint:
-            return old.evolve(name=n.node.name, request=n.node.stored_request)
-        return fresh.evolve(superseded=_superseding(old), attempts=old.attempts)
+        return records.current(n.node, n.record)
 
     def _with_key(self, n: _Node, record: NodeRecord) -> tuple[NodeRecord, bool]:
         """The record carrying the idempotency key to send; True when it replays a send."""
@@ -563,17 +534,8 @@ class Executor:
             return record, True
         attempt = record.attempts + 1
         lineage = n.batch.store.manifest.lineage
-        fresh = record.evolve(
-            idempotency_key=idempotency_key(lineage, n.address, n.node.fingerprint, attempt),
-            attempts=attempt,
-            submitted_at=round(time.time(), 3),
-            status="submitted",
-            error=None,
-            look_id=None,
-            preview_image_url=None,
-            superseded=_superseding(record),  # a failed look stays recorded, for prune
-        )
-        return fresh, False
+        key = idempotency_key(lineage, n.address, n.node.fingerprint, attempt)
+        return records.submitted(record, key, time.time()), False
 
     def _resolve(self, n: _Node, ref_kind: str, address: str) -> Any:
         dep = n.batch.store.nodes[address]
@@ -662,7 +624,9 @@ class Executor:
         """Create a base or a look (or pick up one made earlier) and see it through."""
         old = n.record
         record = self._record_for(n)  # carries a look id only when the fingerprint is the same
-        if record.look_id is not None and record.status in ("processing", "blocked"):
+        if records.legacy_blocked(record):
+            record = await self._settle_legacy(n, record)
+        if records.is_live(record):
             self.slots.force()  # its generation already runs on the server
             n.holding = True
         else:
@@ -679,6 +643,20 @@ class Executor:
             record = await self._submit(n, record)
         n.created.set_result(True)
         return await self._await_generation(n, record)
+
+    async def _settle_legacy(self, n: _Node, record: NodeRecord) -> NodeRecord:
+        """An older manifest's `blocked` record with a look id: a consent wait (live) or a
+        failed look's stale id (to be superseded by a new creation); the server tells."""
+        assert record.look_id is not None
+        look = await self._confirm_missing(record.look_id)
+        if look is not None and look.status == "pending_consent":
+            settled = records.awaiting_consent(record)
+        elif look is not None and (_generating(look) or look.usable):
+            settled = records.created(record, look.id, look.group_id or record.group_id or "")
+        else:
+            settled = record.evolve(status="failed")  # a new attempt supersedes it
+        self._save(n, settled)
+        return settled
 
     async def _submit(self, n: _Node, record: NodeRecord) -> NodeRecord:
         """Send the create while holding a job slot; its key is journaled first."""
@@ -703,7 +681,7 @@ class Executor:
                     self.client.create_avatar(body, idempotency_key=key), job=True
                 )
         self.slots.succeeded()
-        record = record.evolve(status="processing", look_id=look.id, group_id=group.id, error=None)
+        record = records.created(record, look.id, group.id)
         self._save(n, record)
         self.reporter.event(Event(n.address, "created", look.id, n.batch.label, look.id, group.id))
         if replay and n.node.name and look.name != n.node.name:
@@ -778,7 +756,7 @@ class Executor:
             look = await until(lambda look: not _generating(look))
             self._drop_slot(n)
             if look is not None and look.status == "pending_consent":
-                self._save(n, (n.record or record).evolve(status="blocked"))
+                self._save(n, records.awaiting_consent(n.record or record))
                 look = await until(lambda look: look.status not in ("pending_consent", None))
                 if look is not None and _generating(look):
                     self.slots.force()  # approved: its generation now runs on the server
@@ -818,7 +796,7 @@ class Executor:
     def _timed_out(self, n: _Node) -> Outcome:
         record = n.record
         assert record is not None
-        if record.status == "blocked":
+        if record.status == "awaiting_consent":
             url = self._consent_url(n) or "run `looks consent` for the URL"
             message = f"waiting for consent approval: {url}"
             self._save(n, record.evolve(error=ErrorInfo("consent_pending", message)))

@@ -315,7 +315,7 @@ def test_digital_twin_waits_for_consent_then_resumes(
     url = nodes["consent:alex"]["consent_url"]
     assert url.startswith(simulator.base_url)
     assert f"consent:alex: consent (the subject must approve: {url})" in first.out
-    assert nodes["alex"]["status"] == "blocked"
+    assert nodes["alex"]["status"] == "awaiting_consent"
     assert nodes["alex"]["error"]["message"] == f"waiting for consent approval: {url}"
     assert nodes["alex/keynote"]["status"] == "blocked"
     consent_posts = simulator.stats()["by_route"].get("POST /v3/avatars/{group_id}/consent")

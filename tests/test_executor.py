@@ -612,7 +612,12 @@ def test_twin_pending_consent_is_blocked_then_completed_once_approved(
     result = project.apply(client)
 
     assert result.ok, result.failures
-    assert project.journal.statuses("alex") == ["submitted", "processing", "blocked", "completed"]
+    assert project.journal.statuses("alex") == [
+        "submitted",
+        "processing",
+        "awaiting_consent",
+        "completed",
+    ]
     consents = [c for c in client.calls if c[0] == "consent"]
     assert len(consents) == 1
     (_, group, reroute, key) = consents[0]
@@ -640,7 +645,7 @@ def test_a_consent_timeout_blocks_with_the_url_and_the_next_apply_resumes(
 
     url = "https://app.example.com/consent/group_1"
     alex = project.record("alex")
-    assert alex.status == "blocked" and alex.look_id == "look_1"
+    assert alex.status == "awaiting_consent" and alex.look_id == "look_1"
     assert alex.error == ErrorInfo("consent_pending", f"waiting for consent approval: {url}")
     assert project.record("alex/keynote").status == "blocked"
     assert ("alex", f"blocked: waiting for consent approval: {url}") in result.failures
@@ -914,3 +919,40 @@ def test_a_look_absent_from_listings_is_confirmed_by_a_get(project: Project, gon
         assert ann.error == ErrorInfo("missing", f"look {ann.look_id} no longer exists")
     else:
         assert ann.status == "completed" and result.ok
+
+
+# -- manifests written before `awaiting_consent` ------------------------------------------
+
+
+def legacy_blocked_red(project: Project, error: ErrorInfo | None) -> FakeClient:
+    """Ava completed; Ava Red recorded `blocked` with look_9, as older versions wrote."""
+    project.write(PROMPT).open()
+    client = FakeClient()
+    assert project.apply(client).ok
+    red = project.record("ava/red")
+    project.store.record(red.evolve(status="blocked", look_id="look_9", error=error))
+    project.store.fold()
+    client.calls.clear()
+    return client
+
+
+def test_a_legacy_blocked_record_with_a_failed_look_is_created_again(project: Project) -> None:
+    client = legacy_blocked_red(project, ErrorInfo("blocked", "upstream ava did not complete"))
+    client.existing["look_9"] = LookInfo("look_9", "Ava Red", "photo", "group_1", "failed")
+    project.open()
+    assert project.apply(client).ok
+    assert [body["name"] for _, body, _ in client.creates()] == ["Ava Red"]
+    red = project.record("ava/red")
+    assert red.status == "completed" and red.look_id != "look_9"
+    assert "look_9" in red.superseded
+
+
+def test_a_legacy_blocked_consent_wait_is_polled_not_created_again(project: Project) -> None:
+    client = legacy_blocked_red(project, ErrorInfo("consent_pending", "waiting for consent"))
+    client.existing["look_9"] = LookInfo("look_9", "Ava Red", "photo", "group_1", "processing")
+    client.add_look(FakeLook("look_9", "group_1", "Ava Red", ["completed"]))
+    project.open()
+    assert project.apply(client).ok
+    assert client.creates() == []
+    red = project.record("ava/red")
+    assert red.status == "completed" and red.look_id == "look_9"
