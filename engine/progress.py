@@ -106,9 +106,8 @@ class Progress:
             filled = bar * done // total if total else bar
             drawn = "[" + "#" * filled + "." * (bar - filled) + "] "
         return (
-            f"{drawn}{done}/{total} done ({counts['completed']} completed,"
-            f" {counts['failed'] + counts['blocked']} failed or blocked)"
-            f"  in flight {counts['in_flight']}  queued {counts['queued']}"
+            f"{drawn}{done}/{total} done  {counts['failed'] + counts['blocked']} failed"
+            f"  {counts['in_flight']} in flight  {counts['queued']} queued"
             f"  {rate * 60:.1f}/min  ETA {eta}"
         )
 
@@ -213,31 +212,46 @@ class LiveReporter:
     """
 
     out: TextIO = field(default_factory=lambda: sys.stdout)
-    width: int = 24
+    width: int = 20
     _output: Output = field(init=False)
     _progress: Progress = field(default_factory=Progress)
     _counts: Counter[str] = field(default_factory=Counter)
     _total: int = 0
-    _last: str = ""
     _drawn: float = 0.0
+    _stale: bool = False
 
     def __post_init__(self) -> None:
         self._output = Output(self.out)
 
     def event(self, event: Event) -> None:
         if event.kind in _NOTABLE:
-            self._output.write("\r\x1b[2K" + _line(event) + "\n" + self._last)
+            # The bar comes back with the counts that include this event, not before.
+            self._output.write("\r\x1b[2K" + _line(event) + "\n")
+            self._stale = True
 
     def counts(self, counts: Counter[str], total: int) -> None:
         changed = counts != self._counts or total != self._total
         self._counts, self._total = Counter(counts), total
-        if changed or time.monotonic() - self._drawn >= 0.5:
+        if changed or self._stale or time.monotonic() - self._drawn >= 0.5:
             self._redraw()
 
     def _redraw(self) -> None:
-        self._last = self._progress.describe(self._counts, self._total, bar=self.width)
-        self._output.write("\r\x1b[2K" + self._last)
+        # Wider than the terminal, the line would wrap and "\r" no longer redraw it: the
+        # bar gives up its room first, the figures last.
+        room = self._columns() - 1
+        line = self._progress.describe(self._counts, self._total)
+        bar = min(self.width, room - len(line) - 3)
+        if bar >= 5:
+            line = self._progress.describe(self._counts, self._total, bar=bar)
+        self._output.write("\r\x1b[2K" + line[:room])
         self._drawn = time.monotonic()
+        self._stale = False
+
+    def _columns(self) -> int:
+        try:
+            return os.get_terminal_size(self.out.fileno()).columns or 80
+        except (AttributeError, OSError, ValueError):
+            return 80
 
     def close(self, summary: RunSummary) -> None:
         # The final bar stays on screen above the summary, with the final count.
