@@ -170,3 +170,46 @@ def test_out_of_credits_counts_each_node_once_in_the_json_summary(
     assert error["request_id"] not in error["message"]
     recorded = nodes(recipe)
     assert sum(r["status"] == "completed" for r in recorded.values()) == 3
+
+
+def check_made_once(s: sim.RunningSimulator, recipe: Path) -> None:
+    recorded = nodes(recipe)
+    assert {r["status"] for r in recorded.values()} == {"completed"}
+    made = [look for look in s.state()["looks"]]
+    assert sorted(look["id"] for look in made) == sorted(
+        str(r["look_id"]) for r in recorded.values()
+    )
+
+
+@pytest.mark.parametrize(
+    ("after", "twice"), [(1, False), (5, False), (12, False), (3, True), (9, True)]
+)
+def test_ctrl_c_at_any_moment_then_resume_counts_exactly_and_makes_each_look_once(
+    tmp_path: Path, lagging_sim: sim.RunningSimulator, env: dict[str, str], after: int, twice: bool
+) -> None:
+    lagging_sim.configure(latency_ms=120, generation_seconds=0.4)
+    recipe = write_recipe(tmp_path, avatars=3, looks=3)
+    proc = looks_process("apply", "--log-json", recipe, env=env)
+    deadline = time.monotonic() + 30
+    while len(journal(recipe)) < after:  # the signal lands `after` state changes in
+        assert proc.poll() is None and time.monotonic() < deadline
+        time.sleep(0.002)
+    proc.send_signal(signal.SIGINT)
+    if twice:  # the second Ctrl-C leaves at once: the journal already holds everything
+        time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, out + err
+    assert "Traceback" not in err
+    if not twice:
+        counts = summary_event(out)["counts"]
+        recorded = nodes(recipe)
+        statuses = [r["status"] for r in recorded.values()]
+        assert counts["completed"] == statuses.count("completed")  # type: ignore[index]
+        sent = statuses.count("submitted") + statuses.count("processing")
+        assert counts["in_flight"] == sent  # type: ignore[index]
+        assert sum(counts.values()) == 12  # type: ignore[attr-defined]
+    looks_again = looks_process("apply", recipe, env=env)
+    out, err = looks_again.communicate(timeout=60)
+    assert looks_again.returncode == 0, out + err
+    check_made_once(lagging_sim, recipe)
