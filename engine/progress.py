@@ -123,14 +123,14 @@ def _duration(seconds: float) -> str:
 
 @dataclass
 class PlainReporter:
-    """One line per event; for logs and pipes. A progress line at least every `every`
-    seconds, so a long CI job is never silent while generations run."""
+    """One line per event; for logs and pipes. Besides, a progress line every `every`
+    seconds, so a long CI job is never silent and always shows how far it got."""
 
     out: TextIO = field(default_factory=lambda: sys.stdout)
     every: float = PROGRESS_EVERY
     _output: Output = field(init=False)
     _progress: Progress = field(default_factory=Progress)
-    _printed: float = field(default_factory=time.monotonic)
+    _progressed: float = field(default_factory=time.monotonic)
 
     def __post_init__(self) -> None:
         self._output = Output(self.out)
@@ -139,15 +139,15 @@ class PlainReporter:
         self._print(_line(event))
 
     def counts(self, counts: Counter[str], total: int) -> None:
-        if time.monotonic() - self._printed >= self.every:
+        if time.monotonic() - self._progressed >= self.every:
             self._print("progress: " + self._progress.describe(counts, total))
+            self._progressed = time.monotonic()
 
     def close(self, summary: RunSummary) -> None:
         self._print(summary_text(summary))
 
     def _print(self, line: str) -> None:
         self._output.write(line + "\n")
-        self._printed = time.monotonic()
 
 
 @dataclass

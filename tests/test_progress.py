@@ -119,3 +119,19 @@ def test_a_reader_gone_silences_every_reporter_without_raising() -> None:
     for reporter in (PlainReporter(ClosedPipe()), JsonReporter(ClosedPipe())):
         reporter.event(Event("sarah", "completed", "look_1"))
         reporter.close(DONE)  # nothing raised: the run goes on recording its state
+
+
+def test_plain_progress_lines_keep_coming_however_many_events_come_between() -> None:
+    out = io.StringIO()
+    reporter = PlainReporter(out, every=0)
+    for n in range(3):
+        reporter.event(Event(f"a{n}", "completed"))
+        reporter.counts(Counter(completed=n + 1), 3)
+    assert [line.split(" ")[0] for line in out.getvalue().splitlines()] == [
+        "a0:",
+        "progress:",
+        "a1:",
+        "progress:",
+        "a2:",
+        "progress:",
+    ]
