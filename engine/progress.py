@@ -152,10 +152,13 @@ class PlainReporter:
 
 @dataclass
 class JsonReporter:
-    """One JSON object per line (`--log-json`); the last one is the run's summary."""
+    """One JSON object per line (`--log-json`); a `progress` object every `every` seconds;
+    the last one is the run's summary."""
 
     out: TextIO = field(default_factory=lambda: sys.stdout)
+    every: float = PROGRESS_EVERY
     _output: Output = field(init=False)
+    _progressed: float = field(default_factory=time.monotonic)
 
     def __post_init__(self) -> None:
         self._output = Output(self.out)
@@ -183,7 +186,17 @@ class JsonReporter:
         self._write(record)
 
     def counts(self, counts: Counter[str], total: int) -> None:
-        pass
+        if time.monotonic() - self._progressed >= self.every:
+            self._progressed = time.monotonic()
+            keys = ("completed", "failed", "blocked", "in_flight", "queued")
+            self._write(
+                {
+                    "time": round(time.time(), 3),
+                    "event": "progress",
+                    "total": total,
+                    "counts": {k: counts[k] for k in keys},
+                }
+            )
 
     def close(self, summary: RunSummary) -> None:
         self._write(
@@ -263,7 +276,7 @@ class LiveReporter:
 
 def reporter_for(out: TextIO, *, log_json: bool, every: float = PROGRESS_EVERY) -> Reporter:
     if log_json:
-        return JsonReporter(out)
+        return JsonReporter(out, every)
     if out.isatty():
         return LiveReporter(out)
     return PlainReporter(out, every)

@@ -135,3 +135,18 @@ def test_plain_progress_lines_keep_coming_however_many_events_come_between() -> 
         "a2:",
         "progress:",
     ]
+
+
+def test_json_progress_objects_come_at_the_injected_interval() -> None:
+    quiet, chatty = io.StringIO(), io.StringIO()
+    counts = Counter(completed=2, in_flight=3, queued=5)
+    JsonReporter(quiet, every=3600).counts(counts, 10)
+    JsonReporter(chatty, every=0).counts(counts, 10)
+    assert quiet.getvalue() == ""
+    progress = json.loads(chatty.getvalue())
+    del progress["time"]
+    assert progress == {
+        "event": "progress",
+        "total": 10,
+        "counts": {"completed": 2, "failed": 0, "blocked": 0, "in_flight": 3, "queued": 5},
+    }
