@@ -648,13 +648,17 @@ class Executor:
         """An older manifest's `blocked` record with a look id: a consent wait (live) or a
         failed look's stale id (to be superseded by a new creation); the server tells."""
         assert record.look_id is not None
-        look = await self._confirm_missing(record.look_id)
-        if look is not None and look.status == "pending_consent":
-            settled = records.awaiting_consent(record)
-        elif look is not None and (_generating(look) or look.usable):
-            settled = records.created(record, look.id, look.group_id or record.group_id or "")
-        else:
+        look = await self._confirm_missing(record.look_id)  # None: deleted meanwhile
+        group = (look.group_id if look is not None else None) or record.group_id
+        alive = look is not None and (
+            _generating(look) or look.usable or look.status == "pending_consent"
+        )
+        if look is None or group is None or not alive:
             settled = record.evolve(status="failed")  # a new attempt supersedes it
+        elif look.status == "pending_consent":
+            settled = records.awaiting_consent(record.evolve(group_id=group))
+        else:
+            settled = records.created(record, look.id, group)
         self._save(n, settled)
         return settled
 

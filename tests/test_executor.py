@@ -956,3 +956,16 @@ def test_a_legacy_blocked_consent_wait_is_polled_not_created_again(project: Proj
     assert client.creates() == []
     red = project.record("ava/red")
     assert red.status == "completed" and red.look_id == "look_9"
+
+
+def test_a_legacy_blocked_twin_still_awaiting_consent_is_not_created_again(
+    project: Project,
+) -> None:
+    client = legacy_blocked_red(project, ErrorInfo("consent_pending", "waiting for consent"))
+    client.existing["look_9"] = LookInfo("look_9", "Ava Red", "photo", "group_1", "pending_consent")
+    client.add_look(FakeLook("look_9", "group_1", "Ava Red", ["pending_consent", "completed"]))
+    project.open()
+    assert project.apply(client).ok
+    assert client.creates() == []
+    assert project.journal.statuses("ava/red")[:1] == ["awaiting_consent"]
+    assert project.record("ava/red").status == "completed"

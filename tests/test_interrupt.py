@@ -213,3 +213,33 @@ def test_ctrl_c_at_any_moment_then_resume_counts_exactly_and_makes_each_look_onc
     out, err = looks_again.communicate(timeout=60)
     assert looks_again.returncode == 0, out + err
     check_made_once(lagging_sim, recipe)
+
+
+def test_an_answer_later_than_the_grace_period_is_replayed_by_the_next_apply(
+    tmp_path: Path, lagging_sim: sim.RunningSimulator, env: dict[str, str]
+) -> None:
+    lagging_sim.configure(latency_ms=8000)  # longer than the 5 s grace period
+    recipe = write_recipe(tmp_path, avatars=1, looks=0)
+    proc = looks_process("apply", "--log-json", recipe, env=env)
+    wait_for_submissions(proc, recipe, 1)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, out + err
+    assert "Traceback" not in err
+    last = summary_event(out)
+    assert last["counts"] == {  # sent, unanswered: it may exist and be billed
+        "completed": 0,
+        "failed": 0,
+        "blocked": 0,
+        "in_flight": 1,
+        "not_started": 0,
+    }
+    key = nodes(recipe)["a0"]["idempotency_key"]
+    assert nodes(recipe)["a0"]["status"] == "submitted"
+    lagging_sim.configure(latency_ms=0)
+    again = looks_process("apply", recipe, env=env)
+    out, err = again.communicate(timeout=60)
+    assert again.returncode == 0, out + err
+    made = lagging_sim.state()["looks"]
+    assert [look["idempotency_key"] for look in made] == [key]  # replayed, not made twice
+    check_made_once(lagging_sim, recipe)
