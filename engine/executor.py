@@ -14,7 +14,7 @@ import heapq
 import itertools
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,11 +28,14 @@ from tenacity import (
 
 from engine import records
 from engine.client import HeyGenClient, LookInfo, wait_retry_after
-from engine.errors import ApiError, LooksError, TransportError
+from engine.cost import Budget
+from engine.errors import ApiError, FileChangedError, LooksError, TransportError
 from engine.manifest import ErrorInfo, ManifestStore, NodeRecord, Status
+from engine.media import SIMPLE_UPLOAD_MAX_BYTES
 from engine.plan import Plan, PlanAction, PlanNode, consent_address, substitute
 from engine.progress import Event, EventError, Reporter
 from engine.summary import RunSummary
+from engine.uploads import DirectUpload, LocalFile
 
 KEY_TTL = 23 * 3600.0  # the API keeps idempotency keys 24 h; reconcile by name past this
 FOLD_EVERY_CHANGES = 5000  # or 3 per node of the manifest: O(1) amortised per change
@@ -280,7 +283,54 @@ class _Node:
 
     @property
     def runs(self) -> bool:
-        return self.action.action in ("create", "replace", "retry", "update")
+        return self.action.action in ("create", "adopt", "replace", "retry", "update")
+
+
+def unrecorded_looks(
+    looks: Iterable[LookInfo], group: str, name: str | None, taken: Collection[str | None]
+) -> list[LookInfo]:
+    """The looks of this name in a group's listing that no record holds and that did not
+    fail, oldest first (the API lists a group's looks in creation order)."""
+    return [
+        look if look.group_id else dataclasses.replace(look, group_id=group)
+        for look in looks
+        if look.name == name and look.id not in taken and look.status != "failed"
+    ]
+
+
+def adoption_group(node: PlanNode, records: Mapping[str, NodeRecord], before: float) -> str | None:
+    """The group where a look made for node may exist unrecorded, or None.
+
+    Only a prompt look whose record never sent anything (none at all: one side of a merge
+    kept, an older manifest restored, a journal deleted), in the group its avatar's base
+    made here before `before` (the run's start). Never a group made by hand, or named in
+    the recipe, where a look of the same name may be someone else's.
+    """
+    old = records.get(node.address)
+    if old is not None and (old.look_id or old.idempotency_key or old.attempts):
+        return None  # the record knows what was sent: replay or reconcile that
+    if node.kind != "look" or node.template.get("type") != "prompt":
+        return None
+    base = records.get(node.avatar or "")
+    if base is None or base.kind != "base" or base.idempotency_key is None:
+        return None
+    request = base.request or {}
+    if request.get("type") in ("existing", None) or "avatar_group_id" in request:
+        return None
+    if (base.submitted_at or 0.0) >= before:
+        return None  # its group is new in this run: nothing older can be in it
+    return base.group_id
+
+
+def shared_names(nodes: Iterable[PlanNode]) -> set[tuple[str | None, str | None]]:
+    """(avatar, name) of looks sharing a name: which of them would a look by that name be?"""
+    seen = Counter((n.avatar, n.name) for n in nodes if n.kind == "look")
+    return {key for key, count in seen.items() if count > 1}
+
+
+def _ids(record: NodeRecord | None) -> tuple[str | None, str | None]:
+    """The look and group a record holds, for events."""
+    return (record.look_id, record.group_id) if record is not None else (None, None)
 
 
 def _outcome_unknown(error: ApiError) -> bool:
@@ -301,8 +351,10 @@ class Executor:
         batches: Sequence[Batch],
         reporter: Reporter,
         options: ApplyOptions | None = None,
+        budget: Budget | None = None,
     ) -> None:
         self.client = client
+        self.budget = budget  # apply --max-credits: asked before each new paid generation
         self.batches = batches
         self.reporter = reporter
         self.options = options or ApplyOptions()
@@ -316,6 +368,9 @@ class Executor:
         self._tasks: dict[asyncio.Task[None], _Node] = {}
         self._total = 0
         self._last_fold = time.monotonic()
+        self._started = time.time()
+        self._listings: dict[str, asyncio.Task[list[LookInfo]]] = {}  # group -> its looks
+        self._shared_names: dict[int, set[tuple[str | None, str | None]]] = {}  # per batch
 
     # -- graph --------------------------------------------------------------------------
 
@@ -463,8 +518,7 @@ class Executor:
 
     def _report_failure(self, n: _Node, kind: str, message: str, error: EventError) -> None:
         self.result.failures.append((self._label(n), f"{kind}: {message}"))
-        record = n.record
-        ids = (record.look_id, record.group_id) if record is not None else (None, None)
+        ids = _ids(n.record)
         self.reporter.event(Event(n.address, kind, message, n.batch.label, *ids, error))
 
     async def _dispatch(self, n: _Node) -> Outcome:
@@ -481,6 +535,8 @@ class Executor:
         except ApiError as e:
             if e.code == "insufficient_credit":
                 self.stop("insufficient_credit")
+            if e.code == "asset_not_available":
+                self._forget_uploads(n)
             # A refusal ends the key; an answer that says nothing of the outcome (a 5xx after
             # every retry, a request still in progress, an unreadable success) keeps it, so
             # the next run replays it rather than paying again.
@@ -489,6 +545,17 @@ class Executor:
         except TransportError as e:
             # The request's outcome is unknown: keep the key, the next run replays it.
             return self._fail(n, "transport_error", str(e), status=None)
+
+    def _forget_uploads(self, n: _Node) -> None:
+        """The API cannot use an asset we recorded: its uploads run again on the next apply."""
+        store = n.batch.store
+        for dep in n.node.depends_on:
+            rec = store.nodes.get(dep)
+            if rec is not None and rec.kind == "upload" and rec.status == "completed":
+                message = f"asset {rec.asset_id} is not available to the API; uploaded again next"
+                self._save(
+                    n, rec.evolve(status="failed", error=ErrorInfo("asset_not_available", message))
+                )
 
     def _fail(
         self,
@@ -569,7 +636,14 @@ class Executor:
         async with self._uploads:
             if self._stopping:
                 raise _Stop
-            record, _ = self._with_key(n, self._record_for(n))
+            try:
+                size = file.local_path.stat().st_size
+            except OSError as e:
+                return self._fail(n, "file_unreadable", f"{file.value}: {e.strerror}", None)
+            record = self._record_for(n)
+            if size > SIMPLE_UPLOAD_MAX_BYTES or record.upload is not None:
+                return await self._direct_upload(n, record, size)
+            record, _ = self._with_key(n, record)
             self._save(n, record)
             assert record.idempotency_key is not None
             asset = await self._sending(
@@ -580,6 +654,40 @@ class Executor:
                 )
             )
         self._save(n, record.evolve(status="completed", asset_id=asset.asset_id))
+        self.reporter.event(Event(n.address, "uploaded", file.value, n.batch.label))
+        return "completed"
+
+    async def _direct_upload(self, n: _Node, record: NodeRecord, size: int) -> Outcome:
+        """A file over 32 MB: the three-step direct upload (engine/uploads.py)."""
+        file = n.node.file
+        assert file is not None and file.local_path is not None and file.digest is not None
+
+        def progress(sent: int, total: int) -> None:
+            message = f"{file.value}: {sent / 2**20:.0f}/{total / 2**20:.0f} MiB"
+            self.reporter.event(Event(n.address, "uploading", message, n.batch.label))
+
+        flow = DirectUpload(
+            self.client,
+            LocalFile(
+                file.local_path,
+                file.local_path.name,
+                file.media_type or "application/octet-stream",
+                file.digest,
+                size,
+            ),
+            save=lambda r: self._save(n, r),
+            new_key=lambda r: self._with_key(n, r)[0],
+            progress=progress,
+        )
+        try:
+            asset = await self._sending(flow.run(record))
+        except OSError as e:
+            return self._fail(n, "file_unreadable", f"{file.value}: {e.strerror or e}", None)
+        except FileChangedError as e:
+            message = f"{e}; it changed since it was planned: run apply again"
+            return self._fail(n, "file_changed", message, "failed")
+        done = (n.record or record).evolve(status="completed", asset_id=asset.asset_id)
+        self._save(n, done.evolve(upload=None, error=None))
         self.reporter.event(Event(n.address, "uploaded", file.value, n.batch.label))
         return "completed"
 
@@ -629,6 +737,10 @@ class Executor:
         if records.is_live(record):
             self.slots.force()  # its generation already runs on the server
             n.holding = True
+        elif (adopted := await self._adopt(n, record)) is not None:
+            record = adopted
+            self.slots.force()  # counted like a resumed generation until it is seen done
+            n.holding = True
         else:
             if (
                 old is not None
@@ -673,6 +785,9 @@ class Executor:
             if found is not None:
                 return found
             record, replay = self._with_key(n, record.evolve(status="pending"))
+        if not replay and self.budget and not self.budget.spend(n.node, n.batch.plan.prices):
+            self.stop("max_credits")  # a replayed key is free; a new one would pass the budget
+            raise _Stop
         self._save(n, record)
         body = substitute(n.node.template, lambda k, a: self._resolve(n, k, a))
         body["name"] = n.node.name
@@ -714,6 +829,47 @@ class Executor:
         self._save(n, found)
         return found
 
+    async def _adopt(self, n: _Node, record: NodeRecord) -> NodeRecord | None:
+        """A look made here whose record was lost (one side of a merge kept, an older
+        manifest restored, a journal deleted): found by name in its avatar's group, as a
+        lost answer is (_reconcile), and recorded instead of paid for again."""
+        if not self._may_exist(n):
+            return None
+        # One attempt at least was made, by this tool: prune treats it as its own.
+        found = await self._reconcile(n, record.evolve(attempts=max(1, record.attempts)))
+        if found is None:
+            return None
+        assert found.group_id is not None
+        # Older looks of the name, unrecorded too (the record lost with a replaced look's
+        # superseded ids): made here for this address all the same, so prune deletes them.
+        taken = {r.look_id for r in n.batch.store.nodes.values()}
+        listing = await self._list_group(found.group_id)
+        older = [look.id for look in unrecorded_looks(listing, found.group_id, n.node.name, taken)]
+        if older:
+            found = found.evolve(superseded=(*found.superseded, *older))
+            self._save(n, found)
+        self.reporter.event(
+            Event(n.address, "adopted", str(found.look_id), n.batch.label, *_ids(found))
+        )
+        return found
+
+    def _may_exist(self, n: _Node) -> bool:
+        group = adoption_group(n.node, n.batch.store.nodes, self._started)
+        if group is None or group != self._upstream_group(n):
+            return False
+        if id(n.batch) not in self._shared_names:
+            self._shared_names[id(n.batch)] = shared_names(n.batch.plan.nodes.values())
+        return (n.node.avatar, n.node.name) not in self._shared_names[id(n.batch)]
+
+    async def _list_group(self, group_id: str) -> list[LookInfo]:
+        """A group's looks, listed once per run: every caller looks for a look made before
+        this run, which any listing made during it shows."""
+        task = self._listings.get(group_id)
+        if task is None or (task.done() and (task.cancelled() or task.exception() is not None)):
+            task = asyncio.ensure_future(self.client.list_looks(group_id=group_id))
+            self._listings[group_id] = task
+        return await asyncio.shield(task)
+
     async def _find_made(self, n: _Node, record: NodeRecord) -> LookInfo | None:
         """The look a send whose answer was lost made, found by its name in its group.
 
@@ -731,9 +887,9 @@ class Executor:
             groups = [g.id for g in listed if g.name == name and g.created_at >= since]
         taken = {r.look_id for r in n.batch.store.nodes.values()} | set(record.superseded)
         for group in groups:
-            for look in await self.client.list_looks(group_id=group):
-                if look.name == name and look.id not in taken and look.status != "failed":
-                    return look if look.group_id else dataclasses.replace(look, group_id=group)
+            looks = unrecorded_looks(await self._list_group(group), group, name, taken)
+            if looks:
+                return looks[-1]  # the newest: an older one is a look made before it
         return None
 
     def _upstream_group(self, n: _Node) -> str | None:

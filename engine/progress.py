@@ -213,7 +213,16 @@ class JsonReporter:
         self._output.write(json.dumps(record, sort_keys=True) + "\n")
 
 
-_NOTABLE = ("failed", "blocked", "consent", "completed", "interrupted", "pruned")
+_NOTABLE = (
+    "failed",
+    "blocked",
+    "consent",
+    "completed",
+    "interrupted",
+    "pruned",
+    "adopted",
+    "uploading",
+)
 
 
 @dataclass

@@ -16,12 +16,14 @@ STOP_REASONS = {
 
 @dataclass(frozen=True)
 class RunSummary:
-    """The counts of a run's nodes by outcome, why it stopped early (if it did), and why
-    each node that failed or was blocked did so (label, "kind: code: message")."""
+    """The counts of a run's nodes by outcome, why it stopped early (if it did), why each
+    node that failed or was blocked did so (label, "kind: code: message"), and closing
+    notes from whatever stopped the run (the budget's, for `max_credits`)."""
 
     counts: Mapping[str, int] = field(default_factory=dict)
     stopped: str | None = None
     failures: Sequence[tuple[str, str]] = ()
+    notes: Sequence[str] = ()
 
     def count(self, outcome: str) -> int:
         return self.counts.get(outcome, 0)
@@ -60,8 +62,9 @@ def summary_text(summary: RunSummary) -> str:
         )
     elif summary.stopped in STOP_REASONS:
         lines.append(STOP_REASONS[summary.stopped])
-    elif summary.stopped is not None:
+    elif summary.stopped is not None and not summary.notes:
         lines.append(f"Stopped submitting ({summary.stopped.replace('_', ' ')}).")
+    lines.extend(summary.notes)
     return "\n".join(lines)
 
 

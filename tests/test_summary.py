@@ -49,3 +49,11 @@ def test_other_stops_are_named() -> None:
     assert summary_text(RunSummary({}, "state_write_failed")).endswith(
         "Stopped submitting (state write failed)."
     )
+
+
+def test_notes_of_what_stopped_the_run_close_the_summary() -> None:
+    summary = RunSummary({"completed": 3, "not_started": 3}, "max_credits", notes=("Budget.",))
+    assert summary_text(summary).splitlines() == [
+        "Apply: 3 completed, 0 failed, 0 blocked, 3 not started.",
+        "Budget.",
+    ]
