@@ -121,5 +121,7 @@ def test_the_progress_interval_must_be_positive(recipes: Path, api_env: dict[str
         text=True,
         timeout=60,
     )
-    assert proc.returncode != 0
-    assert proc.stderr.strip() == "looks: --progress-every must be a positive number of seconds"
+    assert proc.returncode == 2
+    assert proc.stderr.strip().startswith(
+        "looks: argument --progress-every: expected seconds greater than 0, not '0'"
+    )
