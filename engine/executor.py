@@ -32,9 +32,9 @@ from engine.cost import Budget
 from engine.errors import ApiError, FileChangedError, LooksError, TransportError
 from engine.manifest import ErrorInfo, ManifestStore, NodeRecord, Status
 from engine.media import SIMPLE_UPLOAD_MAX_BYTES
+from engine.ownership import recorded_ids
 from engine.plan import Plan, PlanAction, PlanNode, consent_address, substitute
 from engine.progress import Event, EventError, Reporter
-from engine.recorded import recorded_ids
 from engine.summary import RunSummary
 from engine.uploads import DirectUpload, LocalFile
 

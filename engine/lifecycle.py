@@ -19,8 +19,8 @@ from engine.client import GroupInfo, HeyGenClient, LookInfo
 from engine.errors import ApiError, LooksError
 from engine.executor import adoption_group, idempotency_key, shared_names, unrecorded_looks
 from engine.manifest import ErrorInfo, ManifestStore, NodeRecord
+from engine.ownership import recorded_ids
 from engine.plan import PlanNode
-from engine.recorded import recorded_ids
 
 CONCURRENCY = 8  # listings or deletions in flight at once
 

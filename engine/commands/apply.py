@@ -19,10 +19,10 @@ from engine.cost import Budget, credits_text, estimate, number_text
 from engine.errors import BudgetError, UsageError
 from engine.executor import ApplyOptions, ApplyResult, Batch, Executor
 from engine.manifest import ManifestStore, manifest_path_for
+from engine.ownership import recorded_beside
 from engine.plan import build_plan
 from engine.progress import PROGRESS_EVERY, Reporter, reporter_for
 from engine.recipe import Recipe
-from engine.recorded import recorded_beside
 
 DEFAULT_BASE_URL = "https://api.heygen.com"
 INTERRUPTED = 130

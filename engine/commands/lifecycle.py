@@ -25,10 +25,10 @@ from engine.errors import LooksError, RecipeError
 from engine.executor import Batch
 from engine.lifecycle import AdoptedAvatar, Drift, PruneItem, PruneOutcome, RemoteGroup
 from engine.manifest import ManifestStore, manifest_path_for
+from engine.ownership import recorded_beside, recorded_ids
 from engine.plan import PlanNode, build_graph, consent_address
 from engine.progress import Event, Reporter
 from engine.recipe import Recipe, load_recipe
-from engine.recorded import recorded_beside, recorded_ids
 
 # -- import ---------------------------------------------------------------------------
 

@@ -1,4 +1,4 @@
-"""Looks that manifests record: none of them is another record's to adopt or to prune.
+"""Whose look it is: looks manifests record are no other record's to adopt or to prune.
 
 Recipes may share an avatar group (an avatar's `group_id`), so a group can hold another
 recipe's look under the very name this recipe gives its own, and no field of the API says

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from engine.manifest import ManifestStore, NodeRecord, journal_path_for
-from engine.recorded import recorded_beside
+from engine.ownership import recorded_beside
 
 
 def test_other_manifests_and_their_journals_are_read_and_damage_is_skipped(
