@@ -80,6 +80,8 @@ def run(
 
             pruned = prune_batches(base_url, key, batches, reporter)
     reporter.close(summarize(result, batches))
+    if result.write_error is not None:
+        raise result.write_error  # its one line names the file and the cause; exit 1
     if result.stopped == "interrupted":
         return INTERRUPTED
     return 0 if result.ok and pruned else 1

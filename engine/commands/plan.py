@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from engine.commands.validate import load_all
+from engine import manifest as manifests
 from engine.manifest import manifest_path_for, read_manifest
 from engine.plan import Plan, build_plan
 from engine.recipe import Recipe
@@ -15,10 +16,7 @@ from engine.report import graph_text, merge_summaries, plan_lines, summary_line
 
 def recipe_label(recipe: Recipe, manifest: Path) -> str:
     """The recipe path as the manifest records it: relative to the manifest's directory."""
-    try:
-        return str(recipe.path.resolve().relative_to(manifest.parent.resolve()))
-    except ValueError:
-        return str(recipe.path.resolve())
+    return manifests.recipe_label(recipe.path, manifest)
 
 
 def plan_recipe(recipe: Recipe, manifest: Path | None, only: Sequence[str]) -> Plan:
