@@ -49,7 +49,8 @@ def write_all(fd: int, data: bytes, path: Path | str) -> None:
         except OSError as e:
             raise write_error(path, e) from None
         if written <= 0:  # never for a regular file, but then it would loop forever
-            short = OSError(errno.EIO, f"short write ({len(data) - len(view)} of {len(data)} bytes)")
+            done = len(data) - len(view)
+            short = OSError(errno.EIO, f"short write ({done} of {len(data)} bytes)")
             raise write_error(path, short)
         view = view[written:]
 

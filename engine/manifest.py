@@ -193,9 +193,7 @@ def parse_manifest(text: str, path: Path) -> Manifest:
     )
 
 
-def _load(
-    path: Path, recipe: str, *, rehome: bool = False
-) -> tuple[Manifest, str | None, bool]:
+def _load(path: Path, recipe: str, *, rehome: bool = False) -> tuple[Manifest, str | None, bool]:
     """The manifest at path (or a new one) with its journal replayed, its text as on disk
     less the serial (None when there is none), and whether it differs from the file."""
     try:
@@ -323,6 +321,33 @@ def read_journal(path: Path) -> list[dict[str, Any]]:
     return scan.changes
 
 
+def repair_journal(path: Path) -> JournalScan:
+    """Keep every change of a damaged journal; its damaged lines are appended to
+    `<journal>.damaged`, never dropped. Only under the manifest's lock.
+
+    Safe from paying twice: an idempotency key is derived from the lineage, the address,
+    the fingerprint and the attempt, so a lost line's key is derived again, and the API
+    replays what it made.
+    """
+    scan = scan_journal(path)
+    if scan.damaged:
+        aside = damaged_path_for(path)
+        try:
+            fd = os.open(aside, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644)
+        except OSError as e:
+            raise durable.write_error(aside, e) from None
+        try:
+            durable.append(fd, b"".join(line + b"\n" for _, line in scan.damaged), aside)
+        finally:
+            os.close(fd)
+        durable.replace(path, b"".join(line + b"\n" for line in scan.good))
+    return scan
+
+
+def damaged_path_for(journal: Path) -> Path:
+    return journal.with_name(journal.name + ".damaged")
+
+
 def _is_change(change: Any) -> bool:
     """A journal line: an address and a record that is null (forget) or a valid node."""
     if not isinstance(change, dict) or not isinstance(change.get("address"), str):
@@ -349,7 +374,11 @@ class ManifestStore:
     were, and the change is not taken as made.
     """
 
-    def __init__(self, path: Path, recipe: str, *, rehome: bool = False) -> None:
+    def __init__(
+        self, path: Path, recipe: str, *, rehome: bool = False, repair: bool = False
+    ) -> None:
+        """Lock and open; `rehome` makes the manifest recipe's (an explicit act), `repair`
+        first sets a damaged journal's bad lines aside (see repair_journal)."""
         self.path = path = real_path(path)
         self.journal_path = journal_path_for(path)
         self.failed: StateWriteError | None = None  # the first write that failed
@@ -359,6 +388,7 @@ class ManifestStore:
         try:
             for stale in path.parent.glob(f".{path.name}.*.tmp"):
                 durable.unlink(stale)  # a run died between writing and renaming
+            self.repaired = repair_journal(self.journal_path) if repair else None
             # Only a change can change the file: a run that changes nothing serialises nothing.
             self.manifest, self._written, self._dirty = _load(path, recipe, rehome=rehome)
             self._journal: int | None = None

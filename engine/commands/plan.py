@@ -7,8 +7,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from engine.commands.validate import load_all
-from engine import manifest as manifests
 from engine.manifest import manifest_path_for, read_manifest
+from engine.manifest import recipe_label as label_for
 from engine.plan import Plan, build_plan
 from engine.recipe import Recipe
 from engine.report import graph_text, merge_summaries, plan_lines, summary_line
@@ -16,7 +16,7 @@ from engine.report import graph_text, merge_summaries, plan_lines, summary_line
 
 def recipe_label(recipe: Recipe, manifest: Path) -> str:
     """The recipe path as the manifest records it: relative to the manifest's directory."""
-    return manifests.recipe_label(recipe.path, manifest)
+    return label_for(recipe.path, manifest)
 
 
 def plan_recipe(recipe: Recipe, manifest: Path | None, only: Sequence[str]) -> Plan:
