@@ -23,6 +23,7 @@ from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from conftest import API_KEY, ROOT
 
@@ -291,3 +292,39 @@ def test_kill_9_at_random_moments_on_a_nearly_full_disk(
     done = apply(recipe, simulator)
     assert done.returncode == 0, (done.stdout, done.stderr)
     check_exactly_once(simulator, recipe)
+
+
+@pytest.mark.parametrize("leave", [0, 1, 2], ids=lambda n: f"{n}-pages-free")
+def test_import_on_a_full_disk_is_one_line(
+    tmpfs: Path, simulator: sim.RunningSimulator, leave: int
+) -> None:
+    body = {"type": "prompt", "name": "Sarah", "prompt": "A person in a studio"}
+    created = httpx.post(
+        f"{simulator.base_url}/v3/avatars",
+        json=body,
+        headers={"X-Api-Key": API_KEY},
+        timeout=30,
+    )
+    assert created.status_code == 200, created.text
+    group = created.json()["data"]["avatar_item"]["group_id"]
+    out = tmpfs / "imported.yaml"
+    filler = fill(tmpfs, leave * PAGE)
+    env = {
+        **os.environ,
+        "HEYGEN_BASE_URL": simulator.base_url,
+        "HEYGEN_API_KEY": API_KEY,
+        "PYTHONPATH": str(ROOT),
+    }
+    command = [sys.executable, "-m", "engine.cli", "import", "--group", group, "--out", str(out)]
+    failed = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+    assert failed.returncode == 1
+    assert ONE_LINE.fullmatch(failed.stderr), failed.stderr
+    assert not list(tmpfs.glob(".*.tmp"))
+    filler.unlink()
+    if out.exists():  # the recipe was written, its records were not: apply records them
+        command = [sys.executable, "-m", "engine.cli", "apply", str(out)]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    nodes = json.loads(manifest_path_for(out).read_text())["nodes"]
+    assert [n["look_id"] for n in nodes.values()] == [created.json()["data"]["avatar_item"]["id"]]
+    assert len(simulator.state()["looks"]) == 1  # adopted, never made again
