@@ -58,6 +58,10 @@ class StateWriteError(ManifestError):
     torn = False  # an append that failed could not be cut back: the file ends mid-line
 
 
+class MergeConflictError(LooksError):
+    """Two versions of a manifest cannot be merged by address; git reports a conflict."""
+
+
 class ApiError(LooksError):
     """The HeyGen API (or the simulator) answered an error."""
 
