@@ -251,6 +251,17 @@ def _home(path: Path, stored: str, recipe: str) -> str:
     )
 
 
+def _refuse_another_recipe(path: Path, recipe: str) -> None:
+    """_home's refusal alone, without replaying the journal (it may be damaged)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return  # nothing recorded there, or _load reports why it cannot be read
+    stored = parse_manifest(text, path).recipe
+    if stored != recipe and not _same_file(path.parent / stored, path.parent / recipe):
+        _home(path, stored, recipe)
+
+
 def _same_file(a: Path, b: Path) -> bool:
     try:
         return os.path.samefile(a, b)
@@ -398,6 +409,8 @@ class ManifestStore:
         try:
             for stale in path.parent.glob(f".{path.name}.*.tmp"):
                 durable.unlink(stale)  # a run died between writing and renaming
+            if repair and not rehome:
+                _refuse_another_recipe(path, recipe)  # before the journal is touched
             self.repaired = repair_journal(self.journal_path) if repair else None
             # Only a change can change the file: a run that changes nothing serialises nothing.
             self.manifest, self._written, self._dirty = _load(path, recipe, rehome=rehome)

@@ -74,6 +74,15 @@ def test_another_recipes_manifest_is_refused_before_any_request(
         result = looks(*command)
         assert (result.code, result.err) == (1, expected), command
     assert simulator.stats()["requests"] == requests  # not one request
+
+    # Even a damaged journal is left alone when the manifest is another recipe's.
+    journal = b_manifest.with_name(b_manifest.name + ".journal")
+    journal.write_text('{"address": "x", "rec\n{"address": "y", "record": null}\n')
+    damaged = journal.read_bytes()
+    assert looks("repair", a, "--manifest", b_manifest).err == expected
+    assert journal.read_bytes() == damaged
+    assert not journal.with_name(journal.name + ".damaged").exists()
+    journal.unlink()
     assert sim_look_ids(simulator) == made  # nothing deleted, nothing created
     assert b_manifest.read_bytes() == before  # the recipe field is not rewritten
 
