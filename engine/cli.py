@@ -6,6 +6,7 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 from engine import __version__
@@ -84,7 +85,12 @@ def _add_plan(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     _recipes(p)
     _manifest_option(p)
     _only_option(p)
-    p.add_argument("--json", action="store_true", help="machine-readable plan")
+    p.add_argument("--json", action="store_true", help="machine-readable plan (--format json)")
+    p.add_argument(
+        "--format",
+        choices=["text", "json", "markdown"],
+        help="text (default), json, or markdown: a pull-request comment (docs/ci.md)",
+    )
     p.add_argument("--refresh", action="store_true", help="refresh the manifest from the API first")
     p.add_argument(
         "--detailed-exitcode",
@@ -125,6 +131,28 @@ def _add_apply(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         action="store_true",
         help="after a successful run, delete superseded and orphaned looks (no prompt)",
     )
+    p.add_argument(
+        "--max-credits",
+        type=_credits,
+        metavar="N",
+        help="refuse a plan costing more than N credits; stop submitting before passing N",
+    )
+
+
+MAX_CREDITS = 10**12
+
+
+def _credits(text: str) -> Decimal:
+    try:
+        value = Decimal(text)
+    except InvalidOperation:
+        value = Decimal("NaN")
+    # A bound keeps every figure printable: 1e999999999 would be a billion digits.
+    if not value.is_finite() or not 0 <= value <= MAX_CREDITS:
+        raise argparse.ArgumentTypeError(
+            f"must be a number of credits from 0 to {MAX_CREDITS:,}, not {text!r}"
+        )
+    return value
 
 
 def _add_status(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -211,11 +239,13 @@ def _run_plan(args: argparse.Namespace) -> int:
     from engine.commands import plan
 
     _single_manifest(args)
+    if args.json and args.format not in (None, "json"):
+        raise UsageError(f"--json and --format {args.format} ask for different outputs")
     return plan.run(
         args.recipes,
         manifest=args.manifest,
         only=args.only,
-        as_json=args.json,
+        fmt="json" if args.json else args.format or "text",
         detailed_exitcode=args.detailed_exitcode,
         refresh=args.refresh,
     )
@@ -238,6 +268,7 @@ def _run_apply(args: argparse.Namespace) -> int:
         options=options,
         log_json=args.log_json,
         prune=args.prune,
+        max_credits=args.max_credits,
     )
 
 

@@ -83,5 +83,9 @@ class ApiError(LooksError):
         super().__init__(f"HTTP {status} {code}: {message}{suffix}")
 
 
+class BudgetError(LooksError):
+    """The plan costs more than `apply --max-credits` allows."""
+
+
 class TransportError(LooksError):
     """The API could not be reached, or the connection broke before an answer."""

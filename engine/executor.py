@@ -27,6 +27,7 @@ from tenacity import (
 )
 
 from engine.client import HeyGenClient, LookInfo, wait_retry_after
+from engine.cost import Budget
 from engine.errors import ApiError, LooksError, StateWriteError, TransportError
 from engine.manifest import ErrorInfo, ManifestStore, NodeRecord, Status
 from engine.plan import Plan, PlanAction, PlanNode, consent_address, substitute
@@ -341,8 +342,10 @@ class Executor:
         batches: Sequence[Batch],
         reporter: Reporter,
         options: ApplyOptions | None = None,
+        budget: Budget | None = None,
     ) -> None:
         self.client = client
+        self.budget = budget  # apply --max-credits: asked before each new paid generation
         self.batches = batches
         self.reporter = reporter
         self.options = options or ApplyOptions()
@@ -698,6 +701,9 @@ class Executor:
             if found is not None:
                 return found
             record, replay = self._with_key(n, record.evolve(status="pending"))
+        if not replay and self.budget and not self.budget.spend(n.node, n.batch.plan.prices):
+            self.stop("max-credits")  # a replayed key is free; a new one would pass the budget
+            raise _Stop
         self._save(n, record)
         body = substitute(n.node.template, lambda k, a: self._resolve(n, k, a))
         body["name"] = n.node.name
