@@ -18,7 +18,12 @@ def _add_sim(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=0, help="0 picks a free port")
     p.add_argument("--api-key", help="accept only this key (default: any non-empty key)")
-    p.add_argument("--generation-seconds", type=float, default=2.0)
+    p.add_argument(
+        "--generation-seconds",
+        default="2",
+        metavar="S|LO-HI",
+        help="each generation's duration: fixed, or log-uniform between LO and HI per job",
+    )
     p.add_argument("--failed-look-rate", type=float, default=0.0)
     p.add_argument("--auto-consent", type=float, metavar="SECONDS")
     p.add_argument("--max-jobs", type=int, default=10)
@@ -28,15 +33,32 @@ def _add_sim(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--drop-rate", type=float, default=0.0)
     p.add_argument("--latency-ms", type=float, default=0.0)
     p.add_argument("--idempotency-ttl", type=float, default=86400.0, metavar="SECONDS")
+    p.add_argument(
+        "--upload-url-ttl",
+        type=float,
+        default=3600.0,
+        metavar="SECONDS",
+        help="how long a direct upload's URL accepts the PUT",
+    )
+    p.add_argument(
+        "--upload-bytes-per-second",
+        type=float,
+        metavar="N",
+        help="throttle PUTs to upload URLs, as a slow uplink would",
+    )
     p.add_argument("--state", type=Path, metavar="FILE")
 
 
 def _run_sim(args: argparse.Namespace) -> int:
     from engine import sim
 
+    low, high = sim.parse_seconds_range(args.generation_seconds)
     config = sim.SimConfig(
         api_key=args.api_key,
-        generation_seconds=args.generation_seconds,
+        generation_seconds=low,
+        generation_seconds_max=high,
+        upload_url_ttl=args.upload_url_ttl,
+        upload_bytes_per_second=args.upload_bytes_per_second,
         failed_look_rate=args.failed_look_rate,
         auto_consent=args.auto_consent,
         max_jobs=args.max_jobs,

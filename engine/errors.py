@@ -89,3 +89,7 @@ class BudgetError(LooksError):
 
 class TransportError(LooksError):
     """The API could not be reached, or the connection broke before an answer."""
+
+
+class FileChangedError(LooksError):
+    """A local file changed while it was being uploaded; the next apply plans its new content."""

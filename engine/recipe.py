@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
 
-from engine import _schemas
+from engine import _schemas, media
 from engine.errors import Problem, RecipeError
 
 if TYPE_CHECKING:
@@ -715,13 +715,15 @@ class _FileResolver:
         if not target.is_file():
             self.doc.add(loc, f"file not found: {relative}")
             return None
-        media_type = mimetypes.guess_type(target.name)[0]
-        if not self._media_ok(loc, media_type, wanted):
+        # Judged by content, not by name: a text file called fake.png is no image.
+        verdict = media.check_file(target, "video" if wanted == "video" else "image")
+        if not verdict.ok:
+            self.doc.add(loc, f"{relative}: {verdict.problem}")
             return None
         return FileSpec(
             kind="path",
             value=relative,
-            media_type=media_type,
+            media_type=verdict.media_type,
             local_path=target,
             digest=self._digest(target),
         )
