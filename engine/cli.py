@@ -414,7 +414,9 @@ def _add_repair(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     p = sub.add_parser(
         "repair", help="keep every complete change of a damaged journal; set the rest aside"
     )
-    p.add_argument("recipe", type=Path, metavar="RECIPE")
+    p.add_argument(
+        "recipe", type=Path, metavar="RECIPE", help="the recipe whose manifest's journal to mend"
+    )
     _manifest_option(p)
 
 
@@ -422,7 +424,9 @@ def _add_rehome(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     p = sub.add_parser(
         "rehome", help="make a manifest this recipe's own (after renaming or moving a recipe)"
     )
-    p.add_argument("recipe", type=Path, metavar="RECIPE")
+    p.add_argument(
+        "recipe", type=Path, metavar="RECIPE", help="the recipe the manifest belongs to from now on"
+    )
     _manifest_option(p)
 
 
