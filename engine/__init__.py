@@ -1,5 +1,33 @@
-"""looks: declarative batch look generation for the HeyGen v3 avatar API."""
+"""looks: declarative batch look generation for the HeyGen v3 avatar API.
 
+The Python API (docs/python-api.md): `plan`, `apply` (and `apply_async`), `status`,
+`validate`, `catalog`, `refresh`, `prune`, `consent` and `import_groups` do what the
+commands of the same names do, and return what those print.
+"""
+
+from engine.api import (
+    ApplyOptions,
+    ApplyResult,
+    ConsentState,
+    Drift,
+    Gallery,
+    Imported,
+    Plan,
+    PruneOutcome,
+    Pruning,
+    Record,
+    Refreshed,
+    apply,
+    apply_async,
+    catalog,
+    consent,
+    import_groups,
+    plan,
+    prune,
+    refresh,
+    status,
+    validate,
+)
 from engine.errors import (
     ApiError,
     LooksError,
@@ -10,24 +38,51 @@ from engine.errors import (
     TransportError,
     UsageError,
 )
+from engine.plan import PlanAction
+from engine.progress import Event, Reporter
 from engine.recipe import AvatarSpec, BaseSpec, FileSpec, LookSpec, Recipe, load_recipe
-
-__version__ = "0.1.0"
+from engine.summary import RunSummary
+from engine.version import __version__
 
 __all__ = [
     "ApiError",
+    "ApplyOptions",
+    "ApplyResult",
     "AvatarSpec",
     "BaseSpec",
+    "ConsentState",
+    "Drift",
+    "Event",
     "FileSpec",
+    "Gallery",
+    "Imported",
     "LookSpec",
     "LooksError",
     "ManifestError",
     "ManifestLockedError",
+    "Plan",
+    "PlanAction",
     "Problem",
+    "PruneOutcome",
+    "Pruning",
     "Recipe",
     "RecipeError",
+    "Record",
+    "Refreshed",
+    "Reporter",
+    "RunSummary",
     "TransportError",
     "UsageError",
     "__version__",
+    "apply",
+    "apply_async",
+    "catalog",
+    "consent",
+    "import_groups",
     "load_recipe",
+    "plan",
+    "prune",
+    "refresh",
+    "status",
+    "validate",
 ]

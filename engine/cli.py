@@ -14,8 +14,25 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import NoReturn
 
-from engine import __version__
+from engine import sim
+from engine.commands import (
+    apply,
+    catalog,
+    consent,
+    graph,
+    import_groups,
+    merge_driver,
+    plan,
+    prune,
+    refresh,
+    rehome,
+    repair,
+    status,
+    validate,
+)
 from engine.errors import LooksError, RecipeError, UsageError
+from engine.executor import ApplyOptions
+from engine.version import __version__
 
 DESCRIPTION = """\
 Batch look generation for the HeyGen v3 avatar API. Declare avatars and their looks in a YAML
@@ -212,7 +229,6 @@ def _add_sim(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def _run_sim(args: argparse.Namespace) -> int:
-    from engine import sim
 
     low, high = sim.parse_seconds_range(args.generation_seconds)
     config = sim.SimConfig(
@@ -468,14 +484,11 @@ def _only_took_one(args: argparse.Namespace) -> None:
 
 
 def _run_validate(args: argparse.Namespace) -> int:
-    from engine.commands import validate
 
     return validate.run(args.recipes)
 
 
 def _run_plan(args: argparse.Namespace) -> int:
-    from engine.commands import plan
-
     _single_manifest(args)
     _only_took_one(args)
     if args.json and args.format not in (None, "json"):
@@ -491,9 +504,6 @@ def _run_plan(args: argparse.Namespace) -> int:
 
 
 def _run_apply(args: argparse.Namespace) -> int:
-    from engine.commands import apply
-    from engine.executor import ApplyOptions
-
     _single_manifest(args)
     _only_took_one(args)
     options = ApplyOptions(
@@ -512,60 +522,46 @@ def _run_apply(args: argparse.Namespace) -> int:
 
 
 def _run_status(args: argparse.Namespace) -> int:
-    from engine.commands import status
-
     _single_manifest(args)
     return status.run(args.recipes, manifest=args.manifest, as_json=args.json)
 
 
 def _run_catalog(args: argparse.Namespace) -> int:
-    from engine.commands import catalog
-
     _single_manifest(args)
     return catalog.run(args.recipes, manifest=args.manifest, out=args.out)
 
 
 def _run_import(args: argparse.Namespace) -> int:
-    from engine.commands import lifecycle
 
-    return lifecycle.run_import(args.groups, out=args.out)
+    return import_groups.run(args.groups, out=args.out)
 
 
 def _run_refresh(args: argparse.Namespace) -> int:
-    from engine.commands import lifecycle
-
     _single_manifest(args)
-    return lifecycle.run_refresh(args.recipes, manifest=args.manifest)
+    return refresh.run(args.recipes, manifest=args.manifest)
 
 
 def _run_prune(args: argparse.Namespace) -> int:
-    from engine.commands import lifecycle
-
     _single_manifest(args)
-    return lifecycle.run_prune(args.recipes, manifest=args.manifest, yes=args.yes)
+    return prune.run(args.recipes, manifest=args.manifest, yes=args.yes)
 
 
 def _run_consent(args: argparse.Namespace) -> int:
-    from engine.commands import lifecycle
-
     _single_manifest(args)
-    return lifecycle.run_consent(args.recipes, manifest=args.manifest)
+    return consent.run(args.recipes, manifest=args.manifest)
 
 
 def _run_repair(args: argparse.Namespace) -> int:
-    from engine.commands import repair
 
-    return repair.run_repair(args.recipe, manifest=args.manifest)
+    return repair.run(args.recipe, manifest=args.manifest)
 
 
 def _run_rehome(args: argparse.Namespace) -> int:
-    from engine.commands import repair
 
-    return repair.run_rehome(args.recipe, manifest=args.manifest)
+    return rehome.run(args.recipe, manifest=args.manifest)
 
 
 def _run_merge_driver(args: argparse.Namespace) -> int:
-    from engine.commands import merge_driver
 
     if args.files == ["install"]:
         return merge_driver.install(Path.cwd())
@@ -579,9 +575,8 @@ def _run_merge_driver(args: argparse.Namespace) -> int:
 
 
 def _run_graph(args: argparse.Namespace) -> int:
-    from engine.commands import plan
 
-    return plan.run_graph(args.recipe, manifest=args.manifest, fmt=args.format)
+    return graph.run(args.recipe, manifest=args.manifest, fmt=args.format)
 
 
 def build_parser() -> argparse.ArgumentParser:

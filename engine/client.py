@@ -30,6 +30,7 @@ from tenacity.stop import StopBaseT
 from tenacity.wait import WaitBaseT, wait_base, wait_exponential, wait_random
 
 from engine.errors import ApiError, FileChangedError, TransportError
+from engine.version import __version__
 
 __all__ = [
     "ApiErrorInfo",
@@ -359,7 +360,6 @@ class HeyGenClient:
         scheme = urllib.parse.urlsplit(base_url).scheme
         if scheme not in ("http", "https"):
             raise ValueError(f"base URL must be http(s): {base_url!r}")
-        from engine import __version__  # late: engine/__init__ may one day import this module
 
         self._api_key = api_key
         self._base_url = base_url.rstrip("/")

@@ -8,13 +8,11 @@ the original creation, never pay for a second one.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
-import hashlib
 import heapq
 import itertools
 import time
 from collections import Counter
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,6 +25,7 @@ from tenacity import (
 )
 
 from engine import records
+from engine.adoption import adoption_group, shared_names, unrecorded_looks
 from engine.client import HeyGenClient, LookInfo, wait_retry_after
 from engine.cost import Budget
 from engine.errors import ApiError, FileChangedError, LooksError, StateWriteError, TransportError
@@ -81,21 +80,18 @@ class ApplyResult:
     stopped: str | None = None  # why new submissions stopped early, if they did
     requests_429: int = 0
     write_error: StateWriteError | None = None  # the state write that stopped the run
+    pruned: bool = True  # False: apply --prune could not delete a look
+    notes: list[str] = field(default_factory=list)  # closing lines (the budget's)
 
     @property
     def ok(self) -> bool:
         unfinished = self.counts["in_flight"] + self.counts["not_started"]
-        return not self.failures and self.stopped is None and unfinished == 0
+        done = not self.failures and self.stopped is None and unfinished == 0
+        return done and self.pruned
 
     def summary(self) -> RunSummary:
         counts = {k: v for k, v in self.counts.items() if k != "queued"}
-        return RunSummary(counts, self.stopped, tuple(self.failures))
-
-
-def idempotency_key(lineage: str, address: str, fingerprint: str, attempt: int) -> str:
-    """Derived, not random: a resumed run recomputes the very key it journaled."""
-    digest = hashlib.sha256(f"{lineage}|{address}|{fingerprint}|{attempt}".encode()).hexdigest()
-    return f"looks:{lineage[:8]}:{digest[:40]}"
+        return RunSummary(counts, self.stopped, tuple(self.failures), tuple(self.notes))
 
 
 class _Stop(Exception):
@@ -287,48 +283,6 @@ class _Node:
     @property
     def runs(self) -> bool:
         return self.action.action in ("create", "adopt", "replace", "retry", "update")
-
-
-def unrecorded_looks(
-    looks: Iterable[LookInfo], group: str, name: str | None, taken: Collection[str | None]
-) -> list[LookInfo]:
-    """The looks of this name in a group's listing that no record holds and that did not
-    fail, oldest first (the API lists a group's looks in creation order)."""
-    return [
-        look if look.group_id else dataclasses.replace(look, group_id=group)
-        for look in looks
-        if look.name == name and look.id not in taken and look.status != "failed"
-    ]
-
-
-def adoption_group(node: PlanNode, records: Mapping[str, NodeRecord], before: float) -> str | None:
-    """The group where a look made for node may exist unrecorded, or None.
-
-    Only a prompt look whose record never sent anything (none at all: one side of a merge
-    kept, an older manifest restored, a journal deleted), in the group its avatar's base
-    made here before `before` (the run's start). Never a group made by hand, or named in
-    the recipe, where a look of the same name may be someone else's.
-    """
-    old = records.get(node.address)
-    if old is not None and (old.look_id or old.idempotency_key or old.attempts):
-        return None  # the record knows what was sent: replay or reconcile that
-    if node.kind != "look" or node.template.get("type") != "prompt":
-        return None
-    base = records.get(node.avatar or "")
-    if base is None or base.kind != "base" or base.idempotency_key is None:
-        return None
-    request = base.request or {}
-    if request.get("type") in ("existing", None) or "avatar_group_id" in request:
-        return None
-    if (base.submitted_at or 0.0) >= before:
-        return None  # its group is new in this run: nothing older can be in it
-    return base.group_id
-
-
-def shared_names(nodes: Iterable[PlanNode]) -> set[tuple[str | None, str | None]]:
-    """(avatar, name) of looks sharing a name: which of them would a look by that name be?"""
-    seen = Counter((n.avatar, n.name) for n in nodes if n.kind == "look")
-    return {key for key, count in seen.items() if count > 1}
 
 
 def _ids(record: NodeRecord | None) -> tuple[str | None, str | None]:
@@ -614,7 +568,7 @@ class Executor:
             return record, True
         attempt = record.attempts + 1
         lineage = n.batch.store.manifest.lineage
-        key = idempotency_key(lineage, n.address, n.node.fingerprint, attempt)
+        key = records.idempotency_key(lineage, n.address, n.node.fingerprint, attempt)
         return records.submitted(record, key, time.time()), False
 
     def _resolve(self, n: _Node, ref_kind: str, address: str) -> Any:

@@ -18,8 +18,17 @@ id); `legacy_blocked` tells the executor to ask the server which one it was.
 
 from __future__ import annotations
 
+import hashlib
+
 from engine.manifest import ErrorInfo, NodeRecord
 from engine.plan import PlanNode
+
+
+def idempotency_key(lineage: str, address: str, fingerprint: str, attempt: int) -> str:
+    """Derived, not random: a resumed run recomputes the very key it journaled."""
+    digest = hashlib.sha256(f"{lineage}|{address}|{fingerprint}|{attempt}".encode()).hexdigest()
+    return f"looks:{lineage[:8]}:{digest[:40]}"
+
 
 # Sent and not settled: a generation the next apply picks up rather than creates again.
 IN_FLIGHT = ("submitted", "processing", "awaiting_consent")

@@ -35,7 +35,7 @@ from engine.catalog import (
     sniff_image,
     with_previews,
 )
-from engine.commands.catalog import remove_stale_previews, write_if_changed
+from engine.gallery import remove_stale_previews, write_if_changed
 from engine.manifest import ErrorInfo, NodeRecord, manifest_path_for
 from engine.plan import build_graph
 from engine.recipe import load_recipe

@@ -19,7 +19,6 @@ import jsonschema
 import pytest
 
 from engine.errors import ManifestError, ManifestLockedError, StateWriteError
-from engine.executor import idempotency_key
 from engine.manifest import (
     ErrorInfo,
     ManifestStore,
@@ -28,6 +27,7 @@ from engine.manifest import (
     lock_path_for,
     read_manifest,
 )
+from engine.records import idempotency_key
 
 ROOT = Path(__file__).resolve().parent.parent
 SCHEMA = json.loads((ROOT / "schemas" / "manifest.schema.json").read_text(encoding="utf-8"))

@@ -2,52 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import dataclasses
-import os
-import signal
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from decimal import Decimal
 from pathlib import Path
 
-from engine.client import HeyGenClient
-from engine.commands.plan import recipe_label
-from engine.commands.validate import load_all
-from engine.cost import Budget, credits_text, estimate, number_text
-from engine.errors import BudgetError, UsageError
-from engine.executor import ApplyOptions, ApplyResult, Batch, Executor
-from engine.manifest import ManifestStore, manifest_path_for
-from engine.ownership import recorded_beside
-from engine.plan import build_plan
-from engine.progress import PROGRESS_EVERY, Reporter, reporter_for
-from engine.recipe import Recipe
-
-DEFAULT_BASE_URL = "https://api.heygen.com"
-INTERRUPTED = 130
-
-
-def api_settings() -> tuple[str, str]:
-    """HEYGEN_BASE_URL (default: the real API) and HEYGEN_API_KEY, which must be set."""
-    key = os.environ.get("HEYGEN_API_KEY", "").strip()
-    if not key:
-        raise UsageError("HEYGEN_API_KEY is not set: export your HeyGen API key first")
-    return os.environ.get("HEYGEN_BASE_URL", DEFAULT_BASE_URL).rstrip("/"), key
-
-
-@contextlib.contextmanager
-def open_stores(recipes: Sequence[Recipe], manifest: Path | None) -> Iterator[list[ManifestStore]]:
-    """Lock and open every recipe's manifest; release them all on the way out."""
-    stores: list[ManifestStore] = []
-    try:
-        for recipe in recipes:
-            path = manifest or manifest_path_for(recipe.path)
-            stores.append(ManifestStore(path, recipe_label(recipe, path)))
-        yield stores
-    finally:
-        for store in stores:
-            store.close()
+from engine import api
+from engine.executor import ApplyOptions
+from engine.progress import PROGRESS_EVERY, reporter_for
+from engine.workspace import api_settings
 
 
 def run(
@@ -61,87 +24,19 @@ def run(
     max_credits: Decimal | None = None,
     progress_every: float = PROGRESS_EVERY,
 ) -> int:
-    recipes = load_all(paths)
+    recipes = api.validate(paths)
     base_url, key = api_settings()
-    reporter = reporter_for(sys.stdout, log_json=log_json, every=progress_every)
-    with open_stores(recipes, manifest) as stores:
-        batches = [
-            Batch(
-                build_plan(recipe, store.nodes, only),
-                store,
-                str(recipe.path) if len(recipes) > 1 else "",
-            )
-            for recipe, store in zip(recipes, stores, strict=True)
-        ]
-        budget = None if max_credits is None else _budget(batches, max_credits)
-        beside = recorded_beside(stores, made_only=True)
-        options = dataclasses.replace(options, recorded_elsewhere=beside)
-        # Nothing to do: no event loop, no connection, not a single request.
-        work = any(batch.plan.has_changes for batch in batches)
-        result = (
-            asyncio.run(_apply(base_url, key, batches, options, reporter, budget))
-            if work
-            else ApplyResult()
-        )
-        pruned = True
-        if prune and result.ok:
-            from engine.commands.lifecycle import prune_batches
-
-            pruned = prune_batches(base_url, key, batches, reporter)
-    summary = result.summary()
-    if result.stopped == "max_credits" and budget is not None:
-        summary = dataclasses.replace(summary, notes=(budget.stopped_line(),))
-    reporter.close(summary)
-    if result.write_error is not None:
-        raise result.write_error  # its one line names the file and the cause; exit 1
+    result = api.apply(
+        recipes,
+        api_key=key,
+        base_url=base_url,
+        manifest=manifest,
+        only=only,
+        options=options,
+        max_credits=max_credits,
+        prune=prune,
+        reporter=reporter_for(sys.stdout, log_json=log_json, every=progress_every),
+    )
     if result.stopped == "interrupted":
-        return INTERRUPTED
-    return 0 if result.ok and pruned else 1
-
-
-def _budget(batches: Sequence[Batch], limit: Decimal) -> Budget:
-    """The run's budget; refused before any request when the plan alone passes it."""
-    cost = estimate(batch.plan for batch in batches).credits
-    if cost > limit:
-        raise BudgetError(
-            f"the plan costs {credits_text(cost)}, more than --max-credits {number_text(limit)};"
-            " nothing was sent"
-        )
-    return Budget(limit)
-
-
-async def _apply(
-    base_url: str,
-    key: str,
-    batches: Sequence[Batch],
-    options: ApplyOptions,
-    reporter: Reporter,
-    budget: Budget | None = None,
-) -> ApplyResult:
-    executor: Executor | None = None
-
-    def on_retry(exc: BaseException, wait: float) -> None:
-        if executor is not None:
-            executor.on_retry(exc, wait)
-
-    async with HeyGenClient(base_url, key, on_retry=on_retry) as client:
-        executor = Executor(client, batches, reporter, options, budget)
-        loop = asyncio.get_running_loop()
-        interrupts = 0
-
-        def on_sigint() -> None:
-            nonlocal interrupts
-            interrupts += 1
-            if interrupts > 1:
-                # The journal already holds every change: leaving now loses nothing.
-                os._exit(INTERRUPTED)
-            assert executor is not None
-            executor.interrupt()
-
-        loop.add_signal_handler(signal.SIGINT, on_sigint)
-        loop.add_signal_handler(signal.SIGTERM, on_sigint)
-        try:
-            return await executor.run()
-        finally:
-            loop.remove_signal_handler(signal.SIGINT)
-            loop.remove_signal_handler(signal.SIGTERM)
+        return api.INTERRUPTED
+    return 0 if result.ok else 1

@@ -1,34 +1,14 @@
-"""`looks plan` and `looks graph`: what a run would do, without doing it."""
+"""`looks plan`: what a run would do, without doing it."""
 
 from __future__ import annotations
 
-import json
-from collections.abc import Mapping, Sequence
+import sys
+from collections.abc import Sequence
 from pathlib import Path
 
-from engine import plan_markdown
-from engine.commands.validate import load_all
-from engine.manifest import manifest_path_for, read_manifest
-from engine.manifest import recipe_label as label_for
-from engine.plan import Plan, build_plan
-from engine.recipe import Recipe
-from engine.report import graph_text, plan_document, plan_text
-
-
-def recipe_label(recipe: Recipe, manifest: Path) -> str:
-    """The recipe path as the manifest records it: relative to the manifest's directory."""
-    return label_for(recipe.path, manifest)
-
-
-def plan_recipe(
-    recipe: Recipe,
-    manifest: Path | None,
-    only: Sequence[str],
-    adoptable: Mapping[str, str] | None = None,
-) -> Plan:
-    path = manifest or manifest_path_for(recipe.path)
-    records = read_manifest(path, recipe_label(recipe, path)).nodes
-    return build_plan(recipe, records, only, adoptable or {})
+from engine import api
+from engine.commands import refresh as refresh_command
+from engine.workspace import api_settings
 
 
 def run(
@@ -41,27 +21,21 @@ def run(
     refresh: bool = False,
 ) -> int:
     """Print the plans as `fmt` (text, json or markdown)."""
-    recipes = load_all(paths)
-    adoptable: list[dict[str, str]] = [{} for _ in recipes]
+    recipes = api.validate(paths)
+    adoptable = None
     if refresh:
-        from engine.commands.lifecycle import refresh_recipes
-
-        adoptable = refresh_recipes(recipes, manifest)
-    plans = [plan_recipe(r, manifest, only, a) for r, a in zip(recipes, adoptable, strict=True)]
-    labelled = [(str(r.path), p) for r, p in zip(recipes, plans, strict=True)]
+        # The drift goes to stderr: stdout may be --json.
+        base_url, key = api_settings()
+        refreshed = api.refresh(recipes, api_key=key, base_url=base_url, manifest=manifest)
+        refresh_command.report(refreshed, len(recipes), sys.stderr)
+        adoptable = [r.unrecorded for r in refreshed]
+    plan = api.plan(recipes, manifest=manifest, only=only, adoptable=adoptable)
     if fmt == "json":
-        print(json.dumps(plan_document(labelled), indent=2))
+        print(plan.dumps())
     elif fmt == "markdown":
-        recipe_plans = [plan_markdown.RecipePlan(label, p) for label, p in labelled]
-        print(plan_markdown.render(recipe_plans, plan_text(labelled)), end="")
+        print(plan.to_markdown(), end="")
     else:
-        print(plan_text(labelled), end="")
-    if detailed_exitcode and any(p.has_changes for p in plans):
+        print(plan.to_text(), end="")
+    if detailed_exitcode and plan.has_changes:
         return 2
-    return 0
-
-
-def run_graph(path: Path, *, manifest: Path | None, fmt: str) -> int:
-    (recipe,) = load_all([path])
-    print(graph_text(plan_recipe(recipe, manifest, ()), fmt), end="")
     return 0

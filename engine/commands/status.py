@@ -8,21 +8,19 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from engine.commands.plan import recipe_label
-from engine.commands.validate import load_all
-from engine.manifest import STATUSES, NodeRecord, manifest_path_for, read_manifest
+from engine import api
+from engine.manifest import STATUSES, NodeRecord
 from engine.report import table
 
 
 def run(paths: Sequence[Path], *, manifest: Path | None, as_json: bool) -> int:
     """What the manifests record, offline."""
-    recipes = load_all(paths)
-    labelled: list[tuple[str | None, NodeRecord]] = []  # (recipe when several, record)
-    for recipe in recipes:
-        path = manifest or manifest_path_for(recipe.path)
-        label = str(recipe.path) if len(recipes) > 1 else None
-        records = read_manifest(path, recipe_label(recipe, path)).nodes
-        labelled.extend((label, records[a]) for a in sorted(records))
+    recipes = api.validate(paths)
+    several = len(recipes) > 1
+    labelled: list[tuple[str | None, NodeRecord]] = [  # (recipe when several, record)
+        (str(r.recipe) if several else None, r.record)
+        for r in api.status(recipes, manifest=manifest)
+    ]
     summary = Counter(rec.status for _, rec in labelled)
     if as_json:
         nodes = [_entry(rec, label) for label, rec in labelled]

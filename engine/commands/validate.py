@@ -5,32 +5,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from engine.errors import Problem, RecipeError
-from engine.recipe import Recipe, load_recipe
-
-
-def load_all(paths: Sequence[Path]) -> list[Recipe]:
-    """Load every recipe; report the problems of all of them at once."""
-    recipes: list[Recipe] = []
-    problems: list[Problem] = []
-    for path in paths:
-        try:
-            recipes.append(load_recipe(path))
-        except RecipeError as e:
-            problems.extend(e.problems)
-    if problems:
-        raise RecipeError(problems)
-    return recipes
+from engine import api
+from engine.workspace import count
 
 
 def run(paths: Sequence[Path]) -> int:
-    for recipe in load_all(paths):
+    for recipe in api.validate(paths):
         looks = sum(len(a.looks) for a in recipe.avatars)
-        print(
-            f"{recipe.path}: ok ({_count(len(recipe.avatars), 'avatar')}, {_count(looks, 'look')})"
-        )
+        print(f"{recipe.path}: ok ({count(len(recipe.avatars), 'avatar')}, {count(looks, 'look')})")
     return 0
-
-
-def _count(n: int, noun: str) -> str:
-    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"

@@ -1,0 +1,637 @@
+"""The Python API: what the `looks` commands do, callable from Python (docs/python-api.md).
+
+Every function takes recipe paths, as the commands do, and returns data instead of printing
+it; the commands in engine/commands/ call these and render what they return. Errors are
+raised as engine.errors.LooksError subclasses (RecipeError carries every problem found).
+Functions that call the API take `api_key` and `base_url` explicitly: the environment
+(HEYGEN_API_KEY, HEYGEN_BASE_URL) is the command line's business.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import os
+import signal
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+
+from engine import lifecycle, recipe_edit
+from engine.catalog import Catalog, build_section
+from engine.client import HeyGenClient
+from engine.cost import Budget, credits_text, estimate, number_text
+from engine.errors import BudgetError, LooksError
+from engine.executor import ApplyOptions, ApplyResult, Batch, Executor
+from engine.gallery import Fetched, Gallery, write_gallery
+from engine.lifecycle import (
+    AdoptedAvatar,
+    ConsentState,
+    Drift,
+    PruneItem,
+    PruneOutcome,
+    RemoteGroup,
+)
+from engine.manifest import ManifestStore, NodeRecord, manifest_path_for
+from engine.ownership import recorded_beside, recorded_ids
+from engine.plan import PlanNode, build_graph, build_plan, consent_address
+from engine.plan_markdown import RecipePlan
+from engine.plans import Plan
+from engine.progress import Event, Reporter
+from engine.recipe import Recipe, load_recipe
+from engine.summary import RunSummary
+from engine.workspace import (
+    DEFAULT_BASE_URL,
+    load_recipes,
+    open_store,
+    open_stores,
+    read_recipe_manifest,
+)
+
+__all__ = [
+    "DEFAULT_BASE_URL",
+    "ApplyOptions",
+    "ApplyResult",
+    "ConsentState",
+    "Drift",
+    "Gallery",
+    "Imported",
+    "Plan",
+    "PruneOutcome",
+    "Pruning",
+    "Record",
+    "Refreshed",
+    "apply",
+    "apply_async",
+    "catalog",
+    "consent",
+    "import_groups",
+    "plan",
+    "prune",
+    "refresh",
+    "status",
+    "validate",
+]
+
+INTERRUPTED = 130  # exit code of a run stopped by a second Ctrl-C
+
+Recipes = str | os.PathLike[str] | Recipe | Sequence[str | os.PathLike[str] | Recipe]
+
+
+def _load(recipes: Recipes) -> list[Recipe]:
+    """Recipes given by path are loaded (every problem of every one reported at once);
+    Recipe objects (from validate) are used as they are."""
+    given = [recipes] if isinstance(recipes, str | os.PathLike | Recipe) else list(recipes)
+    paths = [Path(r) for r in given if not isinstance(r, Recipe)]
+    loaded = iter(load_recipes(paths))
+    return [r if isinstance(r, Recipe) else next(loaded) for r in given]
+
+
+def _manifest(manifest: str | os.PathLike[str] | None) -> Path | None:
+    return None if manifest is None else Path(manifest)
+
+
+def _label(recipe: Recipe, recipes: Sequence[Recipe]) -> str:
+    """How a batch names its recipe in events: by path when there are several."""
+    return str(recipe.path) if len(recipes) > 1 else ""
+
+
+# -- validate, plan, status ---------------------------------------------------------------
+
+
+def validate(recipes: Recipes) -> list[Recipe]:
+    """Load and check recipes; a RecipeError lists every problem of every recipe."""
+    return _load(recipes)
+
+
+def plan(
+    recipes: Recipes,
+    *,
+    manifest: str | os.PathLike[str] | None = None,
+    only: Sequence[str] = (),
+    adoptable: Sequence[Mapping[str, str]] | None = None,
+) -> Plan:
+    """What `apply` would do: each recipe diffed against its manifest (offline).
+
+    `only` keeps addresses or globs (and their dependencies); `adoptable` holds, per
+    recipe, looks found unrecorded by `refresh` (address -> look id), planned as `adopt`.
+    """
+    loaded = _load(recipes)
+    found = list(adoptable) if adoptable is not None else [{} for _ in loaded]
+    plans = []
+    for recipe, adopt in zip(loaded, found, strict=True):
+        records = read_recipe_manifest(recipe, _manifest(manifest)).nodes
+        plans.append(RecipePlan(str(recipe.path), build_plan(recipe, records, only, adopt)))
+    return Plan(tuple(plans))
+
+
+@dataclass(frozen=True)
+class Record:
+    """What a manifest records for one address, and which recipe it belongs to."""
+
+    recipe: Path
+    record: NodeRecord
+
+    @property
+    def address(self) -> str:
+        return self.record.address
+
+    @property
+    def kind(self) -> str:
+        return self.record.kind
+
+    @property
+    def status(self) -> str:
+        return self.record.status
+
+    @property
+    def look_id(self) -> str | None:
+        return self.record.look_id
+
+
+def status(recipes: Recipes, *, manifest: str | os.PathLike[str] | None = None) -> list[Record]:
+    """What the manifests record, recipe by recipe, address by address (offline)."""
+    out: list[Record] = []
+    for recipe in _load(recipes):
+        records = read_recipe_manifest(recipe, _manifest(manifest)).nodes
+        out.extend(Record(recipe.path, records[a]) for a in sorted(records))
+    return out
+
+
+# -- apply ------------------------------------------------------------------------------
+
+
+class _Silent:
+    """The reporter of a run nobody watches."""
+
+    def event(self, event: Event) -> None:
+        pass
+
+    def counts(self, counts: Counter[str], total: int) -> None:
+        pass
+
+    def close(self, summary: RunSummary) -> None:
+        pass
+
+
+def apply(
+    recipes: Recipes,
+    *,
+    api_key: str,
+    base_url: str = DEFAULT_BASE_URL,
+    manifest: str | os.PathLike[str] | None = None,
+    only: Sequence[str] = (),
+    max_jobs: int = 10,
+    fail_fast: bool = False,
+    timeout: float = 900.0,
+    max_credits: Decimal | None = None,
+    prune: bool = False,
+    reporter: Reporter | None = None,
+    options: ApplyOptions | None = None,
+    handle_signals: bool = True,
+) -> ApplyResult:
+    """Create what the plans say, resumably; see apply_async, which this runs in a new loop.
+
+    With `handle_signals` (the main thread only), a first Ctrl-C or SIGTERM stops new
+    submissions and lets answers in flight be recorded; a second leaves at once (the
+    journal already holds every change).
+    """
+    return asyncio.run(
+        apply_async(
+            recipes,
+            api_key=api_key,
+            base_url=base_url,
+            manifest=manifest,
+            only=only,
+            max_jobs=max_jobs,
+            fail_fast=fail_fast,
+            timeout=timeout,
+            max_credits=max_credits,
+            prune=prune,
+            reporter=reporter,
+            options=options,
+            handle_signals=handle_signals,
+        )
+    )
+
+
+async def apply_async(
+    recipes: Recipes,
+    *,
+    api_key: str,
+    base_url: str = DEFAULT_BASE_URL,
+    manifest: str | os.PathLike[str] | None = None,
+    only: Sequence[str] = (),
+    max_jobs: int = 10,
+    fail_fast: bool = False,
+    timeout: float = 900.0,
+    max_credits: Decimal | None = None,
+    prune: bool = False,
+    reporter: Reporter | None = None,
+    options: ApplyOptions | None = None,
+    handle_signals: bool = False,
+) -> ApplyResult:
+    """Create what the plans say, resumably, within the caller's event loop.
+
+    `timeout` is the per-node wait in seconds; `options` (if given) overrides `max_jobs`,
+    `fail_fast` and `timeout`. A plan costing more than `max_credits` is refused before
+    any request (BudgetError). `reporter` receives events, counts and, at the end, the
+    run's summary. The result's `.ok` is False when a node failed or was blocked, the run
+    stopped early, or (with `prune`) a deletion failed. A manifest that cannot be written
+    raises StateWriteError once the run has stopped (what is journaled is kept).
+    """
+    loaded = _load(recipes)
+    watcher = reporter or _Silent()
+    options = options or ApplyOptions(max_jobs=max_jobs, fail_fast=fail_fast, node_timeout=timeout)
+    with open_stores(loaded, _manifest(manifest)) as stores:
+        batches = [
+            Batch(build_plan(recipe, store.nodes, only), store, _label(recipe, loaded))
+            for recipe, store in zip(loaded, stores, strict=True)
+        ]
+        budget = None if max_credits is None else _budget(batches, max_credits)
+        beside = recorded_beside(stores, made_only=True)
+        options = dataclasses.replace(options, recorded_elsewhere=beside)
+        result = ApplyResult()
+        # Nothing to do: no connection, not a single request.
+        if any(batch.plan.has_changes for batch in batches):
+            result = await _run(
+                base_url, api_key, batches, options, watcher, budget, handle_signals
+            )
+        if prune and result.ok:
+            result.pruned = await _prune_batches(base_url, api_key, batches, watcher)
+    if result.stopped == "max_credits" and budget is not None:
+        result.notes.append(budget.stopped_line())
+    watcher.close(result.summary())
+    if result.write_error is not None:
+        raise result.write_error  # its one line names the file and the cause
+    return result
+
+
+def _budget(batches: Sequence[Batch], limit: Decimal) -> Budget:
+    """The run's budget; refused before any request when the plan alone passes it."""
+    cost = estimate(batch.plan for batch in batches).credits
+    if cost > limit:
+        raise BudgetError(
+            f"the plan costs {credits_text(cost)}, more than --max-credits {number_text(limit)};"
+            " nothing was sent"
+        )
+    return Budget(limit)
+
+
+async def _run(
+    base_url: str,
+    key: str,
+    batches: Sequence[Batch],
+    options: ApplyOptions,
+    reporter: Reporter,
+    budget: Budget | None,
+    handle_signals: bool,
+) -> ApplyResult:
+    executor: Executor | None = None
+
+    def on_retry(exc: BaseException, wait: float) -> None:
+        if executor is not None:
+            executor.on_retry(exc, wait)
+
+    async with HeyGenClient(base_url, key, on_retry=on_retry) as client:
+        executor = Executor(client, batches, reporter, options, budget)
+        if not handle_signals:
+            return await executor.run()
+        loop = asyncio.get_running_loop()
+        interrupts = 0
+
+        def on_signal() -> None:
+            nonlocal interrupts
+            interrupts += 1
+            if interrupts > 1:
+                # The journal already holds every change: leaving now loses nothing.
+                os._exit(INTERRUPTED)
+            assert executor is not None
+            executor.interrupt()
+
+        loop.add_signal_handler(signal.SIGINT, on_signal)
+        loop.add_signal_handler(signal.SIGTERM, on_signal)
+        try:
+            return await executor.run()
+        finally:
+            loop.remove_signal_handler(signal.SIGINT)
+            loop.remove_signal_handler(signal.SIGTERM)
+
+
+# -- refresh ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Refreshed:
+    """One recipe's drift (recorded now) and its looks found unrecorded (address -> id)."""
+
+    recipe: Path
+    drift: tuple[Drift, ...]
+    unrecorded: Mapping[str, str]
+
+
+def refresh(
+    recipes: Recipes,
+    *,
+    api_key: str,
+    base_url: str = DEFAULT_BASE_URL,
+    manifest: str | os.PathLike[str] | None = None,
+) -> list[Refreshed]:
+    """Compare the manifests with the account and record the drift, recipe by recipe."""
+    loaded = _load(recipes)
+    graphs = [build_graph(r) for r in loaded]
+    with open_stores(loaded, _manifest(manifest)) as stores:
+        found = asyncio.run(_refresh_all(base_url, api_key, stores, graphs))
+    return [
+        Refreshed(recipe.path, tuple(drift), unrecorded)
+        for recipe, (drift, unrecorded) in zip(loaded, found, strict=True)
+    ]
+
+
+async def _refresh_all(
+    base_url: str, key: str, stores: Sequence[ManifestStore], graphs: Sequence[dict[str, PlanNode]]
+) -> list[tuple[list[Drift], dict[str, str]]]:
+    beside = recorded_beside(stores, made_only=True)
+
+    def elsewhere(store: ManifestStore) -> set[str]:
+        others = (r for s in stores if s is not store for r in s.nodes.values())
+        return {*beside, *recorded_ids(others, made_only=True)}
+
+    async with HeyGenClient(base_url, key) as client:
+        return [
+            (
+                await lifecycle.refresh(client, store),
+                await lifecycle.find_unrecorded(client, store, graph.values(), elsewhere(store)),
+            )
+            for store, graph in zip(stores, graphs, strict=True)
+        ]
+
+
+# -- prune ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Pruning:
+    """What prune selected for one recipe."""
+
+    recipe: Path
+    items: tuple[PruneItem, ...]
+
+
+def prune_selection(
+    stores: Sequence[ManifestStore], graphs: Sequence[Mapping[str, PlanNode]]
+) -> list[list[PruneItem]]:
+    """Per manifest, what prune deletes or forgets: never another recipe's looks (a shared
+    group), never a look a recipe names as `existing`."""
+    nodes = [n for g in graphs for n in g.values()]
+    beside = recorded_beside(stores)
+    protected = lifecycle.protected_ids((r for s in stores for r in s.nodes.values()), nodes)
+    protected |= beside
+    existing = lifecycle.protected_ids((), nodes) | beside
+
+    def used_outside(store: ManifestStore) -> set[str]:
+        others = (r.look_id for s in stores if s is not store for r in s.nodes.values())
+        return existing | {look_id for look_id in others if look_id}
+
+    return [
+        lifecycle.prune_items(store.nodes, graph.keys(), protected, used_outside(store))
+        for store, graph in zip(stores, graphs, strict=True)
+    ]
+
+
+def prune(
+    recipes: Recipes,
+    *,
+    api_key: str,
+    base_url: str = DEFAULT_BASE_URL,
+    manifest: str | os.PathLike[str] | None = None,
+    confirm: Callable[[Sequence[Pruning]], bool] | None = None,
+    on_outcome: Callable[[Path, PruneOutcome], None] | None = None,
+) -> list[PruneOutcome] | None:
+    """Delete superseded and orphaned looks, recording each deletion.
+
+    `confirm` sees the selection (the manifests locked meanwhile) and may refuse it: then
+    nothing is deleted and None is returned. Without it, prune deletes without asking, as
+    `looks prune --yes`. `on_outcome` hears each deletion as it is recorded.
+    """
+    loaded = _load(recipes)
+    with open_stores(loaded, _manifest(manifest)) as stores:
+        selected = prune_selection(stores, [build_graph(r) for r in loaded])
+        pruning = [Pruning(r.path, tuple(s)) for r, s in zip(loaded, selected, strict=True)]
+        if confirm is not None and not confirm(pruning):
+            return None
+        if not any(selected):
+            return []
+
+        def report(index: int, outcome: PruneOutcome) -> None:
+            if on_outcome is not None:
+                on_outcome(loaded[index].path, outcome)
+
+        return asyncio.run(_prune_all(base_url, api_key, stores, selected, report))
+
+
+async def _prune_all(
+    base_url: str,
+    key: str,
+    stores: Sequence[ManifestStore],
+    selected: Sequence[Sequence[PruneItem]],
+    report: Callable[[int, PruneOutcome], None],
+) -> list[PruneOutcome]:
+    outcomes: list[PruneOutcome] = []
+    async with HeyGenClient(base_url, key) as client:
+        for i, (store, items) in enumerate(zip(stores, selected, strict=True)):
+
+            def sink(outcome: PruneOutcome, i: int = i) -> None:
+                report(i, outcome)
+
+            outcomes += await lifecycle.prune(client, store, items, sink)
+    return outcomes
+
+
+async def _prune_batches(
+    base_url: str, key: str, batches: Sequence[Batch], reporter: Reporter
+) -> bool:
+    """`apply --prune`, after a successful run: prune without asking, report as events.
+
+    Returns False when a deletion failed (its record is kept for the next prune).
+    """
+    stores = [b.store for b in batches]
+    selected = prune_selection(stores, [dict(b.plan.nodes) for b in batches])
+    if not any(selected):
+        return True
+
+    def report(index: int, outcome: PruneOutcome) -> None:
+        label = batches[index].label
+        item = outcome.item
+        if outcome.error is not None:
+            message = f"prune: could not delete {item.look_id}: {outcome.error}"
+            reporter.event(Event(item.address, "failed", message, label))
+            return
+        if item.delete:
+            gone = ", already gone" if outcome.already_gone else ""
+            message = f"deleted {item.look_id}, {item.reason}{gone}"
+        else:
+            message = f"forgot the record, {item.reason}; {item.note}"
+        reporter.event(Event(item.address, "pruned", message, label))
+
+    outcomes = await _prune_all(base_url, key, stores, selected, report)
+    return all(o.error is None for o in outcomes)
+
+
+# -- consent ----------------------------------------------------------------------------
+
+
+def consent(
+    recipes: Recipes,
+    *,
+    api_key: str,
+    base_url: str = DEFAULT_BASE_URL,
+    manifest: str | os.PathLike[str] | None = None,
+    on_state: Callable[[Path, ConsentState], None] | None = None,
+) -> list[tuple[Path, ConsentState]]:
+    """Every digital twin's consent status and URL; starts the flows never started."""
+    loaded = _load(recipes)
+    if not any(a.base.type == "digital_twin" for r in loaded for a in r.avatars):
+        return []
+    with open_stores(loaded, _manifest(manifest)) as stores:
+        return asyncio.run(_consent_all(base_url, api_key, loaded, stores, on_state))
+
+
+async def _consent_all(
+    base_url: str,
+    key: str,
+    recipes: Sequence[Recipe],
+    stores: Sequence[ManifestStore],
+    on_state: Callable[[Path, ConsentState], None] | None,
+) -> list[tuple[Path, ConsentState]]:
+    states: list[tuple[Path, ConsentState]] = []
+    async with HeyGenClient(base_url, key) as client:
+        for recipe, store in zip(recipes, stores, strict=True):
+            graph = build_graph(recipe)
+            for avatar in recipe.avatars:
+                if avatar.base.type != "digital_twin":
+                    continue
+                node = graph[consent_address(avatar.key)]
+                state = await lifecycle.consent(client, store, avatar.key, node)
+                states.append((recipe.path, state))
+                if on_state is not None:
+                    on_state(recipe.path, state)
+    return states
+
+
+# -- import -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Imported:
+    """What `import_groups` adopted, into which recipe."""
+
+    recipe: Path
+    manifest: Path
+    avatars: tuple[AdoptedAvatar, ...]
+    extended: bool  # the recipe existed and was extended (else it was written anew)
+
+
+def import_groups(
+    groups: Iterable[str],
+    *,
+    out: str | os.PathLike[str],
+    api_key: str,
+    base_url: str = DEFAULT_BASE_URL,
+) -> Imported:
+    """Adopt avatar groups: write (or extend) the recipe `out`, record them as completed."""
+    recipe_path = Path(out)
+    existing = load_recipe(recipe_path) if recipe_path.exists() else None
+    remote = asyncio.run(_fetch_groups(base_url, api_key, list(dict.fromkeys(groups))))
+    adopted = lifecycle.adopt(remote)
+    recipe_path.parent.mkdir(parents=True, exist_ok=True)
+    with open_store(recipe_path) as store:
+        check_import(recipe_path, existing, store, remote, adopted)
+        text = recipe_path.read_text(encoding="utf-8") if existing is not None else None
+        recipe = recipe_edit.write_recipe(
+            recipe_path, recipe_edit.recipe_text(recipe_path, text, adopted)
+        )
+        graph = build_graph(recipe)
+        for avatar in adopted:
+            store.record(lifecycle.adopted_record(graph[avatar.key], avatar.base))
+            for look in avatar.looks:
+                node = graph[f"{avatar.key}/{look.key}"]
+                store.record(lifecycle.adopted_record(node, look.look))
+    return Imported(
+        recipe_path, manifest_path_for(recipe_path), tuple(adopted), existing is not None
+    )
+
+
+async def _fetch_groups(base_url: str, key: str, group_ids: list[str]) -> list[RemoteGroup]:
+    async with HeyGenClient(base_url, key) as client:
+        return await lifecycle.fetch_groups(client, group_ids)
+
+
+def check_import(
+    out: Path,
+    existing: Recipe | None,
+    store: ManifestStore,
+    remote: Sequence[RemoteGroup],
+    adopted: Sequence[AdoptedAvatar],
+) -> None:
+    """Refuse to clobber: an avatar key taken, or a group already in this recipe."""
+    keys = {a.key for a in existing.avatars} if existing is not None else set()
+    in_recipe: dict[str, str] = {}  # look id -> address, of what the recipe already adopts
+    if existing is not None:
+        for node in build_graph(existing).values():
+            if node.template.get("type") == "existing":
+                in_recipe[str(node.template["look_id"])] = node.address
+    by_group = {r.group.id: r for r in remote}
+    for avatar in adopted:
+        gid = avatar.group.id
+        recorded = [r.address for r in store.nodes.values() if r.group_id == gid]
+        listed = [in_recipe[look.id] for look in by_group[gid].looks if look.id in in_recipe]
+        if recorded or listed:
+            where = (recorded or listed)[0]
+            raise LooksError(f"avatar group {gid} is already in {out} (as {where}): not imported")
+        if avatar.key in keys:
+            raise LooksError(
+                f"{out}: avatar {avatar.key!r} already exists, and group {gid} ({avatar.name})"
+                " would be imported under that key; rename that avatar, or import into another"
+                " recipe (--out)"
+            )
+        mine = [
+            a
+            for a in store.nodes
+            if a in (avatar.key, consent_address(avatar.key)) or a.startswith(avatar.key + "/")
+        ]
+        if mine:
+            raise LooksError(
+                f"{store.path}: records {mine[0]} remain from an avatar {avatar.key!r} no longer"
+                f" in {out}; run `looks prune {out}` first, or import into another recipe (--out)"
+            )
+
+
+# -- catalog ----------------------------------------------------------------------------
+
+
+def catalog(
+    recipes: Recipes,
+    *,
+    out: str | os.PathLike[str],
+    manifest: str | os.PathLike[str] | None = None,
+    on_failed: Callable[[Fetched], None] | None = None,
+) -> Gallery:
+    """Write an offline gallery (index.html, catalog.md, previews/) of the recipes' looks.
+
+    Needs no API key: previews are downloaded from their URLs, without credentials.
+    """
+    loaded = _load(recipes)
+    target = Path(out)
+    sections = []
+    for recipe in loaded:
+        records = read_recipe_manifest(recipe, _manifest(manifest)).nodes
+        sections.append(build_section(recipe, records, _shown_path(recipe.path, target)))
+    return write_gallery(Catalog(tuple(sections)), target, on_failed)
+
+
+def _shown_path(recipe: Path, out: Path) -> str:
+    """The recipe's path relative to the gallery, so the page reads the same from any cwd."""
+    return Path(os.path.relpath(recipe.resolve(), out.resolve())).as_posix()

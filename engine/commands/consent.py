@@ -1,0 +1,25 @@
+"""`looks consent`: every digital twin's consent status and URL; start missing flows."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from engine import api
+from engine.lifecycle import ConsentState
+from engine.workspace import api_settings
+
+
+def run(paths: Sequence[Path], *, manifest: Path | None) -> int:
+    recipes = api.validate(paths)
+    if not any(a.base.type == "digital_twin" for r in recipes for a in r.avatars):
+        print("No digital twins in these recipes.")
+        return 0
+    base_url, key = api_settings()
+
+    def on_state(recipe: Path, state: ConsentState) -> None:
+        prefix = f"{recipe}: " if len(recipes) > 1 else ""
+        print(f"{prefix}{state}", flush=True)
+
+    api.consent(recipes, api_key=key, base_url=base_url, manifest=manifest, on_state=on_state)
+    return 0

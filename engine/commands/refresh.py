@@ -1,0 +1,37 @@
+"""`looks refresh` (and the first half of `plan --refresh`): record the drift between the
+manifests and the account."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TextIO
+
+from engine import api
+from engine.workspace import api_settings
+
+
+def run(paths: Sequence[Path], *, manifest: Path | None) -> int:
+    recipes = api.validate(paths)
+    base_url, key = api_settings()
+    refreshed = api.refresh(recipes, api_key=key, base_url=base_url, manifest=manifest)
+    report(refreshed, len(recipes), sys.stdout)
+    return 0
+
+
+def report(refreshed: Sequence[api.Refreshed], recipes: int, out: TextIO) -> None:
+    """One line per drift and per look found unrecorded, or `No drift.`."""
+    found = False
+    for result in refreshed:
+        prefix = f"{result.recipe}: " if recipes > 1 else ""
+        for drift in result.drift:
+            print(f"{prefix}{drift}", file=out)
+            found = True
+        for address, look_id in result.unrecorded.items():
+            print(
+                f"{prefix}{address}: unrecorded (look {look_id} exists; apply adopts it)", file=out
+            )
+            found = True
+    if not found:
+        print("No drift.", file=out)

@@ -1,0 +1,88 @@
+"""Recipes and their manifests, as every command and the Python API find them.
+
+One place for what each of them needs first: the recipes loaded (every problem of every
+recipe reported at once), the manifest of a recipe (`--manifest`, or the one beside it)
+and the label the manifest records for it, the manifests opened and locked together, and
+the API settings from the environment.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+from engine.errors import Problem, RecipeError, UsageError
+from engine.manifest import Manifest, ManifestStore, manifest_path_for, read_manifest
+from engine.manifest import recipe_label as label_for
+from engine.recipe import Recipe, load_recipe
+
+DEFAULT_BASE_URL = "https://api.heygen.com"
+
+
+def load_recipes(paths: Sequence[Path]) -> list[Recipe]:
+    """Load every recipe; report the problems of all of them at once."""
+    recipes: list[Recipe] = []
+    problems: list[Problem] = []
+    for path in paths:
+        try:
+            recipes.append(load_recipe(path))
+        except RecipeError as e:
+            problems.extend(e.problems)
+    if problems:
+        raise RecipeError(problems)
+    return recipes
+
+
+def manifest_for(recipe: Path, manifest: Path | None = None) -> Path:
+    """The manifest a command uses for a recipe: the one given, or the one beside it."""
+    return manifest or manifest_path_for(recipe)
+
+
+def recipe_label(recipe: Path, manifest: Path) -> str:
+    """The recipe path as the manifest records it: relative to the manifest's directory."""
+    return label_for(recipe, manifest)
+
+
+def read_recipe_manifest(recipe: Recipe, manifest: Path | None = None) -> Manifest:
+    """The recipe's manifest as recorded (journal replayed), read without taking its lock."""
+    path = manifest_for(recipe.path, manifest)
+    return read_manifest(path, recipe_label(recipe.path, path))
+
+
+def open_store(recipe: Path, manifest: Path | None = None, **options: bool) -> ManifestStore:
+    """The recipe's manifest, locked and open for recording."""
+    path = manifest_for(recipe, manifest)
+    return ManifestStore(path, recipe_label(recipe, path), **options)
+
+
+@contextlib.contextmanager
+def open_stores(recipes: Sequence[Recipe], manifest: Path | None) -> Iterator[list[ManifestStore]]:
+    """Lock and open every recipe's manifest; release them all on the way out."""
+    stores: list[ManifestStore] = []
+    try:
+        for recipe in recipes:
+            stores.append(open_store(recipe.path, manifest))
+        yield stores
+    finally:
+        for store in stores:
+            store.close()
+
+
+def api_settings() -> tuple[str, str]:
+    """HEYGEN_BASE_URL (default: the real API) and HEYGEN_API_KEY, which must be set."""
+    key = os.environ.get("HEYGEN_API_KEY", "").strip()
+    if not key:
+        raise UsageError("HEYGEN_API_KEY is not set: export your HeyGen API key first")
+    return os.environ.get("HEYGEN_BASE_URL", DEFAULT_BASE_URL).rstrip("/"), key
+
+
+def recipe_prefix(recipe: Recipe, recipes: Sequence[Recipe]) -> str:
+    """`path: ` before a line about one of several recipes; nothing when there is one."""
+    return f"{recipe.path}: " if len(recipes) > 1 else ""
+
+
+def count(n: int, noun: str) -> str:
+    """`1 look`, `2 looks`."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
