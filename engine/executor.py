@@ -14,7 +14,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from tenacity import (
     AsyncRetrying,
@@ -227,6 +227,16 @@ class LookPoller:
         return expected - 2 * step - now if late < -2 * step else step
 
     async def _poll(self, group_id: str) -> None:
+        try:
+            await self._poll_group(group_id)
+        except Exception as e:
+            # Not the API's failure (those are LooksErrors, retried above) but a bug: every
+            # look watched in the group hears it now, rather than waiting out its timeout.
+            for watch in self._groups.get(group_id, []):
+                if not watch.future.done():
+                    watch.future.set_exception(e)
+
+    async def _poll_group(self, group_id: str) -> None:
         while watches := self._groups.get(group_id):
             await asyncio.sleep(self._delay(watches))
             watches = self._groups.get(group_id, [])
@@ -255,7 +265,7 @@ class LookPoller:
         await asyncio.gather(*self._tasks.values(), return_exceptions=True)
 
 
-Outcome = str  # "completed" | "failed" | "blocked"
+Outcome = Literal["completed", "failed", "blocked"]
 
 
 @dataclass(eq=False)
@@ -324,7 +334,8 @@ class Executor:
         self._creating: set[asyncio.Task[Any]] = set()  # of those, sending a generation
         self._tasks: dict[asyncio.Task[None], _Node] = {}
         self._total = 0
-        self._last_fold = time.monotonic()
+        # Per manifest: folding one must not put off the others' folds.
+        self._last_fold = {id(b.store): time.monotonic() for b in batches}
         self._started = time.time()
         self._listings: dict[str, asyncio.Task[list[LookInfo]]] = {}  # group -> its looks
         self._shared_names: dict[int, set[tuple[str | None, str | None]]] = {}  # per batch
@@ -968,14 +979,14 @@ class Executor:
 
     def _maybe_fold(self, store: ManifestStore) -> None:
         now = time.monotonic()
-        due = now - self._last_fold > FOLD_EVERY_SECONDS
+        due = now - self._last_fold[id(store)] > FOLD_EVERY_SECONDS
         enough = max(FOLD_EVERY_CHANGES, 3 * len(store.nodes))
         if store.pending_changes >= enough or (due and store.pending_changes):
             try:
                 store.fold()
             except StateWriteError as e:
                 self._write_failed(e)
-            self._last_fold = now
+            self._last_fold[id(store)] = now
 
     def _label(self, n: _Node) -> str:
         return f"{n.batch.label}: {n.address}" if n.batch.label else n.address

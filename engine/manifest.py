@@ -20,7 +20,7 @@ import socket
 import sys
 import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -641,8 +641,3 @@ def _flock_pid(inode: int) -> int | None:
             except ValueError:
                 return None
     return None
-
-
-def iter_records(manifest: Manifest) -> Iterator[NodeRecord]:
-    for address in sorted(manifest.nodes):
-        yield manifest.nodes[address]

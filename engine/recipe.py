@@ -146,14 +146,6 @@ class Recipe:
     prompt_suffix: str = ""
     credits: CreditPrices = CreditPrices()
 
-    @property
-    def directory(self) -> Path:
-        return self.path.parent
-
-    def looks(self) -> Iterator[LookSpec]:
-        for avatar in self.avatars:
-            yield from avatar.looks
-
 
 @dataclass
 class _Doc:

@@ -78,11 +78,6 @@ def api_settings() -> tuple[str, str]:
     return os.environ.get("HEYGEN_BASE_URL", DEFAULT_BASE_URL).rstrip("/"), key
 
 
-def recipe_prefix(recipe: Recipe, recipes: Sequence[Recipe]) -> str:
-    """`path: ` before a line about one of several recipes; nothing when there is one."""
-    return f"{recipe.path}: " if len(recipes) > 1 else ""
-
-
 def count(n: int, noun: str) -> str:
     """`1 look`, `2 looks`."""
     return f"{n} {noun}" if n == 1 else f"{n} {noun}s"

@@ -28,12 +28,12 @@ from engine.executor import (
     Executor,
     JobSlots,
     _Stop,
-    idempotency_key,
 )
 from engine.manifest import ErrorInfo, ManifestStore, NodeRecord
 from engine.plan import build_plan
 from engine.progress import PlainReporter
 from engine.recipe import load_recipe
+from engine.records import idempotency_key
 
 PROMPT = """\
 version: 1

@@ -120,7 +120,7 @@ def test_sarah_photo_avatars_with_a_chain() -> None:
     assert marco.looks[0].name == "Marco — chef"
     assert marco.base.file is not None
     assert marco.base.file.digest == sha256((MEDIA / "marco.png").read_bytes())
-    assert [look.address for look in recipe.looks()] == [
+    assert [look.address for avatar in recipe.avatars for look in avatar.looks] == [
         "sarah/navy-office",
         "sarah/office-dusk",
         "sarah/podcast",
@@ -753,7 +753,10 @@ avatars:
 
 def test_prompt_of_exactly_the_limit_is_fine(tmp_path: Path) -> None:
     recipe = load_recipe(_long_prompt_recipe(tmp_path, PROMPT_LIMIT - 19))
-    assert [len(look.prompt) for look in recipe.looks()] == [PROMPT_LIMIT - 8, PROMPT_LIMIT]
+    assert [len(look.prompt) for avatar in recipe.avatars for look in avatar.looks] == [
+        PROMPT_LIMIT - 8,
+        PROMPT_LIMIT,
+    ]
 
 
 def test_prompt_over_the_limit_after_expansion_and_suffix(tmp_path: Path) -> None:

@@ -1,0 +1,74 @@
+"""The executor's bookkeeping: each manifest folded on its own clock; a poll that breaks
+for a reason other than the API's ends the wait of the looks it watched, loudly."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+from test_executor import PROMPT, FakeClient, Project
+
+from engine import executor as executor_module
+from engine.client import LookInfo
+from engine.executor import FOLD_EVERY_SECONDS, ApplyOptions, Batch, Executor
+from engine.manifest import ManifestStore, NodeRecord
+from engine.plan import build_plan
+from engine.progress import PlainReporter
+from engine.recipe import load_recipe
+
+
+class BrokenListing(FakeClient):
+    """A listing that fails with a bug, not with an API error."""
+
+    async def list_looks(
+        self, *, group_id: str | None = None, avatar_type: str | None = None, page_size: int = 50
+    ) -> list[LookInfo]:
+        await asyncio.sleep(0)
+        raise RuntimeError("listing parser bug")
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Project:
+    p = Project(tmp_path, monkeypatch)
+    yield p  # type: ignore[misc]
+    p.close()
+
+
+def test_an_unexpected_poll_error_reaches_the_run_instead_of_a_timeout(project: Project) -> None:
+    project.write(PROMPT)
+    # Far longer than the run takes when the error is passed on: a hang fails the test.
+    with pytest.raises(RuntimeError, match="listing parser bug"):
+        project.apply(BrokenListing(), node_timeout=120)
+    # The create was journaled before it was sent: the next apply polls it, pays nothing.
+    assert project.record("ava").status == "processing"
+
+
+def _store(tmp_path: Path, name: str) -> tuple[ManifestStore, Batch]:
+    recipe = tmp_path / f"{name}.yaml"
+    recipe.write_text(PROMPT, encoding="utf-8")
+    store = ManifestStore(tmp_path / f"{name}.manifest.json", f"{name}.yaml")
+    return store, Batch(build_plan(load_recipe(recipe), store.nodes), store, name)
+
+
+def test_each_manifest_is_folded_on_its_own_clock(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (one, first), (two, second) = _store(tmp_path, "one"), _store(tmp_path, "two")
+    try:
+        executor = Executor(
+            FakeClient(),  # type: ignore[arg-type]
+            [first, second],
+            PlainReporter(open(tmp_path / "out.txt", "w")),  # noqa: SIM115
+            ApplyOptions(),
+        )
+        for store in (one, two):
+            store.record(NodeRecord("ava", "base", "f", "pending"))
+        now = executor_module.time.monotonic() + FOLD_EVERY_SECONDS + 1
+        monkeypatch.setattr(executor_module.time, "monotonic", lambda: now)
+        executor._maybe_fold(one)
+        executor._maybe_fold(two)  # due too: folding `one` must not reset its clock
+        assert (one.pending_changes, two.pending_changes) == (0, 0)
+    finally:
+        one.close()
+        two.close()
