@@ -380,27 +380,6 @@ class Pruning:
     items: tuple[PruneItem, ...]
 
 
-def prune_selection(
-    stores: Sequence[ManifestStore], graphs: Sequence[Mapping[str, PlanNode]]
-) -> list[list[PruneItem]]:
-    """Per manifest, what prune deletes or forgets: never another recipe's looks (a shared
-    group), never a look a recipe names as `existing`."""
-    nodes = [n for g in graphs for n in g.values()]
-    beside = recorded_beside(stores)
-    protected = lifecycle.protected_ids((r for s in stores for r in s.nodes.values()), nodes)
-    protected |= beside
-    existing = lifecycle.protected_ids((), nodes) | beside
-
-    def used_outside(store: ManifestStore) -> set[str]:
-        others = (r.look_id for s in stores if s is not store for r in s.nodes.values())
-        return existing | {look_id for look_id in others if look_id}
-
-    return [
-        lifecycle.prune_items(store.nodes, graph.keys(), protected, used_outside(store))
-        for store, graph in zip(stores, graphs, strict=True)
-    ]
-
-
 def prune(
     recipes: Recipes,
     *,
@@ -418,7 +397,7 @@ def prune(
     """
     loaded = _load(recipes)
     with open_stores(loaded, _manifest(manifest)) as stores:
-        selected = prune_selection(stores, [build_graph(r) for r in loaded])
+        selected = _selection(stores, [build_graph(r) for r in loaded])
         pruning = [Pruning(r.path, tuple(s)) for r, s in zip(loaded, selected, strict=True)]
         if confirm is not None and not confirm(pruning):
             return None
@@ -430,6 +409,12 @@ def prune(
                 on_outcome(loaded[index].path, outcome)
 
         return asyncio.run(_prune_all(base_url, api_key, stores, selected, report))
+
+
+def _selection(
+    stores: Sequence[ManifestStore], graphs: Sequence[Mapping[str, PlanNode]]
+) -> list[list[PruneItem]]:
+    return lifecycle.prune_selection([s.nodes for s in stores], graphs, recorded_beside(stores))
 
 
 async def _prune_all(
@@ -458,7 +443,7 @@ async def _prune_batches(
     Returns False when a deletion failed (its record is kept for the next prune).
     """
     stores = [b.store for b in batches]
-    selected = prune_selection(stores, [dict(b.plan.nodes) for b in batches])
+    selected = _selection(stores, [b.plan.nodes for b in batches])
     if not any(selected):
         return True
 

@@ -340,6 +340,31 @@ def prune_items(
     return items
 
 
+def prune_selection(
+    manifests: Sequence[Mapping[str, NodeRecord]],
+    graphs: Sequence[Mapping[str, PlanNode]],
+    beside: Collection[str] = (),
+) -> list[list[PruneItem]]:
+    """Per manifest (with its recipe's graph), what prune deletes or forgets.
+
+    Pruned together, the manifests protect each other's looks (a shared group): a look
+    one of them records, a look any recipe names as `existing`, and the looks `beside`
+    (recorded by other manifests in the same directories) are never deleted.
+    """
+    nodes = [n for g in graphs for n in g.values()]
+    protected = protected_ids((r for m in manifests for r in m.values()), nodes) | set(beside)
+    existing = protected_ids((), nodes) | set(beside)
+
+    def used_outside(mine: Mapping[str, NodeRecord]) -> set[str]:
+        others = (r.look_id for m in manifests if m is not mine for r in m.values())
+        return existing | {look_id for look_id in others if look_id}
+
+    return [
+        prune_items(records, graph.keys(), protected, used_outside(records))
+        for records, graph in zip(manifests, graphs, strict=True)
+    ]
+
+
 def _adopted_ids(records: Mapping[str, NodeRecord]) -> set[str]:
     return {r.look_id for r in records.values() if r.look_id and is_adopted(r)}
 
