@@ -2,7 +2,7 @@
 
 `build_section` turns a recipe and its manifest records into cards (one per base and
 look, in recipe order); `render_html` and `render_markdown` turn cards into text. The
-command (`engine/commands/catalog.py`) downloads previews and writes the files.
+gallery (`engine/gallery.py`) downloads previews and writes the files.
 
 Everything taken from a recipe or the API is escaped. The page loads nothing but its own
 preview files: inline CSS and JS only, pinned by a Content-Security-Policy with their

@@ -2,8 +2,8 @@
 
 The async functions here talk to the API and record what they learn through a
 ManifestStore (journaled before acting, so a crash loses nothing); the pure ones decide
-names and what to prune. Printing, prompting and recipe files are the commands' business
-(engine/commands/lifecycle.py).
+names and what to prune. Opening manifests is engine/api.py's business, recipe text
+engine/recipe_edit.py's, printing and prompting the commands' (engine/commands/).
 """
 
 from __future__ import annotations
