@@ -159,7 +159,7 @@ _SUBMODULES = {m.rpartition(".")[2] for m in MODULES if m.count(".") == 1}
 def test_the_readmes_layout_names_every_module_and_doc() -> None:
     readme = (PACKAGE.parent / "README.md").read_text(encoding="utf-8")
     layout = readme.split("\n## Layout\n", 1)[1].split("\n## ", 1)[0]
-    words = set(re.findall(r"[\w.]+/?", layout))
+    words = set(re.findall(r"[\w.-]+/?", layout))
     modules = {p.stem for p in PACKAGE.glob("*.py") if p.stem != "__init__"}
     packages = {f"{p.name}/" for p in PACKAGE.iterdir() if (p / "__init__.py").is_file()}
     docs = {p.name for p in (PACKAGE.parent / "docs").glob("*.md")}
