@@ -10,6 +10,9 @@ from pathlib import Path
 
 from engine import __version__
 from engine.errors import LooksError, RecipeError, UsageError
+from engine.recipe import MAX_LOOKS
+
+MAX_PROBLEMS_SHOWN = 100  # a recipe with 5 million problems must not print 5 million lines
 
 
 def _add_sim(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -53,6 +56,27 @@ def _run_sim(args: argparse.Namespace) -> int:
 
 def _recipes(p: argparse.ArgumentParser) -> None:
     p.add_argument("recipes", nargs="+", type=Path, metavar="RECIPE")
+    _max_looks_option(p)
+
+
+def _max_looks_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--max-looks",
+        type=_positive_int,
+        default=MAX_LOOKS,
+        metavar="N",
+        help=f"refuse a recipe that expands to more than N looks (default {MAX_LOOKS:,})",
+    )
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
 
 
 def _manifest_option(p: argparse.ArgumentParser) -> None:
@@ -96,6 +120,7 @@ def _add_plan(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 def _add_graph(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("graph", help="print the dependency graph with each node's action")
     p.add_argument("recipe", type=Path, metavar="RECIPE")
+    _max_looks_option(p)
     _manifest_option(p)
     p.add_argument("--format", choices=["mermaid", "dot"], default="mermaid")
 
@@ -180,7 +205,7 @@ def _single_manifest(args: argparse.Namespace) -> None:
 def _run_validate(args: argparse.Namespace) -> int:
     from engine.commands import validate
 
-    return validate.run(args.recipes)
+    return validate.run(args.recipes, max_looks=args.max_looks)
 
 
 def _run_plan(args: argparse.Namespace) -> int:
@@ -194,6 +219,7 @@ def _run_plan(args: argparse.Namespace) -> int:
         as_json=args.json,
         detailed_exitcode=args.detailed_exitcode,
         refresh=args.refresh,
+        max_looks=args.max_looks,
     )
 
 
@@ -214,6 +240,7 @@ def _run_apply(args: argparse.Namespace) -> int:
         options=options,
         log_json=args.log_json,
         prune=args.prune,
+        max_looks=args.max_looks,
     )
 
 
@@ -221,14 +248,16 @@ def _run_status(args: argparse.Namespace) -> int:
     from engine.commands import status
 
     _single_manifest(args)
-    return status.run(args.recipes, manifest=args.manifest, as_json=args.json)
+    return status.run(
+        args.recipes, manifest=args.manifest, as_json=args.json, max_looks=args.max_looks
+    )
 
 
 def _run_catalog(args: argparse.Namespace) -> int:
     from engine.commands import catalog
 
     _single_manifest(args)
-    return catalog.run(args.recipes, manifest=args.manifest, out=args.out)
+    return catalog.run(args.recipes, manifest=args.manifest, out=args.out, max_looks=args.max_looks)
 
 
 def _run_import(args: argparse.Namespace) -> int:
@@ -241,27 +270,31 @@ def _run_refresh(args: argparse.Namespace) -> int:
     from engine.commands import lifecycle
 
     _single_manifest(args)
-    return lifecycle.run_refresh(args.recipes, manifest=args.manifest)
+    return lifecycle.run_refresh(args.recipes, manifest=args.manifest, max_looks=args.max_looks)
 
 
 def _run_prune(args: argparse.Namespace) -> int:
     from engine.commands import lifecycle
 
     _single_manifest(args)
-    return lifecycle.run_prune(args.recipes, manifest=args.manifest, yes=args.yes)
+    return lifecycle.run_prune(
+        args.recipes, manifest=args.manifest, yes=args.yes, max_looks=args.max_looks
+    )
 
 
 def _run_consent(args: argparse.Namespace) -> int:
     from engine.commands import lifecycle
 
     _single_manifest(args)
-    return lifecycle.run_consent(args.recipes, manifest=args.manifest)
+    return lifecycle.run_consent(args.recipes, manifest=args.manifest, max_looks=args.max_looks)
 
 
 def _run_graph(args: argparse.Namespace) -> int:
     from engine.commands import plan
 
-    return plan.run_graph(args.recipe, manifest=args.manifest, fmt=args.format)
+    return plan.run_graph(
+        args.recipe, manifest=args.manifest, fmt=args.format, max_looks=args.max_looks
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -305,8 +338,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _COMMANDS[args.command](args)
     except RecipeError as e:
         # Problem lines stand alone (FILE:LINE: path: message), for editors and grep.
-        for problem in e.problems:
+        for problem in e.problems[:MAX_PROBLEMS_SHOWN]:
             print(problem, file=sys.stderr)
+        if len(e.problems) > MAX_PROBLEMS_SHOWN:
+            more = len(e.problems) - MAX_PROBLEMS_SHOWN
+            print(f"looks: … and {more:,} more problems", file=sys.stderr)
         return e.exit_code
     except LooksError as e:
         print(f"looks: {e}", file=sys.stderr)

@@ -12,44 +12,30 @@ import difflib
 import graphlib
 import hashlib
 import itertools
+import math
 import mimetypes
+import os
 import re
+import stat
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-import yaml
-
 from engine import _schemas
-from engine.errors import Problem, RecipeError
+from engine.errors import RecipeError
+from engine.yamldoc import Location, YamlDocument, parse_yaml, read_text, shown
 
 if TYPE_CHECKING:
     import jsonschema
 
 PROMPT_LIMIT = 1000
 BaseType = Literal["photo", "digital_twin", "prompt", "existing"]
-Location = tuple[str | int, ...]
+MediaPolicy = Literal["required", "optional"]
+_Doc = YamlDocument
 
 _PLACEHOLDER = re.compile(r"\{([a-z_][a-z0-9_]*)\}")
-_SAFE_TAGS = frozenset(
-    "tag:yaml.org,2002:" + t for t in ("str", "int", "float", "bool", "null", "map", "seq")
-)
-_MAX_NODES = 1_000_000  # guards against alias bombs ("billion laughs")
-_TIMESTAMP = "tag:yaml.org,2002:timestamp"
-
-
-class _Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
-    """The safe loader (libyaml's when present: 5x faster) reading unquoted dates as text.
-
-    A name like 2024-01-01 is a string, not a date.
-    """
-
-
-_Loader.yaml_implicit_resolvers = {
-    first: [(tag, rx) for tag, rx in resolvers if tag != _TIMESTAMP]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
+MAX_LOOKS = 100_000  # per recipe, after matrix expansion; `--max-looks` raises it
 
 
 @dataclass(frozen=True)
@@ -138,129 +124,27 @@ class Recipe:
             yield from avatar.looks
 
 
-@dataclass
-class _Doc:
-    """A parsed YAML document with the line of every key and item."""
+def load_recipe(
+    path: str | Path, *, max_looks: int = MAX_LOOKS, media: MediaPolicy = "required"
+) -> Recipe:
+    """Load and validate a recipe; raise RecipeError listing every problem found.
 
-    file: str
-    data: Any
-    lines: dict[Location, int] = field(default_factory=dict)
-    problems: list[Problem] = field(default_factory=list)
-    unreadable: set[Location] = field(default_factory=set)  # already reported by the parser
-
-    def line(self, loc: Location) -> int:
-        while loc not in self.lines and loc:
-            loc = loc[:-1]
-        return self.lines.get(loc, 1)
-
-    def add(self, loc: Location, message: str) -> None:
-        path = ".".join(str(p) for p in loc)
-        self.problems.append(Problem(self.file, self.line(loc), path, message))
-
-
-def load_recipe(path: str | Path) -> Recipe:
-    """Load and validate a recipe; raise RecipeError listing every problem found."""
+    With media="optional", a local file that is not on disk is no problem: its FileSpec
+    has no digest, and the planner takes the manifest's record of its upload instead.
+    """
     path = Path(path)
-    doc = _parse(path)
-    if doc.data is None:
+    doc = _Doc(str(path))
+    text = read_text(path, doc)
+    if text is not None:
+        parse_yaml(text, doc)
+    if doc.data is None and doc.problems:
         raise RecipeError(doc.problems)
     broken = _check_schema(doc)
-    # Semantic checks run on every avatar the schema accepted, so one pass finds everything.
-    recipe = None if broken is None else _build(doc, path, skip=broken)
+    # Semantic checks run on every part the schema accepted, so one pass finds everything.
+    recipe = None if broken is None else _build(doc, path, broken, max_looks, media)
     if doc.problems or recipe is None:
         raise RecipeError(doc.problems)
     return recipe
-
-
-# -- YAML -------------------------------------------------------------------------
-
-
-def _parse(path: Path) -> _Doc:
-    doc = _Doc(str(path), None)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        doc.problems.append(Problem(str(path), 1, "", "no such file"))
-        return doc
-    except (OSError, UnicodeDecodeError) as e:
-        doc.problems.append(Problem(str(path), 1, "", f"cannot read: {e}"))
-        return doc
-    loader = _Loader(text)
-    try:
-        node = loader.get_single_node()
-        if node is None:
-            doc.problems.append(Problem(doc.file, 1, "", "empty recipe"))
-            return doc
-        counter = itertools.count()
-        doc.data = _construct(loader, node, (), doc, counter)
-    except yaml.MarkedYAMLError as e:
-        mark = e.problem_mark or e.context_mark
-        line = mark.line + 1 if mark else 1
-        doc.problems.append(Problem(doc.file, line, "", f"invalid YAML: {e.problem or e.context}"))
-    except yaml.YAMLError as e:
-        doc.problems.append(Problem(doc.file, 1, "", f"invalid YAML: {e}"))
-    finally:
-        loader.dispose()
-    return doc
-
-
-def _construct(
-    loader: _Loader,
-    node: yaml.Node,
-    loc: Location,
-    doc: _Doc,
-    counter: Iterator[int],
-) -> Any:
-    if next(counter) > _MAX_NODES:
-        raise yaml.YAMLError("too many nodes (alias expansion?)")
-    doc.lines.setdefault(loc, node.start_mark.line + 1)
-    if node.tag not in _SAFE_TAGS:
-        tag = node.tag.replace("tag:yaml.org,2002:", "!!")
-        doc.add(loc, f"unsupported YAML tag {tag!r}; recipes hold plain data only")
-        doc.unreadable.add(loc)
-        return None
-    if isinstance(node, yaml.MappingNode):
-        loader.flatten_mapping(node)
-        result: dict[str, Any] = {}
-        first_line: dict[str, int] = {}
-        for key_node, value_node in node.value:
-            if key_node.tag not in _SAFE_TAGS:
-                tag = key_node.tag.replace("tag:yaml.org,2002:", "!!")
-                doc.problems.append(
-                    Problem(
-                        doc.file,
-                        key_node.start_mark.line + 1,
-                        ".".join(str(p) for p in loc),
-                        f"unsupported YAML tag {tag!r}; recipes hold plain data only",
-                    )
-                )
-                continue
-            key = loader.construct_object(key_node)
-            if not isinstance(key, str):
-                doc.lines[loc + (str(key),)] = key_node.start_mark.line + 1
-                doc.add(loc + (str(key),), "keys must be strings")
-                continue
-            key_line = key_node.start_mark.line + 1
-            if key in first_line:
-                doc.lines.setdefault(loc + (key,), key_line)
-                doc.problems.append(
-                    Problem(
-                        doc.file,
-                        key_line,
-                        ".".join(str(p) for p in loc + (key,)),
-                        f"duplicate key {key!r} (first at line {first_line[key]})",
-                    )
-                )
-                continue
-            first_line[key] = key_line
-            doc.lines[loc + (key,)] = key_line
-            result[key] = _construct(loader, value_node, loc + (key,), doc, counter)
-        return result
-    if isinstance(node, yaml.SequenceNode):
-        return [
-            _construct(loader, item, loc + (i,), doc, counter) for i, item in enumerate(node.value)
-        ]
-    return loader.construct_object(node, deep=True)
 
 
 # -- schema -----------------------------------------------------------------------
@@ -291,15 +175,10 @@ def _yaml_type(value: Any) -> str:
     return f"a {type(value).__name__}"
 
 
-def _broken_part(loc: Location) -> Location:
-    """The look, or else the avatar, that a problem at loc makes unfit for semantic checks."""
-    return loc[:4] if loc[2:3] == ("looks",) and len(loc) >= 4 else loc[:2]
-
-
 def _check_schema(doc: _Doc) -> set[Location] | None:
-    """Report schema errors; return the parts they touch, or None if the top level is broken."""
-    broken: set[Location] = set()
-    top_broken = False
+    """Report schema errors; return every location that holds one (and their parents),
+    or None when the document has no avatars mapping to check further."""
+    broken: set[Location] = set(doc.unreadable)  # read as null: already reported
     errors = sorted(
         _schemas.errors(doc.data, "recipe"),
         key=lambda e: (doc.line(tuple(e.absolute_path)), list(map(str, e.absolute_path))),
@@ -308,21 +187,13 @@ def _check_schema(doc: _Doc) -> set[Location] | None:
         loc: Location = tuple(error.absolute_path)
         instance: Any = error.instance
         if loc in doc.unreadable:
-            # Already reported by the parser; the value read as null is unusable.
-            if len(loc) >= 2 and loc[0] == "avatars":
-                broken.add(_broken_part(loc))
-            else:
-                top_broken = True
             continue
         message = _schema_message(error)
         if "propertyNames" in error.absolute_schema_path:
             # jsonschema reports a bad key at its mapping; point at the key itself.
             loc += (instance,)
-            message = f"invalid key {instance!r}: {_key_rule(error.absolute_schema_path)}"
-        if len(loc) >= 2 and loc[0] == "avatars":
-            broken.add(_broken_part(loc))
-        elif not (loc == () and error.validator == "additionalProperties"):
-            top_broken = True
+            message = f"invalid key {shown(instance)}: {_key_rule(error.absolute_schema_path)}"
+        broken.add(loc)
         if error.validator == "not" and isinstance(instance, dict) and "look_id" in instance:
             # The look schema's `then`: nothing that generates goes beside look_id.
             for key in [k for k in _ADOPTED_FORBIDS if k in instance]:
@@ -334,7 +205,12 @@ def _check_schema(doc: _Doc) -> set[Location] | None:
                 doc.add(loc + (key,), _unknown_key(key, allowed))
             continue
         doc.add(loc, message)
-    return None if top_broken else broken
+    data = doc.data
+    if not isinstance(data, dict) or not isinstance(data.get("avatars"), dict):
+        return None
+    # A part is checked further when no problem lies inside it: a problem in an avatar's
+    # name leaves its base and looks to check, one in a look leaves the other looks.
+    return {loc[:n] for loc in broken for n in range(len(loc) + 1)}
 
 
 _ADOPTED_FORBIDS = ("prompt", "from", "matrix", "reference_images")
@@ -353,7 +229,7 @@ def _unexpected(error: jsonschema.ValidationError) -> list[str]:
 def _unknown_key(key: str, allowed: list[str]) -> str:
     close = difflib.get_close_matches(key, allowed, n=1)
     hint = f"; did you mean {close[0]!r}?" if close else f"; expected one of {', '.join(allowed)}"
-    return f"unknown key {key!r}{hint}"
+    return f"unknown key {shown(key)}{hint}"
 
 
 def _schema_message(error: jsonschema.ValidationError) -> str:
@@ -368,19 +244,19 @@ def _schema_message(error: jsonschema.ValidationError) -> str:
         wanted = " or ".join(_TYPE_NAMES.get(n, n) for n in names)
         return f"must be {wanted}, not {_yaml_type(error.instance)}"
     if v == "enum":
-        return f"must be one of {', '.join(map(str, value))}; got {error.instance!r}"
+        return f"must be one of {', '.join(map(str, value))}; got {shown(instance)}"
     if v == "const":
-        return f"must be {value!r}; got {error.instance!r}"
+        return f"must be {value!r}; got {shown(instance)}"
     if v == "maxItems":
         what = str(error.path[-1]).replace("_", " ") if error.path else "items"
         return f"at most {value} {what} allowed; got {len(instance)}"
     if v in ("minItems", "minLength", "minProperties"):
         return "must not be empty"
     if v == "pattern" and str(value).startswith("^https?"):
-        return f"must be an http(s) URL; got {error.instance!r}"
+        return f"must be an http(s) URL; got {shown(instance)}"
     if v == "pattern":
-        return f"{error.instance!r} does not match {value}"
-    return error.message
+        return f"{shown(instance)} does not match {value}"
+    return error.message if len(error.message) <= 200 else error.message[:199] + "…"
 
 
 def _key_rule(schema_path: Iterable[Any]) -> str:
@@ -395,16 +271,50 @@ def _key_rule(schema_path: Iterable[Any]) -> str:
 # -- semantics and expansion ---------------------------------------------------------
 
 
-def _build(doc: _Doc, path: Path, skip: set[Location]) -> Recipe:
+@dataclass
+class _LookBudget:
+    """Looks a recipe may still expand to (MAX_LOOKS, or --max-looks)."""
+
+    limit: int
+    left: int
+    exceeded: bool = False
+
+    def take(self, doc: _Doc, loc: Location, count: int) -> bool:
+        """Whether `count` more looks fit; reports the first time they do not."""
+        if self.exceeded:
+            return False
+        if count <= self.left:
+            self.left -= count
+            return True
+        self.exceeded = True
+        what = f"this look expands to {count:,}; " if count > 1 else ""
+        doc.add(
+            loc,
+            f"too many looks: {what}a recipe may have at most {self.limit:,}"
+            " (raise it with --max-looks)",
+        )
+        return False
+
+
+def _build(
+    doc: _Doc, path: Path, skip: set[Location], max_looks: int, media: MediaPolicy
+) -> Recipe | None:
     data: dict[str, Any] = doc.data
-    suffix = str(data.get("defaults", {}).get("prompt_suffix", ""))
-    files = _FileResolver(path.parent.resolve(), doc)
-    avatars = tuple(
-        _build_avatar(doc, key, raw, suffix, files, skip)
+    defaults = data.get("defaults")
+    suffix = defaults.get("prompt_suffix", "") if isinstance(defaults, dict) else ""
+    suffix = suffix if isinstance(suffix, str) else ""
+    files = _FileResolver(path.parent.resolve(), doc, media)
+    budget = _LookBudget(max_looks, max_looks)
+    avatars = [
+        _build_avatar(doc, key, raw, suffix, files, skip, budget)
         for key, raw in data["avatars"].items()
-        if ("avatars", key) not in skip
+        if isinstance(raw, dict)
+    ]
+    if any(a is None for a in avatars) or skip:
+        return None  # problems were found; the parts that passed were checked all the same
+    return Recipe(
+        path=path, avatars=tuple(a for a in avatars if a is not None), prompt_suffix=suffix
     )
-    return Recipe(path=path, avatars=avatars, prompt_suffix=suffix)
 
 
 def _build_avatar(
@@ -414,15 +324,24 @@ def _build_avatar(
     suffix: str,
     files: _FileResolver,
     skip: set[Location],
-) -> AvatarSpec:
+    budget: _LookBudget,
+) -> AvatarSpec | None:
+    """The avatar; None when a problem in it keeps it from being whole (its base, say)."""
     loc: Location = ("avatars", key)
-    base = _build_base(doc, loc + ("base",), raw["base"], suffix, files)
+    base_raw = raw.get("base")
+    base = None
+    if loc + ("base",) not in skip and isinstance(base_raw, dict):
+        base = _build_base(doc, loc + ("base",), base_raw, suffix, files)
     reroute = None
-    if "consent" in raw:
+    consent = raw.get("consent")
+    if loc + ("consent",) not in skip and isinstance(consent, dict) and base is not None:
         if base.type != "digital_twin":
             doc.add(loc + ("consent",), f"consent applies to digital_twin bases, not {base.type}")
-        reroute = raw["consent"].get("reroute_url")
-    looks = _build_looks(doc, key, raw, suffix, files, skip)
+        reroute = consent.get("reroute_url")
+    name = raw.get("name") if isinstance(raw.get("name"), str) else key
+    looks = _build_looks(doc, key, raw, str(name), suffix, files, skip, budget)
+    if base is None or loc in skip:
+        return None
     return AvatarSpec(
         key=key,
         name=raw["name"],
@@ -477,23 +396,30 @@ def _build_looks(
     doc: _Doc,
     avatar: str,
     raw: dict[str, Any],
+    avatar_name: str,
     suffix: str,
     files: _FileResolver,
     skip: set[Location],
+    budget: _LookBudget,
 ) -> tuple[LookSpec, ...]:
     looks: dict[str, LookSpec] = {}
     origin: dict[str, str] = {}
+    specs = raw.get("looks")
+    if not isinstance(specs, dict):
+        return ()
     # Looks already reported as broken: a `from` naming one is not a second problem.
-    skipped = {str(loc[3]) for loc in skip if loc[:3] == ("avatars", avatar, "looks")}
-    for template, spec in raw.get("looks", {}).items():
+    skipped = {
+        str(loc[3]) for loc in skip if len(loc) >= 4 and loc[:3] == ("avatars", avatar, "looks")
+    }
+    for template, spec in specs.items():
         loc: Location = ("avatars", avatar, "looks", template)
-        if loc in skip:
+        if loc in skip or not isinstance(spec, dict):
             continue
-        combinations = _combinations(doc, loc, template, spec)
+        combinations = _combinations(doc, loc, template, spec, budget)
         if not combinations:
             skipped.add(template)
         for values in combinations:
-            look = _build_look(doc, loc, avatar, raw["name"], template, spec, values, suffix, files)
+            look = _build_look(doc, loc, avatar, avatar_name, template, spec, values, suffix, files)
             if look is None:
                 continue
             if look.key in looks:
@@ -509,7 +435,7 @@ def _build_looks(
 
 
 def _combinations(
-    doc: _Doc, loc: Location, template: str, spec: dict[str, Any]
+    doc: _Doc, loc: Location, template: str, spec: dict[str, Any], budget: _LookBudget
 ) -> list[dict[str, str]]:
     matrix: dict[str, list[Any]] = spec.get("matrix", {})
     texts = [template, spec.get("prompt", ""), spec.get("name", ""), spec.get("from", "")]
@@ -530,6 +456,9 @@ def _combinations(
     if not ok:
         return []
     names = list(matrix)
+    # Counted before anything is expanded: 3 x 1000 values would be 10**9 looks.
+    if not budget.take(doc, loc, math.prod(len(matrix[n]) for n in names)):
+        return []
     return [
         {n: str(v) for n, v in zip(names, combo, strict=True)}
         for combo in itertools.product(*(matrix[n] for n in names))
@@ -616,12 +545,14 @@ _MEDIA_KIND = {"image": "an image", "video": "a video"}
 
 
 class _FileResolver:
-    """Checks file references and hashes local files once each."""
+    """Checks file references and hashes local files once each: the one place a recipe's
+    files are found on disk."""
 
-    def __init__(self, root: Path, doc: _Doc) -> None:
+    def __init__(self, root: Path, doc: _Doc, media: MediaPolicy) -> None:
         self.root = root
         self.doc = doc
-        self._digests: dict[Path, str] = {}
+        self.media = media
+        self._digests: dict[Path, str | None] = {}
 
     def resolve_all(
         self, loc: Location, raws: list[dict[str, Any]], values: Mapping[str, str]
@@ -676,29 +607,60 @@ class _FileResolver:
         return FileSpec(kind="base64", value=data, media_type=media_type, digest=digest)
 
     def _local(self, loc: Location, relative: str, wanted: str) -> FileSpec | None:
-        target = (self.root / relative).resolve()
-        if not target.is_relative_to(self.root):
-            self.doc.add(loc, f"{relative!r} is outside the recipe's directory")
+        if "\0" in relative:
+            self.doc.add(loc, f"{shown(relative)} holds a NUL byte, which no file name can")
             return None
-        if not target.is_file():
-            self.doc.add(loc, f"file not found: {relative}")
+        try:
+            target = (self.root / relative).resolve()
+        except (OSError, RuntimeError) as e:  # a symlink loop
+            self.doc.add(loc, f"cannot resolve {shown(relative)}: {e}")
+            return None
+        if not target.is_relative_to(self.root):
+            self.doc.add(loc, f"{shown(relative)} is outside the recipe's directory")
             return None
         media_type = mimetypes.guess_type(target.name)[0]
         if not self._media_ok(loc, media_type, wanted):
+            return None
+        digest = self._digest(loc, relative, target)
+        if digest is None and self.media == "required":
             return None
         return FileSpec(
             kind="path",
             value=relative,
             media_type=media_type,
-            local_path=target,
-            digest=self._digest(target),
+            local_path=target if digest is not None else None,
+            digest=digest,
         )
 
-    def _digest(self, target: Path) -> str:
-        if target not in self._digests:
-            h = hashlib.sha256()
-            with target.open("rb") as f:
-                for chunk in iter(lambda: f.read(1 << 20), b""):
-                    h.update(chunk)
-            self._digests[target] = h.hexdigest()
-        return self._digests[target]
+    def _digest(self, loc: Location, relative: str, target: Path) -> str | None:
+        """The file's sha256; None when it is not on disk (a problem if media are required)."""
+        if target in self._digests:
+            if self._digests[target] is None and self.media == "required":
+                self.doc.add(loc, f"file not found: {shown(relative)[1:-1]}")
+            return self._digests[target]
+        digest = None
+        try:
+            # O_NONBLOCK: a FIFO in place of a photo must not hang the load.
+            fd = os.open(target, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        except FileNotFoundError:
+            problem = f"file not found: {shown(relative)[1:-1]}"
+        except OSError as e:
+            problem = f"cannot read {shown(relative)}: {e.strerror}"
+        else:
+            with os.fdopen(fd, "rb") as f:
+                if not stat.S_ISREG(os.fstat(fd).st_mode):
+                    problem = f"{shown(relative)} is not a regular file"
+                    self.doc.add(loc, problem)  # not media that is absent: wrong everywhere
+                    self._digests[target] = None
+                    return None
+                h = hashlib.sha256()
+                try:
+                    for chunk in iter(lambda: f.read(1 << 20), b""):
+                        h.update(chunk)
+                    digest = h.hexdigest()
+                except OSError as e:
+                    problem = f"cannot read {shown(relative)}: {e.strerror}"
+        self._digests[target] = digest
+        if digest is None and self.media == "required":
+            self.doc.add(loc, problem)
+        return digest

@@ -11,14 +11,14 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from engine.client import HeyGenClient
-from engine.commands.plan import recipe_label
+from engine.commands.plan import print_notes, recipe_label
 from engine.commands.validate import load_all
 from engine.errors import UsageError
 from engine.executor import ApplyOptions, ApplyResult, Batch, Executor, summarize
 from engine.manifest import ManifestStore, manifest_path_for
 from engine.plan import build_plan
 from engine.progress import Reporter, reporter_for
-from engine.recipe import Recipe
+from engine.recipe import MAX_LOOKS, Recipe
 
 DEFAULT_BASE_URL = "https://api.heygen.com"
 INTERRUPTED = 130
@@ -54,8 +54,10 @@ def run(
     options: ApplyOptions,
     log_json: bool,
     prune: bool = False,
+    max_looks: int = MAX_LOOKS,
 ) -> int:
-    recipes = load_all(paths)
+    # A file not on disk fails only the upload that must send it (see Executor._upload).
+    recipes = load_all(paths, max_looks=max_looks, media="optional")
     base_url, key = api_settings()
     reporter = reporter_for(sys.stdout, log_json=log_json)
     with open_stores(recipes, manifest) as stores:
@@ -67,6 +69,7 @@ def run(
             )
             for recipe, store in zip(recipes, stores, strict=True)
         ]
+        print_notes(recipes, [batch.plan for batch in batches])
         # Nothing to do: no event loop, no connection, not a single request.
         work = any(batch.plan.has_changes for batch in batches)
         result = (

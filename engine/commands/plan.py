@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from engine.commands.validate import load_all
 from engine.manifest import manifest_path_for, read_manifest
 from engine.plan import Plan, build_plan
-from engine.recipe import Recipe
+from engine.recipe import MAX_LOOKS, Recipe
 from engine.report import graph_text, merge_summaries, plan_lines, summary_line
 
 
@@ -35,13 +36,15 @@ def run(
     as_json: bool,
     detailed_exitcode: bool,
     refresh: bool = False,
+    max_looks: int = MAX_LOOKS,
 ) -> int:
-    recipes = load_all(paths)
+    recipes = load_all(paths, max_looks=max_looks, media="optional")
     if refresh:
         from engine.commands.lifecycle import refresh_recipes
 
         refresh_recipes(recipes, manifest)
     plans = [plan_recipe(r, manifest, only) for r in recipes]
+    print_notes(recipes, plans)
     if as_json:
         actions = [
             {"recipe": str(r.path), **a.to_json()}
@@ -62,7 +65,16 @@ def run(
     return 0
 
 
-def run_graph(path: Path, *, manifest: Path | None, fmt: str) -> int:
-    (recipe,) = load_all([path])
-    print(graph_text(plan_recipe(recipe, manifest, ()), fmt), end="")
+def print_notes(recipes: Sequence[Recipe], plans: Sequence[Plan]) -> None:
+    """What the plans assume of files not on disk: one line each, on stderr."""
+    for recipe, plan in zip(recipes, plans, strict=True):
+        for note in plan.notes:
+            print(f"looks: {recipe.path}: {note}", file=sys.stderr)
+
+
+def run_graph(path: Path, *, manifest: Path | None, fmt: str, max_looks: int = MAX_LOOKS) -> int:
+    (recipe,) = load_all([path], max_looks=max_looks, media="optional")
+    plan = plan_recipe(recipe, manifest, ())
+    print_notes([recipe], [plan])
+    print(graph_text(plan, fmt), end="")
     return 0
