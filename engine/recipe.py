@@ -139,9 +139,9 @@ def load_recipe(
         parse_yaml(text, doc)
     if doc.data is None and doc.problems:
         raise RecipeError(doc.problems)
-    broken = _check_schema(doc)
+    checked = _check_schema(doc)
     # Semantic checks run on every part the schema accepted, so one pass finds everything.
-    recipe = None if broken is None else _build(doc, path, broken, max_looks, media)
+    recipe = None if checked is None else _build(doc, path, checked, max_looks, media)
     if doc.problems or recipe is None:
         raise RecipeError(doc.problems)
     return recipe
@@ -175,12 +175,60 @@ def _yaml_type(value: Any) -> str:
     return f"a {type(value).__name__}"
 
 
-def _check_schema(doc: _Doc) -> set[Location] | None:
-    """Report schema errors; return every location that holds one (and their parents),
-    or None when the document has no avatars mapping to check further."""
+MAX_SCHEMA_PROBLEMS = 1000  # then the other broken avatars are counted, not explained
+_STUB_AVATAR = {"name": "-", "base": {"type": "existing", "look_id": "-"}}
+
+
+@dataclass
+class _Checked:
+    """What the schema check leaves for the semantic checks."""
+
+    broken: set[Location]  # every location holding a problem, and their parents
+    unchecked: set[str]  # avatars past MAX_SCHEMA_PROBLEMS: invalid, not explained
+
+
+def _schema_errors(doc: _Doc, unchecked: set[str]) -> list[jsonschema.ValidationError]:
+    """The schema errors, avatar by avatar: a valid avatar costs a compiled check, and only
+    a broken one the slow, well-worded validator; past MAX_SCHEMA_PROBLEMS, broken avatars
+    are only counted (a 10 MB recipe of broken avatars must not take minutes)."""
+    data = doc.data
+    avatars = data.get("avatars") if isinstance(data, dict) else None
+    if not isinstance(avatars, dict):
+        return _schemas.errors(data, "recipe")
+    if _schemas.is_valid(data, "recipe"):
+        return []
+    key_rule = re.compile(
+        _schemas.schema("recipe")["properties"]["avatars"]["propertyNames"]["pattern"]
+    )
+    # The top level, and the avatar keys, with each avatar's content left for below.
+    top = {**data, "avatars": {k: _STUB_AVATAR for k in avatars if not key_rule.search(k)}}
+    errors = _schemas.errors(top, "recipe")
+    for key, raw in avatars.items():
+        if _schemas.is_valid(raw, "recipe", "avatar"):
+            continue
+        if len(errors) >= MAX_SCHEMA_PROBLEMS:
+            unchecked.add(key)
+            continue
+        for error in _schemas.errors(raw, "recipe", "avatar"):
+            error.relative_path.extendleft([key, "avatars"])
+            errors.append(error)
+    if unchecked:
+        first = next(k for k in avatars if k in unchecked)
+        doc.add(
+            ("avatars", first),
+            f"this avatar and {len(unchecked) - 1:,} more after it do not match the schema"
+            f" either (details stop after {MAX_SCHEMA_PROBLEMS:,} problems)",
+        )
+    return errors
+
+
+def _check_schema(doc: _Doc) -> _Checked | None:
+    """Report schema errors; return where they are, or None when the document has no
+    avatars mapping to check further."""
     broken: set[Location] = set(doc.unreadable)  # read as null: already reported
+    unchecked: set[str] = set()
     errors = sorted(
-        _schemas.errors(doc.data, "recipe"),
+        _schema_errors(doc, unchecked),
         key=lambda e: (doc.line(tuple(e.absolute_path)), list(map(str, e.absolute_path))),
     )
     for error in errors:
@@ -210,7 +258,7 @@ def _check_schema(doc: _Doc) -> set[Location] | None:
         return None
     # A part is checked further when no problem lies inside it: a problem in an avatar's
     # name leaves its base and looks to check, one in a look leaves the other looks.
-    return {loc[:n] for loc in broken for n in range(len(loc) + 1)}
+    return _Checked({loc[:n] for loc in broken for n in range(len(loc) + 1)}, unchecked)
 
 
 _ADOPTED_FORBIDS = ("prompt", "from", "matrix", "reference_images")
@@ -297,8 +345,9 @@ class _LookBudget:
 
 
 def _build(
-    doc: _Doc, path: Path, skip: set[Location], max_looks: int, media: MediaPolicy
+    doc: _Doc, path: Path, checked: _Checked, max_looks: int, media: MediaPolicy
 ) -> Recipe | None:
+    skip = checked.broken
     data: dict[str, Any] = doc.data
     defaults = data.get("defaults")
     suffix = defaults.get("prompt_suffix", "") if isinstance(defaults, dict) else ""
@@ -308,9 +357,9 @@ def _build(
     avatars = [
         _build_avatar(doc, key, raw, suffix, files, skip, budget)
         for key, raw in data["avatars"].items()
-        if isinstance(raw, dict)
+        if isinstance(raw, dict) and key not in checked.unchecked
     ]
-    if any(a is None for a in avatars) or skip:
+    if any(a is None for a in avatars) or skip or checked.unchecked:
         return None  # problems were found; the parts that passed were checked all the same
     return Recipe(
         path=path, avatars=tuple(a for a in avatars if a is not None), prompt_suffix=suffix

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import stat
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -100,7 +101,7 @@ def read_text(path: Path, doc: YamlDocument) -> str | None:
     except (OSError, ValueError) as e:
         doc.add((), f"cannot read: {getattr(e, 'strerror', None) or e}")
         return None
-    with os.fdopen(fd, "rb") as f:
+    try:
         mode = os.fstat(fd).st_mode
         if stat.S_ISDIR(mode):
             doc.add((), "is a directory, not a recipe file")
@@ -108,11 +109,13 @@ def read_text(path: Path, doc: YamlDocument) -> str | None:
         if not stat.S_ISREG(mode):
             doc.add((), "is not a regular file (a recipe is a file its manifest sits beside)")
             return None
-        try:
+        with os.fdopen(fd, "rb", closefd=False) as f:
             data = f.read(MAX_FILE_BYTES + 1)
-        except OSError as e:
-            doc.add((), f"cannot read: {e.strerror}")
-            return None
+    except OSError as e:
+        doc.add((), f"cannot read: {e.strerror}")
+        return None
+    finally:
+        os.close(fd)
     if len(data) > MAX_FILE_BYTES:
         doc.add((), f"larger than {MAX_FILE_BYTES // 2**20} MiB; split it into several recipes")
         return None
@@ -157,6 +160,7 @@ class _Builder:
         self.stack: list[_Frame] = []
         self.anchors: dict[str, tuple[Any, int, int]] = {}  # value, size, height
         self.building: set[str] = set()
+        self._resolved: dict[str, str] = {}  # plain scalar -> its implicit tag (short ones)
         self.result: Any = None
 
     # -- where the next node goes ------------------------------------------------------
@@ -246,11 +250,42 @@ class _Builder:
 
     def scalar(self, event: yaml.ScalarEvent) -> None:
         line = _line(event)
-        self._count(1, 0, line)
+        self.nodes += 1
+        if self.nodes > self.max_nodes:
+            self._count(0, 0, line)  # raises
+        top = self.stack[-1] if self.stack else None
+        if top is not None and event.anchor is None and event.tag is None and top.record:
+            # The common case, kept short: a plain key or value of a mapping.
+            value = self._plain(event)
+            if isinstance(value, str) and isinstance(top.value, dict):
+                if not top.has_key and value != "<<":
+                    top.size += 1
+                    self._take_key(top, value, line)
+                    return
+                if top.has_key and top.key_ok and not top.merge:
+                    top.size += 1
+                    top.height = max(top.height, 1)
+                    top.has_key = False
+                    top.value[top.key] = value
+                    return
         loc, record, in_key = self._child_loc()
+        if record and loc and not in_key and isinstance(top and top.value, list):
+            self.doc.lines.setdefault(loc, line)
         value = self._scalar_value(event, loc, record, in_key)
         self._anchor(event.anchor, value, 1, 0)
         self._deliver(value, 1, 0, line)
+
+    def _plain(self, event: yaml.ScalarEvent) -> Any:
+        """A string when the scalar surely is one (quoted, or plain text), else a marker."""
+        if not event.implicit[0]:
+            return event.value  # quoted or a block scalar: always a string
+        value: str = event.value
+        tag = self._resolved.get(value) if len(value) <= 24 else None
+        if tag is None:
+            tag = self.loader.resolve(yaml.ScalarNode, value, event.implicit)
+            if len(value) <= 24 and len(self._resolved) < 10_000:
+                self._resolved[value] = tag
+        return value if tag == _STR else _UNREADABLE
 
     def _scalar_value(
         self, event: yaml.ScalarEvent, loc: Location, record: bool, in_key: bool
@@ -289,7 +324,13 @@ class _Builder:
                 self.doc.unreadable.add(loc)
         return _UNREADABLE
 
-    def start(self, event: yaml.CollectionStartEvent, mapping: bool) -> None:
+    def start_mapping(self, event: yaml.MappingStartEvent) -> None:
+        self._start(event, mapping=True)
+
+    def start_sequence(self, event: yaml.SequenceStartEvent) -> None:
+        self._start(event, mapping=False)
+
+    def _start(self, event: yaml.CollectionStartEvent, *, mapping: bool) -> None:
         line = _line(event)
         self._count(1, 1, line)
         loc, record, in_key = self._child_loc()
@@ -364,21 +405,23 @@ def parse_yaml(text: str, doc: YamlDocument, *, max_nodes: int = MAX_NODES) -> N
     builder = _Builder(loader, doc, max_nodes)
     documents = 0
     try:
+        handlers: dict[type[yaml.Event], Callable[[Any], None]] = {
+            yaml.ScalarEvent: builder.scalar,
+            yaml.MappingStartEvent: builder.start_mapping,
+            yaml.SequenceStartEvent: builder.start_sequence,
+            yaml.MappingEndEvent: builder.end,
+            yaml.SequenceEndEvent: builder.end,
+            yaml.AliasEvent: builder.alias,
+        }
         while True:
             event = loader.get_event()
-            if isinstance(event, yaml.ScalarEvent):
-                builder.scalar(event)
-            elif isinstance(event, yaml.MappingStartEvent | yaml.SequenceStartEvent):
-                builder.start(event, isinstance(event, yaml.MappingStartEvent))
-            elif isinstance(event, yaml.MappingEndEvent | yaml.SequenceEndEvent):
-                builder.end(event)
-            elif isinstance(event, yaml.AliasEvent):
-                builder.alias(event)
+            handler = handlers.get(type(event))
+            if handler is not None:
+                handler(event)
             elif isinstance(event, yaml.DocumentStartEvent):
                 documents += 1
                 if documents > 1:
-                    line = _line(event)
-                    raise _Fatal(line, "a recipe is one YAML document; found a second one")
+                    raise _Fatal(_line(event), "a recipe is one YAML document; found a second one")
             elif event is None or isinstance(event, yaml.StreamEndEvent):
                 break
     except _Fatal as e:
