@@ -36,6 +36,7 @@ _Doc = YamlDocument
 
 _PLACEHOLDER = re.compile(r"\{([a-z_][a-z0-9_]*)\}")
 MAX_LOOKS = 100_000  # per recipe, after matrix expansion; `--max-looks` raises it
+_MAX_SUGGESTION_CANDIDATES = 1000
 
 
 @dataclass(frozen=True)
@@ -577,9 +578,11 @@ def _check_sources(
         if look.source == "base" or look.source in skipped:
             continue
         if look.source not in looks:
-            close = difflib.get_close_matches(look.source, list(looks), n=1)
+            # A suggestion compares with every look: not for thousands of them (quadratic).
+            few = len(looks) <= _MAX_SUGGESTION_CANDIDATES
+            close = difflib.get_close_matches(look.source, list(looks), n=1) if few else []
             hint = f"; did you mean {close[0]!r}?" if close else ""
-            doc.add(loc, f"no look {look.source!r} in avatar {avatar!r}{hint}")
+            doc.add(loc, f"no look {shown(look.source)} in avatar {shown(avatar)}{hint}")
             continue
         graph[look.key] = {look.source}
     try:
