@@ -228,6 +228,7 @@ def _check_schema(doc: _Doc) -> _Checked | None:
     avatars mapping to check further."""
     broken: set[Location] = set(doc.unreadable)  # read as null: already reported
     unchecked: set[str] = set()
+    required_reported: set[Location] = set()
     errors = sorted(
         _schema_errors(doc, unchecked),
         key=lambda e: (doc.line(tuple(e.absolute_path)), list(map(str, e.absolute_path))),
@@ -237,6 +238,11 @@ def _check_schema(doc: _Doc) -> _Checked | None:
         instance: Any = error.instance
         if loc in doc.unreadable:
             continue
+        if error.validator == "required":
+            # jsonschema gives one error per missing key; one line says them all.
+            if loc in required_reported:
+                continue
+            required_reported.add(loc)
         message = _schema_message(error)
         if "propertyNames" in error.absolute_schema_path:
             # jsonschema reports a bad key at its mapping; point at the key itself.
@@ -287,6 +293,8 @@ def _schema_message(error: jsonschema.ValidationError) -> str:
     instance: Any = error.instance
     if v == "required":
         missing = [k for k in value if k not in instance]
+        if len(missing) > 1:
+            return f"missing required keys {', '.join(map(repr, missing))}"
         return f"missing required key {missing[0]!r}"
     if v == "type":
         names = [value] if isinstance(value, str) else list(value)

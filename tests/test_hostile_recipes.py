@@ -340,6 +340,6 @@ def test_a_huge_number_of_problems_prints_a_bounded_report(tmp_path: Path) -> No
     assert (child.code, child.out) == (1, "")
     lines = child.err.splitlines()
     assert len(lines) == 101
-    assert lines[0] == f"{path}:3: avatars.a0: missing required key 'name'"
+    assert lines[0] == f"{path}:3: avatars.a0: missing required keys 'name', 'base'"
     assert lines[-1].startswith("looks: … and ") and lines[-1].endswith(" more problems")
     assert child.max_rss < 500 * 2**20

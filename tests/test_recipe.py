@@ -961,3 +961,11 @@ def test_merge_keys_explicit_keys_win_and_earlier_merges_first(tmp_path: Path) -
     recipe = load_recipe(path)
     c = recipe.avatars[2]
     assert (c.name, c.base.look_id) == ("C", "two")
+
+
+def test_several_missing_keys_are_one_line(tmp_path: Path) -> None:
+    path = write_recipe(tmp_path, "version: 1\navatars:\n  a:\n    nmae: x\n")
+    assert problem_lines(path) == [
+        f"{path}:3: avatars.a: missing required keys 'name', 'base'",
+        f"{path}:4: avatars.a.nmae: unknown key 'nmae'; did you mean 'name'?",
+    ]
