@@ -36,6 +36,7 @@ _Doc = YamlDocument
 
 _PLACEHOLDER = re.compile(r"\{([a-z_][a-z0-9_]*)\}")
 MAX_LOOKS = 100_000  # per recipe, after matrix expansion; `--max-looks` raises it
+_MAX_FILLED = 2000  # characters of a key, name, `from` or file once placeholders are filled
 _MAX_SUGGESTION_CANDIDATES = 1000
 
 
@@ -430,24 +431,34 @@ def _build_base(
         file = files.resolve(loc + ("file",), raw["file"], {}, wanted)
         return BaseSpec(type=kind, file=file)
     if kind == "prompt":
-        prompt = _check_prompt(doc, loc + ("prompt",), raw["prompt"], suffix, None)
+        prompt = _check_prompt(doc, loc + ("prompt",), raw["prompt"], {}, suffix, None)
         refs = files.resolve_all(loc + ("reference_images",), raw.get("reference_images", []), {})
         return BaseSpec(type=kind, prompt=prompt, reference_images=refs)
     return BaseSpec(type=kind, look_id=raw["look_id"])
 
 
-def _check_prompt(doc: _Doc, loc: Location, prompt: str, suffix: str, expanded: str | None) -> str:
-    """The prompt as sent (suffix appended); a problem if the API would refuse its length."""
-    full = prompt + suffix
-    if len(full) > PROMPT_LIMIT:
+def _check_prompt(
+    doc: _Doc,
+    loc: Location,
+    prompt: str,
+    values: Mapping[str, str],
+    suffix: str,
+    expanded: str | None,
+) -> str:
+    """The prompt as sent (filled, suffix appended); a problem if the API would refuse its
+    length, measured before anything is built (a prompt of 250 placeholders each filled with
+    a megabyte must not take 250 MB to refuse)."""
+    length = _filled_length(prompt, values) + len(suffix)
+    if length > PROMPT_LIMIT:
         how = [f"as {expanded}"] if expanded else []
         how += ["with the prompt_suffix"] if suffix else []
         detail = f" ({', '.join(how)})" if how else ""
         doc.add(
             loc,
-            f"prompt is {len(full)} characters{detail}; the API allows {PROMPT_LIMIT}",
+            f"prompt is {length} characters{detail}; the API allows {PROMPT_LIMIT}",
         )
-    return full
+        return ""
+    return _fill(prompt, values) + suffix
 
 
 def _build_looks(
@@ -477,7 +488,18 @@ def _build_looks(
         if not combinations:
             skipped.add(template)
         for values in combinations:
-            look = _build_look(doc, loc, avatar, avatar_name, template, spec, values, suffix, files)
+            try:
+                look = _build_look(
+                    doc, loc, avatar, avatar_name, template, spec, values, suffix, files
+                )
+            except _TooLong as e:
+                doc.add(
+                    loc,
+                    f"a key, name, from or file of this look grows to {e.length:,} characters"
+                    f" once its placeholders are filled; at most {_MAX_FILLED:,}",
+                )
+                skipped.add(template)
+                break
             if look is None:
                 continue
             if look.key in looks:
@@ -523,7 +545,30 @@ def _combinations(
     ]
 
 
+class _TooLong(Exception):
+    """A text would grow past _MAX_FILLED once its placeholders are filled."""
+
+    def __init__(self, length: int) -> None:
+        super().__init__(length)
+        self.length = length
+
+
+def _filled_length(text: str, values: Mapping[str, str], slug: bool = False) -> int:
+    if not values:
+        return len(text)
+    pieces = _PLACEHOLDER.split(text)  # text, name, text, name, ..., text
+    fill = (lambda v: slugify(v)) if slug else (lambda v: v)
+    return sum(map(len, pieces[::2])) + sum(len(fill(values[n])) for n in pieces[1::2])
+
+
 def _fill(text: str, values: Mapping[str, str], slug: bool = False) -> str:
+    """text with each {placeholder} replaced by its value (slugified for keys). Without
+    values (a base, a look without matrix) text is taken as it is, braces and all."""
+    if not values:
+        return text
+    length = _filled_length(text, values, slug)
+    if length > _MAX_FILLED:
+        raise _TooLong(length)
     return _PLACEHOLDER.sub(
         lambda m: slugify(values[m.group(1)]) if slug else values[m.group(1)], text
     )
@@ -557,7 +602,7 @@ def _build_look(
             look_id=spec["look_id"],
         )
     prompt = _check_prompt(
-        doc, loc + ("prompt",), _fill(spec["prompt"], values), suffix, key if values else None
+        doc, loc + ("prompt",), spec["prompt"], values, suffix, key if values else None
     )
     name = _fill(spec["name"], values) if "name" in spec else f"{avatar_name} — {key}"
     source = _fill(spec.get("from", "base"), values, slug=True)

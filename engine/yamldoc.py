@@ -26,6 +26,7 @@ Location = tuple[str | int, ...]
 MAX_FILE_BYTES = 16 * 1024 * 1024
 MAX_DEPTH = 64
 MAX_NODES = 2_000_000  # after expanding aliases and merge keys
+MAX_TEXT = 64 * 2**20  # characters of all scalars, after expanding aliases and merge keys
 MAX_SHOWN = 60  # characters of a value or key quoted in a message
 
 _STR = "tag:yaml.org,2002:str"
@@ -52,6 +53,9 @@ _Loader.yaml_implicit_resolvers = {
 
 def shown(value: object) -> str:
     """A value quoted for a message, cut so a 10 MB string cannot make a 10 MB line."""
+    if isinstance(value, str) and len(value) > MAX_SHOWN:
+        # The repr of the two ends only: cheap whatever the length.
+        return repr(value[: MAX_SHOWN - 12])[:-1] + "…" + repr(value[-6:])[1:]
     text = repr(value)
     return text if len(text) <= MAX_SHOWN else text[: MAX_SHOWN - 4] + "…" + text[-3:]
 
@@ -137,6 +141,7 @@ class _Frame:
     value: dict[str, Any] | list[Any] | None  # None: discarded (a bad tag, a complex key)
     anchor: str | None
     size: int = 1  # nodes once expanded
+    text_before: int = 0  # the builder's text count when this frame started
     height: int = 1
     record: bool = True  # record lines (False inside a complex key)
     # mappings only
@@ -158,7 +163,8 @@ class _Builder:
         self.max_nodes = max_nodes
         self.nodes = 0
         self.stack: list[_Frame] = []
-        self.anchors: dict[str, tuple[Any, int, int]] = {}  # value, size, height
+        self.anchors: dict[str, tuple[Any, int, int, int]] = {}  # value, size, height, text
+        self.text = 0  # characters of scalars read so far, aliases expanded
         self.building: set[str] = set()
         self._resolved: dict[str, str] = {}  # plain scalar -> its implicit tag (short ones)
         self.result: Any = None
@@ -180,6 +186,16 @@ class _Builder:
                 return top.loc + (top.key,), top.record, False
             return top.loc + ("<<",), False, False
         return top.loc, False, False  # inside a discarded collection
+
+    def _count_text(self, chars: int, line: int) -> None:
+        # A 1 MB string aliased 100,000 times is few nodes but 100 GB of text to check.
+        self.text += chars
+        if self.text > MAX_TEXT:
+            raise _Fatal(
+                line,
+                f"more than {MAX_TEXT:,} characters of text once aliases and merge keys"
+                " are expanded",
+            )
 
     def _count(self, size: int, height: int, line: int) -> None:
         self.nodes += size
@@ -253,6 +269,7 @@ class _Builder:
         self.nodes += 1
         if self.nodes > self.max_nodes:
             self._count(0, 0, line)  # raises
+        self._count_text(len(event.value), line)
         top = self.stack[-1] if self.stack else None
         if top is not None and event.anchor is None and event.tag is None and top.record:
             # The common case, kept short: a plain key or value of a mapping.
@@ -272,7 +289,7 @@ class _Builder:
         if record and loc and not in_key and isinstance(top and top.value, list):
             self.doc.lines.setdefault(loc, line)
         value = self._scalar_value(event, loc, record, in_key)
-        self._anchor(event.anchor, value, 1, 0)
+        self._anchor(event.anchor, value, 1, 0, len(event.value))
         self._deliver(value, 1, 0, line)
 
     def _plain(self, event: yaml.ScalarEvent) -> Any:
@@ -345,7 +362,7 @@ class _Builder:
             record = False  # a complex key: reported as "keys must be strings" once built
         if event.anchor is not None:
             self.building.add(event.anchor)
-        self.stack.append(_Frame(loc, value, event.anchor, record=record))
+        self.stack.append(_Frame(loc, value, event.anchor, record=record, text_before=self.text))
 
     def end(self, event: yaml.CollectionEndEvent) -> None:
         frame = self.stack.pop()
@@ -359,7 +376,9 @@ class _Builder:
             value = _UNREADABLE
         if frame.anchor is not None:
             self.building.discard(frame.anchor)
-            self._anchor(frame.anchor, value, frame.size, frame.height)
+            self._anchor(
+                frame.anchor, value, frame.size, frame.height, self.text - frame.text_before
+            )
         self._deliver(value, frame.size, frame.height, _line(event))
 
     def alias(self, event: yaml.AliasEvent) -> None:
@@ -369,15 +388,16 @@ class _Builder:
             raise _Fatal(line, f"alias *{event.anchor} refers to the node that contains it")
         if event.anchor not in self.anchors:
             raise _Fatal(line, f"alias *{event.anchor} has no anchor &{event.anchor} before it")
-        value, size, height = self.anchors[event.anchor]
+        value, size, height, text = self.anchors[event.anchor]
         self._count(size, height, line)
+        self._count_text(text, line)
         if record and loc and not in_key:
             self.doc.lines.setdefault(loc, line)
         self._deliver(value, size, height, line)
 
-    def _anchor(self, name: str | None, value: Any, size: int, height: int) -> None:
+    def _anchor(self, name: str | None, value: Any, size: int, height: int, text: int) -> None:
         if name is not None:
-            self.anchors[name] = (value, size, height)
+            self.anchors[name] = (value, size, height, text)
 
 
 def _line(event: yaml.Event) -> int:

@@ -156,6 +156,42 @@ def test_max_looks_counts_every_look_of_the_recipe_and_can_be_raised(tmp_path: P
     assert "--max-looks: must be at least 1, not 0" in bad.err
 
 
+def test_a_long_string_aliased_thousands_of_times_is_one_line(tmp_path: Path) -> None:
+    # Few nodes, but 2 GB of prompts to check: the text is counted as aliases expand.
+    looks = "".join(f"      l{i}: {{prompt: *big}}\n" for i in range(2000))
+    path = write(
+        tmp_path / "text.yaml",
+        "x-big: &big " + "y" * 2**20 + "\n" + HEAD + EXISTING + "    looks:\n" + looks,
+    )
+    # Line 1 holds the 1 Mi anchor and the looks start at line 8: the 63rd alias passes
+    # 64 Mi characters.
+    assert refused(path) == [
+        f"{path}:{8 + 62}: more than 67,108,864 characters of text once aliases and merge"
+        " keys are expanded"
+    ]
+
+
+def test_matrix_value_that_would_fill_a_huge_key_or_name(tmp_path: Path) -> None:
+    path = write(
+        tmp_path / "fill.yaml",
+        HEAD
+        + EXISTING
+        + "    looks:\n"
+        + "      '{v}':\n"  # line 7
+        + "        prompt: p\n"
+        + "        name: '"
+        + "{v}" * 250
+        + "'\n"
+        + "        matrix: {v: ["
+        + "y" * 2**20
+        + "]}\n",
+    )
+    assert refused(path) == [
+        f"{path}:7: avatars.s.looks.{{v}}: a key, name, from or file of this look grows to"
+        " 1,048,576 characters once its placeholders are filled; at most 2,000"
+    ]
+
+
 # -- nesting --------------------------------------------------------------------------------
 
 

@@ -969,3 +969,12 @@ def test_several_missing_keys_are_one_line(tmp_path: Path) -> None:
         f"{path}:3: avatars.a: missing required keys 'name', 'base'",
         f"{path}:4: avatars.a.nmae: unknown key 'nmae'; did you mean 'name'?",
     ]
+
+
+def test_braces_in_a_base_path_are_just_characters(tmp_path: Path) -> None:
+    # Placeholders are a look's matrix feature; a base file named {x}.png is that file.
+    path = write_recipe(tmp_path, HEAD + "    base: {type: photo, file: {path: '{x}.png'}}\n")
+    (tmp_path / "{x}.png").write_bytes(PNG)
+    recipe = load_recipe(path)
+    assert recipe.avatars[0].base.file is not None
+    assert recipe.avatars[0].base.file.value == "{x}.png"
