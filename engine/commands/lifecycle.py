@@ -207,30 +207,47 @@ def run_refresh(paths: Sequence[Path], *, manifest: Path | None, max_looks: int 
     return 0
 
 
-def refresh_recipes(recipes: list[Recipe], manifest: Path | None) -> None:
-    """`plan --refresh`: refresh first; the drift goes to stderr (stdout may be --json)."""
-    _refresh(recipes, manifest, sys.stderr)
+def refresh_recipes(recipes: list[Recipe], manifest: Path | None) -> list[dict[str, str]]:
+    """`plan --refresh`: refresh first; the drift goes to stderr (stdout may be --json).
+
+    Returns, per recipe, the looks found unrecorded (address -> look id): plan shows `adopt`.
+    """
+    return _refresh(recipes, manifest, sys.stderr)
 
 
-def _refresh(recipes: list[Recipe], manifest: Path | None, out: TextIO) -> None:
+def _refresh(recipes: list[Recipe], manifest: Path | None, out: TextIO) -> list[dict[str, str]]:
     base_url, key = api_settings()
     with open_stores(recipes, manifest) as stores:
-        drifts = asyncio.run(_refresh_all(base_url, key, stores))
+        # With the records: a file not on disk (plan --refresh) keeps its recorded upload.
+        graphs = [build_graph(r, store.nodes) for r, store in zip(recipes, stores, strict=True)]
+        results = asyncio.run(_refresh_all(base_url, key, stores, graphs))
     found = False
-    for recipe, drift in zip(recipes, drifts, strict=True):
+    for recipe, (drift, unrecorded) in zip(recipes, results, strict=True):
         prefix = f"{recipe.path}: " if len(recipes) > 1 else ""
         for d in drift:
             print(f"{prefix}{d}", file=out)
             found = True
+        for address, look_id in unrecorded.items():
+            print(
+                f"{prefix}{address}: unrecorded (look {look_id} exists; apply adopts it)", file=out
+            )
+            found = True
     if not found:
         print("No drift.", file=out)
+    return [unrecorded for _, unrecorded in results]
 
 
 async def _refresh_all(
-    base_url: str, key: str, stores: Sequence[ManifestStore]
-) -> list[list[Drift]]:
+    base_url: str, key: str, stores: Sequence[ManifestStore], graphs: Sequence[dict[str, PlanNode]]
+) -> list[tuple[list[Drift], dict[str, str]]]:
     async with HeyGenClient(base_url, key) as client:
-        return [await lifecycle.refresh(client, store) for store in stores]
+        return [
+            (
+                await lifecycle.refresh(client, store),
+                await lifecycle.find_unrecorded(client, store, graph.values()),
+            )
+            for store, graph in zip(stores, graphs, strict=True)
+        ]
 
 
 # -- prune ----------------------------------------------------------------------------
