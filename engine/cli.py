@@ -364,8 +364,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Problem lines stand alone (FILE:LINE: path: message), for editors and grep.
         for problem in e.problems[:MAX_PROBLEMS_SHOWN]:
             print(problem, file=sys.stderr)
-        if len(e.problems) > MAX_PROBLEMS_SHOWN:
-            more = len(e.problems) - MAX_PROBLEMS_SHOWN
+        more = max(0, len(e.problems) - MAX_PROBLEMS_SHOWN) + e.omitted
+        if more:
             print(f"looks: … and {more:,} more problems", file=sys.stderr)
         return e.exit_code
     except LooksError as e:

@@ -140,12 +140,12 @@ def load_recipe(
     if text is not None:
         parse_yaml(text, doc)
     if doc.data is None and doc.problems:
-        raise RecipeError(doc.problems)
+        raise RecipeError(doc.problems, omitted=doc.omitted)
     checked = _check_schema(doc)
     # Semantic checks run on every part the schema accepted, so one pass finds everything.
     recipe = None if checked is None else _build(doc, path, checked, max_looks, media)
     if doc.problems or recipe is None:
-        raise RecipeError(doc.problems)
+        raise RecipeError(doc.problems, omitted=doc.omitted)
     return recipe
 
 
@@ -257,6 +257,9 @@ def _check_schema(doc: _Doc) -> _Checked | None:
             continue
         if error.validator == "additionalProperties":
             for key in _unexpected(error):
+                if doc.full:
+                    doc.omitted += 1  # no suggestion to compute for a key nobody will see
+                    continue
                 allowed = sorted(_schema_of(error).get("properties", {}))
                 doc.add(loc + (key,), _unknown_key(key, allowed))
             continue

@@ -28,8 +28,10 @@ MAX_DEPTH = 64
 MAX_NODES = 2_000_000  # after expanding aliases and merge keys
 MAX_TEXT = 64 * 2**20  # characters of all scalars, after expanding aliases and merge keys
 MAX_SHOWN = 60  # characters of a value or key quoted in a message
+MAX_PROBLEMS_KEPT = 10_000  # then problems are only counted
 
 _STR = "tag:yaml.org,2002:str"
+_INT = "tag:yaml.org,2002:int"
 _MAP = "tag:yaml.org,2002:map"
 _SEQ = "tag:yaml.org,2002:seq"
 _MERGE = "tag:yaml.org,2002:merge"
@@ -74,6 +76,12 @@ class YamlDocument:
     lines: dict[Location, int] = field(default_factory=dict)
     problems: list[Problem] = field(default_factory=list)
     unreadable: set[Location] = field(default_factory=set)  # a problem was reported there
+    omitted: int = 0  # problems past MAX_PROBLEMS_KEPT: counted, not kept
+
+    @property
+    def full(self) -> bool:
+        """Whether further problems are only counted (skip the work of wording them)."""
+        return len(self.problems) >= MAX_PROBLEMS_KEPT
 
     def line(self, loc: Location) -> int:
         while loc not in self.lines and loc:
@@ -81,6 +89,9 @@ class YamlDocument:
         return self.lines.get(loc, 1)
 
     def add(self, loc: Location, message: str, line: int | None = None) -> None:
+        if self.full:
+            self.omitted += 1
+            return
         path = ".".join(_path_part(p) for p in loc)
         where = self.line(loc) if line is None else line
         self.problems.append(Problem(self.file, where, path, message))
@@ -265,44 +276,70 @@ class _Builder:
     # -- events --------------------------------------------------------------------------
 
     def scalar(self, event: yaml.ScalarEvent) -> None:
-        line = _line(event)
+        text: str = event.value
         self.nodes += 1
-        if self.nodes > self.max_nodes:
-            self._count(0, 0, line)  # raises
-        self._count_text(len(event.value), line)
+        self.text += len(text)
+        if self.nodes > self.max_nodes or self.text > MAX_TEXT:
+            self._count(0, 0, _line(event))
+            self._count_text(0, _line(event))
         top = self.stack[-1] if self.stack else None
-        if top is not None and event.anchor is None and event.tag is None and top.record:
+        if (
+            top is not None
+            and top.record
+            and event.anchor is None
+            and event.tag is None
+            and top.value.__class__ is dict
+        ):
             # The common case, kept short: a plain key or value of a mapping.
-            value = self._plain(event)
-            if isinstance(value, str) and isinstance(top.value, dict):
-                if not top.has_key and value != "<<":
+            tag = self._implicit_tag(event) if event.implicit[0] else _STR
+            if not top.has_key:
+                if tag == _STR:
                     top.size += 1
-                    self._take_key(top, value, line)
+                    self._take_key(top, text, _line(event))
                     return
-                if top.has_key and top.key_ok and not top.merge:
+            elif top.key_ok and not top.merge and tag != _MERGE:
+                value = self._construct(tag, event)
+                if value is not _UNREADABLE:
                     top.size += 1
                     top.height = max(top.height, 1)
                     top.has_key = False
+                    assert isinstance(top.value, dict)
                     top.value[top.key] = value
                     return
+        line = _line(event)
         loc, record, in_key = self._child_loc()
         if record and loc and not in_key and isinstance(top and top.value, list):
             self.doc.lines.setdefault(loc, line)
         value = self._scalar_value(event, loc, record, in_key)
-        self._anchor(event.anchor, value, 1, 0, len(event.value))
+        self._anchor(event.anchor, value, 1, 0, len(text))
         self._deliver(value, 1, 0, line)
 
-    def _plain(self, event: yaml.ScalarEvent) -> Any:
-        """A string when the scalar surely is one (quoted, or plain text), else a marker."""
-        if not event.implicit[0]:
-            return event.value  # quoted or a block scalar: always a string
+    def _implicit_tag(self, event: yaml.ScalarEvent) -> str:
+        """The tag of a plain scalar (str, int, bool, ...), short ones remembered."""
         value: str = event.value
-        tag = self._resolved.get(value) if len(value) <= 24 else None
+        short = len(value) <= 24
+        tag = self._resolved.get(value) if short else None
         if tag is None:
             tag = self.loader.resolve(yaml.ScalarNode, value, event.implicit)
-            if len(value) <= 24 and len(self._resolved) < 10_000:
+            if short and len(self._resolved) < 10_000:
                 self._resolved[value] = tag
-        return value if tag == _STR else _UNREADABLE
+        return tag
+
+    def _construct(self, tag: str, event: yaml.ScalarEvent) -> Any:
+        """The value of a scalar of a safe or implicit tag; _UNREADABLE when it fails."""
+        value: str = event.value
+        if tag == _STR or tag not in _SAFE_TAGS:
+            return value  # `=` and the like: plain text here
+        # Plain decimal ints, the common case, without the general constructor
+        # (012 is octal in YAML 1.1: left to it).
+        decimal = value.isdigit() and value.isascii() and (value[0] != "0" or len(value) == 1)
+        if tag == _INT and decimal and len(value) < 19:
+            return int(value)
+        node = yaml.ScalarNode(tag, event.value, style=event.style)
+        try:
+            return self.loader.yaml_constructors[tag](self.loader, node)
+        except (yaml.YAMLError, ValueError, OverflowError):
+            return _UNREADABLE
 
     def _scalar_value(
         self, event: yaml.ScalarEvent, loc: Location, record: bool, in_key: bool

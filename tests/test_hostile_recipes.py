@@ -379,3 +379,19 @@ def test_a_huge_number_of_problems_prints_a_bounded_report(tmp_path: Path) -> No
     assert lines[0] == f"{path}:3: avatars.a0: missing required keys 'name', 'base'"
     assert lines[-1].startswith("looks: … and ") and lines[-1].endswith(" more problems")
     assert child.max_rss < 500 * 2**20
+
+
+def test_problems_past_the_kept_ones_are_counted_not_worded(tmp_path: Path) -> None:
+    # 300,000 unknown keys: each would be a Problem and a "did you mean" search.
+    path = tmp_path / "keys.yaml"
+    with path.open("w") as f:
+        f.write(HEAD + EXISTING)
+        f.writelines(f"    k{i}: 1\n" for i in range(300_000))
+    child = looks_limited("validate", path)
+    assert (child.code, child.out) == (1, "")
+    lines = child.err.splitlines()
+    assert lines[0] == f"{path}:6: avatars.s.k0: unknown key 'k0'; expected one of base," + (
+        " consent, group_id, looks, name"
+    )
+    assert lines[100:] == ["looks: … and 299,900 more problems"]
+    assert child.max_rss < 500 * 2**20

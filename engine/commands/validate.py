@@ -19,13 +19,15 @@ def load_all(
     """
     recipes: list[Recipe] = []
     problems: list[Problem] = []
+    omitted = 0
     for path in paths:
         try:
             recipes.append(load_recipe(path, max_looks=max_looks, media=media))
         except RecipeError as e:
             problems.extend(e.problems)
+            omitted += e.omitted
     if problems:
-        raise RecipeError(problems)
+        raise RecipeError(problems, omitted=omitted)
     return recipes
 
 
