@@ -157,7 +157,6 @@ class _Frame:
     record: bool = True  # record lines (False inside a complex key)
     # mappings only
     key: Any = None
-    key_line: int = 0
     has_key: bool = False
     key_ok: bool = False
     merge: bool = False
@@ -243,7 +242,7 @@ class _Builder:
             top.value[top.key] = value
 
     def _take_key(self, top: _Frame, key: Any, line: int) -> None:
-        top.has_key, top.key, top.key_line, top.key_ok, top.merge = True, key, line, False, False
+        top.has_key, top.key, top.key_ok, top.merge = True, key, False, False
         if key is _MERGE_KEY:
             top.merge = True
             return
