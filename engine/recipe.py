@@ -19,10 +19,11 @@ import re
 import stat
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from engine import _schemas
+from engine import _schemas, media
 from engine.errors import RecipeError
 from engine.yamldoc import Location, YamlDocument, parse_yaml, read_text, shown
 
@@ -110,12 +111,27 @@ class AvatarSpec:
 
 
 @dataclass(frozen=True)
+class CreditPrices:
+    """Credits one generation of each kind costs (`defaults.credits`); 1 unless set.
+
+    HeyGen publishes 1 credit per photo or digital-twin creation; prompt bases and looks
+    are not published, so a team sets what its account is charged.
+    """
+
+    photo: Decimal = Decimal(1)
+    digital_twin: Decimal = Decimal(1)
+    prompt: Decimal = Decimal(1)
+    look: Decimal = Decimal(1)
+
+
+@dataclass(frozen=True)
 class Recipe:
     """A loaded, valid recipe."""
 
     path: Path
     avatars: tuple[AvatarSpec, ...]
     prompt_suffix: str = ""
+    credits: CreditPrices = CreditPrices()
 
     @property
     def directory(self) -> Path:
@@ -313,6 +329,9 @@ def _schema_message(error: jsonschema.ValidationError) -> str:
         return f"at most {value} {what} allowed; got {len(instance)}"
     if v in ("minItems", "minLength", "minProperties"):
         return "must not be empty"
+    if v in ("minimum", "maximum"):
+        bound = "at least" if v == "minimum" else "at most"
+        return f"must be {bound} {value}; got {instance!r}"
     if v == "pattern" and str(value).startswith("^https?"):
         return f"must be an http(s) URL; got {shown(instance)}"
     if v == "pattern":
@@ -367,6 +386,10 @@ def _build(
     suffix = suffix if isinstance(suffix, str) else ""
     files = _FileResolver(path.parent.resolve(), doc, media)
     budget = _LookBudget(max_looks, max_looks)
+    credits = CreditPrices()
+    raw_credits = defaults.get("credits") if isinstance(defaults, dict) else None
+    if isinstance(raw_credits, dict) and ("defaults", "credits") not in skip:
+        credits = _credit_prices(doc, raw_credits)
     avatars = [
         _build_avatar(doc, key, raw, suffix, files, skip, budget)
         for key, raw in data["avatars"].items()
@@ -375,8 +398,22 @@ def _build(
     if any(a is None for a in avatars) or skip or checked.unchecked:
         return None  # problems were found; the parts that passed were checked all the same
     return Recipe(
-        path=path, avatars=tuple(a for a in avatars if a is not None), prompt_suffix=suffix
+        path=path,
+        avatars=tuple(a for a in avatars if a is not None),
+        prompt_suffix=suffix,
+        credits=credits,
     )
+
+
+def _credit_prices(doc: _Doc, raw: Mapping[str, float]) -> CreditPrices:
+    """defaults.credits as exact decimals (0.1 x 3 is 0.3); the schema checked the rest."""
+    prices: dict[str, Decimal] = {}
+    for kind, value in raw.items():
+        if not math.isfinite(value):  # .nan passes the schema's bounds
+            doc.add(("defaults", "credits", kind), f"must be a finite number; got {value!r}")
+            continue
+        prices[kind] = Decimal(str(value))
+    return CreditPrices(**prices)
 
 
 def _build_avatar(
@@ -660,7 +697,7 @@ class _FileResolver:
         self.root = root
         self.doc = doc
         self.media = media
-        self._digests: dict[Path, str | None] = {}
+        self._files: dict[Path, _LocalFile | _Absent] = {}
 
     def resolve_all(
         self, loc: Location, raws: list[dict[str, Any]], values: Mapping[str, str]
@@ -726,49 +763,72 @@ class _FileResolver:
         if not target.is_relative_to(self.root):
             self.doc.add(loc, f"{shown(relative)} is outside the recipe's directory")
             return None
-        media_type = mimetypes.guess_type(target.name)[0]
-        if not self._media_ok(loc, media_type, wanted):
-            return None
-        digest = self._digest(loc, relative, target)
-        if digest is None and self.media == "required":
+        found = self._read(target)
+        if isinstance(found, _Absent):
+            if self.media == "required" or not found.missing:
+                quoted = shown(relative)
+                self.doc.add(loc, found.problem.format(path=quoted, bare=quoted[1:-1]))
+                return None
+            # Not on disk, and this command does not send it: judged by its name only, it
+            # takes the digest of its recorded upload in the planner.
+            guessed = mimetypes.guess_type(target.name)[0]
+            if not self._media_ok(loc, guessed, wanted):
+                return None
+            return FileSpec(kind="path", value=relative, media_type=guessed)
+        # Judged by content, not by name: a text file called fake.png is no image.
+        verdict = media.check(found.head, found.size, "video" if wanted == "video" else "image")
+        if not verdict.ok:
+            self.doc.add(loc, f"{relative}: {verdict.problem}")
             return None
         return FileSpec(
             kind="path",
             value=relative,
-            media_type=media_type,
-            local_path=target if digest is not None else None,
-            digest=digest,
+            media_type=verdict.media_type,
+            local_path=target,
+            digest=found.digest,
         )
 
-    def _digest(self, loc: Location, relative: str, target: Path) -> str | None:
-        """The file's sha256; None when it is not on disk (a problem if media are required)."""
-        if target in self._digests:
-            if self._digests[target] is None and self.media == "required":
-                self.doc.add(loc, f"file not found: {shown(relative)[1:-1]}")
-            return self._digests[target]
-        digest = None
+    def _read(self, target: Path) -> _LocalFile | _Absent:
+        """The file's digest, first bytes and size, read once however often it is named."""
+        if target not in self._files:
+            self._files[target] = _read_local(target)
+        return self._files[target]
+
+
+@dataclass(frozen=True)
+class _LocalFile:
+    digest: str
+    head: bytes
+    size: int
+
+
+@dataclass(frozen=True)
+class _Absent:
+    """Why a local file cannot be read; `missing` when it is just not there (or unreadable),
+    which commands that do not send it accept."""
+
+    problem: str  # with {path} (quoted) or {bare}
+    missing: bool = True
+
+
+def _read_local(target: Path) -> _LocalFile | _Absent:
+    try:
+        # O_NONBLOCK: a FIFO in place of a photo must not hang the load.
+        fd = os.open(target, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return _Absent("file not found: {bare}")
+    except OSError as e:
+        return _Absent(f"cannot read {{path}}: {e.strerror}")
+    with os.fdopen(fd, "rb") as f:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            return _Absent("{path} is not a regular file", missing=False)
+        h = hashlib.sha256()
+        head = b""
         try:
-            # O_NONBLOCK: a FIFO in place of a photo must not hang the load.
-            fd = os.open(target, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-        except FileNotFoundError:
-            problem = f"file not found: {shown(relative)[1:-1]}"
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                head = head or chunk[: media.HEAD_BYTES]
+                h.update(chunk)
         except OSError as e:
-            problem = f"cannot read {shown(relative)}: {e.strerror}"
-        else:
-            with os.fdopen(fd, "rb") as f:
-                if not stat.S_ISREG(os.fstat(fd).st_mode):
-                    problem = f"{shown(relative)} is not a regular file"
-                    self.doc.add(loc, problem)  # not media that is absent: wrong everywhere
-                    self._digests[target] = None
-                    return None
-                h = hashlib.sha256()
-                try:
-                    for chunk in iter(lambda: f.read(1 << 20), b""):
-                        h.update(chunk)
-                    digest = h.hexdigest()
-                except OSError as e:
-                    problem = f"cannot read {shown(relative)}: {e.strerror}"
-        self._digests[target] = digest
-        if digest is None and self.media == "required":
-            self.doc.add(loc, problem)
-        return digest
+            return _Absent(f"cannot read {{path}}: {e.strerror}")
+    return _LocalFile(h.hexdigest(), head, info.st_size)
