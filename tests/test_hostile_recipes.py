@@ -153,7 +153,7 @@ def test_max_looks_counts_every_look_of_the_recipe_and_can_be_raised(tmp_path: P
     assert planned.code == 0, planned.err
     bad = looks_limited("plan", path, "--max-looks", "0")
     assert bad.code == 2
-    assert "--max-looks: must be at least 1, not 0" in bad.err
+    assert "--max-looks: expected an integer at least 1, not '0'" in bad.err
 
 
 def test_a_long_string_aliased_thousands_of_times_is_one_line(tmp_path: Path) -> None:
