@@ -7,15 +7,22 @@ the checker, still reports a path that names no file.
 
 from __future__ import annotations
 
+import asyncio
+import io
 import json
 import shutil
 from collections.abc import Callable
 from pathlib import Path
 
-from conftest import Run
+from conftest import API_KEY, Run
 
 from engine import sim
-from engine.manifest import manifest_path_for
+from engine.client import HeyGenClient
+from engine.executor import ApplyResult, Batch, Executor
+from engine.manifest import ManifestStore, manifest_path_for
+from engine.plan import build_plan
+from engine.progress import reporter_for
+from engine.recipe import load_recipe
 
 MEDIA = ("media/sarah.png", "media/office.png", "media/marco.png")
 
@@ -113,3 +120,27 @@ def test_only_the_upload_that_must_send_a_missing_file_fails(
     assert again.code == 0, again.out + again.err
     nodes = json.loads(manifest_path_for(recipe).read_text())["nodes"]
     assert nodes["nina/red"]["status"] == "completed"
+
+
+def test_a_file_gone_between_loading_and_uploading_fails_only_its_upload(
+    recipes: Path, simulator: sim.RunningSimulator
+) -> None:
+    recipe = load_recipe(recipes / "sarah.yaml")
+    (recipes / "media/marco.png").unlink()  # after the recipe was read, before its upload
+    store = ManifestStore(manifest_path_for(recipe.path), "sarah.yaml")
+    batch = Batch(build_plan(recipe, store.nodes), store)
+
+    async def apply() -> ApplyResult:
+        async with HeyGenClient(simulator.base_url, API_KEY) as client:
+            reporter = reporter_for(io.StringIO(), log_json=False)
+            return await Executor(client, [batch], reporter).run()
+
+    try:
+        result = asyncio.run(apply())
+    finally:
+        store.close()
+    failed = [reason for _, reason in result.failures if "file_unreadable" in reason]
+    assert failed == ["failed: file_unreadable: media/marco.png: No such file or directory"]
+    nodes = json.loads(manifest_path_for(recipe.path).read_text())["nodes"]
+    assert nodes["sarah/podcast"]["status"] == "completed"
+    assert nodes["marco"]["status"] == "blocked"
