@@ -339,6 +339,13 @@ def _add_apply(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     )
     p.add_argument("--log-json", action="store_true", help="one JSON object per event")
     p.add_argument(
+        "--progress-every",
+        type=_number("seconds", minimum=0, above=True),
+        default=30.0,
+        metavar="SECONDS",
+        help="without a terminal, a progress line at least this often (default 30)",
+    )
+    p.add_argument(
         "--prune",
         action="store_true",
         help="after a successful run, delete superseded and orphaned looks (no prompt)",
@@ -425,6 +432,26 @@ def _add_consent(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     _manifest_option(p)
 
 
+def _add_repair(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "repair", help="keep every complete change of a damaged journal; set the rest aside"
+    )
+    p.add_argument(
+        "recipe", type=Path, metavar="RECIPE", help="the recipe whose manifest's journal to mend"
+    )
+    _manifest_option(p)
+
+
+def _add_rehome(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "rehome", help="make a manifest this recipe's own (after renaming or moving a recipe)"
+    )
+    p.add_argument(
+        "recipe", type=Path, metavar="RECIPE", help="the recipe the manifest belongs to from now on"
+    )
+    _manifest_option(p)
+
+
 def _add_merge_driver(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "merge-driver",
@@ -496,6 +523,7 @@ def _run_apply(args: argparse.Namespace) -> int:
         log_json=args.log_json,
         prune=args.prune,
         max_credits=args.max_credits,
+        progress_every=args.progress_every,
         max_looks=args.max_looks,
     )
 
@@ -545,6 +573,18 @@ def _run_consent(args: argparse.Namespace) -> int:
     return lifecycle.run_consent(args.recipes, manifest=args.manifest, max_looks=args.max_looks)
 
 
+def _run_repair(args: argparse.Namespace) -> int:
+    from engine.commands import repair
+
+    return repair.run_repair(args.recipe, manifest=args.manifest)
+
+
+def _run_rehome(args: argparse.Namespace) -> int:
+    from engine.commands import repair
+
+    return repair.run_rehome(args.recipe, manifest=args.manifest)
+
+
 def _run_merge_driver(args: argparse.Namespace) -> int:
     from engine.commands import merge_driver
 
@@ -586,6 +626,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_refresh(sub)
     _add_prune(sub)
     _add_consent(sub)
+    _add_repair(sub)
+    _add_rehome(sub)
     _add_merge_driver(sub)
     _add_sim(sub)
     return parser
@@ -602,6 +644,8 @@ _COMMANDS = {
     "refresh": _run_refresh,
     "prune": _run_prune,
     "consent": _run_consent,
+    "repair": _run_repair,
+    "rehome": _run_rehome,
     "merge-driver": _run_merge_driver,
     "sim": _run_sim,
 }

@@ -384,7 +384,7 @@ def _build(
     defaults = data.get("defaults")
     suffix = defaults.get("prompt_suffix", "") if isinstance(defaults, dict) else ""
     suffix = suffix if isinstance(suffix, str) else ""
-    files = _FileResolver(path.parent.resolve(), doc, media)
+    files = _FileResolver(path.resolve().parent, doc, media)  # a symlink: beside the real file
     budget = _LookBudget(max_looks, max_looks)
     credits = CreditPrices()
     raw_credits = defaults.get("credits") if isinstance(defaults, dict) else None
