@@ -40,7 +40,7 @@ from engine.plan import PlanNode, build_graph, build_plan, consent_address
 from engine.plan_markdown import RecipePlan
 from engine.plans import Plan
 from engine.progress import Event, Reporter
-from engine.recipe import Recipe, load_recipe
+from engine.recipe import MAX_LOOKS, MediaPolicy, Recipe, load_recipe
 from engine.summary import RunSummary
 from engine.workspace import (
     DEFAULT_BASE_URL,
@@ -80,12 +80,16 @@ INTERRUPTED = 130  # exit code of a run stopped by a second Ctrl-C
 Recipes = str | os.PathLike[str] | Recipe | Sequence[str | os.PathLike[str] | Recipe]
 
 
-def _load(recipes: Recipes) -> list[Recipe]:
+def _load(recipes: Recipes, max_looks: int, media: MediaPolicy) -> list[Recipe]:
     """Recipes given by path are loaded (every problem of every one reported at once);
-    Recipe objects (from validate) are used as they are."""
+    Recipe objects (from validate) are used as they are.
+
+    `media`: whether the local files a recipe names must be on disk. Commands that only
+    read manifests or plan from them do without (CI need not hold the headshots).
+    """
     given = [recipes] if isinstance(recipes, str | os.PathLike | Recipe) else list(recipes)
     paths = [Path(r) for r in given if not isinstance(r, Recipe)]
-    loaded = iter(load_recipes(paths))
+    loaded = iter(load_recipes(paths, max_looks=max_looks, media=media))
     return [r if isinstance(r, Recipe) else next(loaded) for r in given]
 
 
@@ -101,9 +105,14 @@ def _label(recipe: Recipe, recipes: Sequence[Recipe]) -> str:
 # -- validate, plan, status ---------------------------------------------------------------
 
 
-def validate(recipes: Recipes) -> list[Recipe]:
-    """Load and check recipes; a RecipeError lists every problem of every recipe."""
-    return _load(recipes)
+def validate(
+    recipes: Recipes, *, max_looks: int = MAX_LOOKS, media: MediaPolicy = "required"
+) -> list[Recipe]:
+    """Load and check recipes; a RecipeError lists every problem of every recipe.
+
+    A recipe that expands to more than `max_looks` looks is refused.
+    """
+    return _load(recipes, max_looks, media)
 
 
 def plan(
@@ -112,13 +121,14 @@ def plan(
     manifest: str | os.PathLike[str] | None = None,
     only: Sequence[str] = (),
     adoptable: Sequence[Mapping[str, str]] | None = None,
+    max_looks: int = MAX_LOOKS,
 ) -> Plan:
     """What `apply` would do: each recipe diffed against its manifest (offline).
 
     `only` keeps addresses or globs (and their dependencies); `adoptable` holds, per
     recipe, looks found unrecorded by `refresh` (address -> look id), planned as `adopt`.
     """
-    loaded = _load(recipes)
+    loaded = _load(recipes, max_looks, "optional")
     found = list(adoptable) if adoptable is not None else [{} for _ in loaded]
     plans = []
     for recipe, adopt in zip(loaded, found, strict=True):
@@ -151,10 +161,15 @@ class Record:
         return self.record.look_id
 
 
-def status(recipes: Recipes, *, manifest: str | os.PathLike[str] | None = None) -> list[Record]:
+def status(
+    recipes: Recipes,
+    *,
+    manifest: str | os.PathLike[str] | None = None,
+    max_looks: int = MAX_LOOKS,
+) -> list[Record]:
     """What the manifests record, recipe by recipe, address by address (offline)."""
     out: list[Record] = []
-    for recipe in _load(recipes):
+    for recipe in _load(recipes, max_looks, "optional"):
         records = read_recipe_manifest(recipe, _manifest(manifest)).nodes
         out.extend(Record(recipe.path, records[a]) for a in sorted(records))
     return out
@@ -191,6 +206,8 @@ def apply(
     reporter: Reporter | None = None,
     options: ApplyOptions | None = None,
     handle_signals: bool = True,
+    max_looks: int = MAX_LOOKS,
+    on_plan: Callable[[Plan], None] | None = None,
 ) -> ApplyResult:
     """Create what the plans say, resumably; see apply_async, which this runs in a new loop.
 
@@ -213,6 +230,8 @@ def apply(
             reporter=reporter,
             options=options,
             handle_signals=handle_signals,
+            max_looks=max_looks,
+            on_plan=on_plan,
         )
     )
 
@@ -232,17 +251,21 @@ async def apply_async(
     reporter: Reporter | None = None,
     options: ApplyOptions | None = None,
     handle_signals: bool = False,
+    max_looks: int = MAX_LOOKS,
+    on_plan: Callable[[Plan], None] | None = None,
 ) -> ApplyResult:
     """Create what the plans say, resumably, within the caller's event loop.
 
     `timeout` is the per-node wait in seconds; `options` (if given) overrides `max_jobs`,
-    `fail_fast` and `timeout`. A plan costing more than `max_credits` is refused before
-    any request (BudgetError). `reporter` receives events, counts and, at the end, the
-    run's summary. The result's `.ok` is False when a node failed or was blocked, the run
-    stopped early, or (with `prune`) a deletion failed. A manifest that cannot be written
-    raises StateWriteError once the run has stopped (what is journaled is kept).
+    `fail_fast` and `timeout`. `on_plan` sees the plans before anything is sent. A plan
+    costing more than `max_credits` is refused before any request (BudgetError).
+    `reporter` receives events, counts and, at the end, the run's summary. The result's
+    `.ok` is False when a node failed or was blocked, the run stopped early, or (with
+    `prune`) a deletion failed. A manifest that cannot be written raises StateWriteError
+    once the run has stopped (what is journaled is kept).
     """
-    loaded = _load(recipes)
+    # A file not on disk fails only the upload that must send it (see Executor._upload).
+    loaded = _load(recipes, max_looks, "optional")
     watcher = reporter or _Silent()
     options = options or ApplyOptions(max_jobs=max_jobs, fail_fast=fail_fast, node_timeout=timeout)
     with open_stores(loaded, _manifest(manifest)) as stores:
@@ -250,6 +273,9 @@ async def apply_async(
             Batch(build_plan(recipe, store.nodes, only), store, _label(recipe, loaded))
             for recipe, store in zip(loaded, stores, strict=True)
         ]
+        if on_plan is not None:
+            labelled = zip(loaded, batches, strict=True)
+            on_plan(Plan(tuple(RecipePlan(str(r.path), b.plan) for r, b in labelled)))
         budget = None if max_credits is None else _budget(batches, max_credits)
         beside = recorded_beside(stores, made_only=True)
         options = dataclasses.replace(options, recorded_elsewhere=beside)
@@ -338,11 +364,13 @@ def refresh(
     api_key: str,
     base_url: str = DEFAULT_BASE_URL,
     manifest: str | os.PathLike[str] | None = None,
+    max_looks: int = MAX_LOOKS,
 ) -> list[Refreshed]:
     """Compare the manifests with the account and record the drift, recipe by recipe."""
-    loaded = _load(recipes)
-    graphs = [build_graph(r) for r in loaded]
+    loaded = _load(recipes, max_looks, "required")
     with open_stores(loaded, _manifest(manifest)) as stores:
+        # With the records: a file not on disk (plan --refresh) keeps its recorded upload.
+        graphs = [build_graph(r, store.nodes) for r, store in zip(loaded, stores, strict=True)]
         found = asyncio.run(_refresh_all(base_url, api_key, stores, graphs))
     return [
         Refreshed(recipe.path, tuple(drift), unrecorded)
@@ -388,6 +416,7 @@ def prune(
     manifest: str | os.PathLike[str] | None = None,
     confirm: Callable[[Sequence[Pruning]], bool] | None = None,
     on_outcome: Callable[[Path, PruneOutcome], None] | None = None,
+    max_looks: int = MAX_LOOKS,
 ) -> list[PruneOutcome] | None:
     """Delete superseded and orphaned looks, recording each deletion.
 
@@ -395,7 +424,7 @@ def prune(
     nothing is deleted and None is returned. Without it, prune deletes without asking, as
     `looks prune --yes`. `on_outcome` hears each deletion as it is recorded.
     """
-    loaded = _load(recipes)
+    loaded = _load(recipes, max_looks, "required")
     with open_stores(loaded, _manifest(manifest)) as stores:
         selected = _selection(stores, [build_graph(r) for r in loaded])
         pruning = [Pruning(r.path, tuple(s)) for r, s in zip(loaded, selected, strict=True)]
@@ -475,9 +504,10 @@ def consent(
     base_url: str = DEFAULT_BASE_URL,
     manifest: str | os.PathLike[str] | None = None,
     on_state: Callable[[Path, ConsentState], None] | None = None,
+    max_looks: int = MAX_LOOKS,
 ) -> list[tuple[Path, ConsentState]]:
     """Every digital twin's consent status and URL; starts the flows never started."""
-    loaded = _load(recipes)
+    loaded = _load(recipes, max_looks, "required")
     if not any(a.base.type == "digital_twin" for r in loaded for a in r.avatars):
         return []
     with open_stores(loaded, _manifest(manifest)) as stores:
@@ -603,12 +633,14 @@ def catalog(
     out: str | os.PathLike[str],
     manifest: str | os.PathLike[str] | None = None,
     on_failed: Callable[[Fetched], None] | None = None,
+    max_looks: int = MAX_LOOKS,
 ) -> Gallery:
     """Write an offline gallery (index.html, catalog.md, previews/) of the recipes' looks.
 
     Needs no API key: previews are downloaded from their URLs, without credentials.
     """
-    loaded = _load(recipes)
+    # Offline: the gallery shows what the manifests record; the media need not be on disk.
+    loaded = _load(recipes, max_looks, "optional")
     target = Path(out)
     sections = []
     for recipe in loaded:

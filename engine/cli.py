@@ -32,7 +32,10 @@ from engine.commands import (
 )
 from engine.errors import LooksError, RecipeError, UsageError
 from engine.executor import ApplyOptions
+from engine.recipe import MAX_LOOKS
 from engine.version import __version__
+
+MAX_PROBLEMS_SHOWN = 100  # a recipe with 5 million problems must not print 5 million lines
 
 DESCRIPTION = """\
 Batch look generation for the HeyGen v3 avatar API. Declare avatars and their looks in a YAML
@@ -229,7 +232,6 @@ def _add_sim(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def _run_sim(args: argparse.Namespace) -> int:
-
     low, high = sim.parse_seconds_range(args.generation_seconds)
     config = sim.SimConfig(
         api_key=args.api_key,
@@ -255,6 +257,17 @@ def _run_sim(args: argparse.Namespace) -> int:
 def _recipes(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "recipes", nargs="+", type=Path, metavar="RECIPE", help="recipe files (YAML); one or more"
+    )
+    _max_looks_option(p)
+
+
+def _max_looks_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--max-looks",
+        type=_integer(minimum=1),
+        default=MAX_LOOKS,
+        metavar="N",
+        help=f"refuse a recipe that expands to more than N looks (default {MAX_LOOKS:,})",
     )
 
 
@@ -306,6 +319,7 @@ def _add_plan(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 def _add_graph(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("graph", help="print the dependency graph with each node's action")
     p.add_argument("recipe", type=Path, metavar="RECIPE", help="recipe file (YAML)")
+    _max_looks_option(p)
     _manifest_option(p)
     p.add_argument(
         "--format",
@@ -484,8 +498,7 @@ def _only_took_one(args: argparse.Namespace) -> None:
 
 
 def _run_validate(args: argparse.Namespace) -> int:
-
-    return validate.run(args.recipes)
+    return validate.run(args.recipes, max_looks=args.max_looks)
 
 
 def _run_plan(args: argparse.Namespace) -> int:
@@ -500,6 +513,7 @@ def _run_plan(args: argparse.Namespace) -> int:
         fmt="json" if args.json else args.format or "text",
         detailed_exitcode=args.detailed_exitcode,
         refresh=args.refresh,
+        max_looks=args.max_looks,
     )
 
 
@@ -518,51 +532,50 @@ def _run_apply(args: argparse.Namespace) -> int:
         prune=args.prune,
         max_credits=args.max_credits,
         progress_every=args.progress_every,
+        max_looks=args.max_looks,
     )
 
 
 def _run_status(args: argparse.Namespace) -> int:
     _single_manifest(args)
-    return status.run(args.recipes, manifest=args.manifest, as_json=args.json)
+    return status.run(
+        args.recipes, manifest=args.manifest, as_json=args.json, max_looks=args.max_looks
+    )
 
 
 def _run_catalog(args: argparse.Namespace) -> int:
     _single_manifest(args)
-    return catalog.run(args.recipes, manifest=args.manifest, out=args.out)
+    return catalog.run(args.recipes, manifest=args.manifest, out=args.out, max_looks=args.max_looks)
 
 
 def _run_import(args: argparse.Namespace) -> int:
-
     return import_groups.run(args.groups, out=args.out)
 
 
 def _run_refresh(args: argparse.Namespace) -> int:
     _single_manifest(args)
-    return refresh.run(args.recipes, manifest=args.manifest)
+    return refresh.run(args.recipes, manifest=args.manifest, max_looks=args.max_looks)
 
 
 def _run_prune(args: argparse.Namespace) -> int:
     _single_manifest(args)
-    return prune.run(args.recipes, manifest=args.manifest, yes=args.yes)
+    return prune.run(args.recipes, manifest=args.manifest, yes=args.yes, max_looks=args.max_looks)
 
 
 def _run_consent(args: argparse.Namespace) -> int:
     _single_manifest(args)
-    return consent.run(args.recipes, manifest=args.manifest)
+    return consent.run(args.recipes, manifest=args.manifest, max_looks=args.max_looks)
 
 
 def _run_repair(args: argparse.Namespace) -> int:
-
     return repair.run(args.recipe, manifest=args.manifest)
 
 
 def _run_rehome(args: argparse.Namespace) -> int:
-
     return rehome.run(args.recipe, manifest=args.manifest)
 
 
 def _run_merge_driver(args: argparse.Namespace) -> int:
-
     if args.files == ["install"]:
         return merge_driver.install(Path.cwd())
     if len(args.files) not in (3, 4):
@@ -575,8 +588,7 @@ def _run_merge_driver(args: argparse.Namespace) -> int:
 
 
 def _run_graph(args: argparse.Namespace) -> int:
-
-    return graph.run(args.recipe, manifest=args.manifest, fmt=args.format)
+    return graph.run(args.recipe, manifest=args.manifest, fmt=args.format, max_looks=args.max_looks)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -688,8 +700,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _COMMANDS[args.command](args)
     except RecipeError as e:
         # Problem lines stand alone (FILE:LINE: path: message), for editors and grep.
-        for problem in e.problems:
+        for problem in e.problems[:MAX_PROBLEMS_SHOWN]:
             print(problem, file=sys.stderr)
+        more = max(0, len(e.problems) - MAX_PROBLEMS_SHOWN) + e.omitted
+        if more:
+            print(f"looks: … and {more:,} more problems", file=sys.stderr)
         return failed(None, e.exit_code)
     except LooksError as e:
         return failed(str(e), e.exit_code)

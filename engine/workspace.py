@@ -16,22 +16,30 @@ from pathlib import Path
 from engine.errors import Problem, RecipeError, UsageError
 from engine.manifest import Manifest, ManifestStore, manifest_path_for, read_manifest
 from engine.manifest import recipe_label as label_for
-from engine.recipe import Recipe, load_recipe
+from engine.recipe import MAX_LOOKS, MediaPolicy, Recipe, load_recipe
 
 DEFAULT_BASE_URL = "https://api.heygen.com"
 
 
-def load_recipes(paths: Sequence[Path]) -> list[Recipe]:
-    """Load every recipe; report the problems of all of them at once."""
+def load_recipes(
+    paths: Sequence[Path], *, max_looks: int = MAX_LOOKS, media: MediaPolicy = "required"
+) -> list[Recipe]:
+    """Load every recipe; report the problems of all of them at once.
+
+    Commands that read only the manifest, or that plan from it, pass media="optional":
+    a photo that is not on disk is then no problem (CI need not hold the headshots).
+    """
     recipes: list[Recipe] = []
     problems: list[Problem] = []
+    omitted = 0
     for path in paths:
         try:
-            recipes.append(load_recipe(path))
+            recipes.append(load_recipe(path, max_looks=max_looks, media=media))
         except RecipeError as e:
             problems.extend(e.problems)
+            omitted += e.omitted
     if problems:
-        raise RecipeError(problems)
+        raise RecipeError(problems, omitted=omitted)
     return recipes
 
 

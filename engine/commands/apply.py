@@ -8,8 +8,10 @@ from decimal import Decimal
 from pathlib import Path
 
 from engine import api
+from engine.commands.plan import print_notes
 from engine.executor import ApplyOptions
 from engine.progress import PROGRESS_EVERY, reporter_for
+from engine.recipe import MAX_LOOKS
 from engine.workspace import api_settings
 
 
@@ -23,8 +25,10 @@ def run(
     prune: bool = False,
     max_credits: Decimal | None = None,
     progress_every: float = PROGRESS_EVERY,
+    max_looks: int = MAX_LOOKS,
 ) -> int:
-    recipes = api.validate(paths)
+    # A file not on disk fails only the upload that must send it (see Executor._upload).
+    recipes = api.validate(paths, max_looks=max_looks, media="optional")
     base_url, key = api_settings()
     result = api.apply(
         recipes,
@@ -36,6 +40,7 @@ def run(
         max_credits=max_credits,
         prune=prune,
         reporter=reporter_for(sys.stdout, log_json=log_json, every=progress_every),
+        on_plan=print_notes,
     )
     if result.stopped == "interrupted":
         return api.INTERRUPTED

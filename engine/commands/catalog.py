@@ -16,11 +16,14 @@ from engine import api
 from engine.catalog import summary
 from engine.client import redact_url
 from engine.gallery import Fetched
+from engine.recipe import MAX_LOOKS
 from engine.workspace import count
 
 
-def run(recipes: Sequence[Path], *, manifest: Path | None, out: Path) -> int:
-    gallery = api.catalog(recipes, out=out, manifest=manifest, on_failed=_warn)
+def run(
+    recipes: Sequence[Path], *, manifest: Path | None, out: Path, max_looks: int = MAX_LOOKS
+) -> int:
+    gallery = api.catalog(recipes, out=out, manifest=manifest, on_failed=_warn, max_looks=max_looks)
     written, removed = gallery.written, gallery.removed
     done = f"{count(written, 'file')} written" if written else "nothing changed"
     if removed:

@@ -7,11 +7,12 @@ from pathlib import Path
 
 from engine import api
 from engine.lifecycle import ConsentState
+from engine.recipe import MAX_LOOKS
 from engine.workspace import api_settings
 
 
-def run(paths: Sequence[Path], *, manifest: Path | None) -> int:
-    recipes = api.validate(paths)
+def run(paths: Sequence[Path], *, manifest: Path | None, max_looks: int = MAX_LOOKS) -> int:
+    recipes = api.validate(paths, max_looks=max_looks)
     if not any(a.base.type == "digital_twin" for r in recipes for a in r.avatars):
         print("No digital twins in these recipes.")
         return 0

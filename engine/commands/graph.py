@@ -5,10 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from engine import api
+from engine.commands.plan import print_notes
+from engine.recipe import MAX_LOOKS
 from engine.report import graph_text
 
 
-def run(path: Path, *, manifest: Path | None, fmt: str) -> int:
-    (recipe,) = api.plan(path, manifest=manifest).recipes
+def run(path: Path, *, manifest: Path | None, fmt: str, max_looks: int = MAX_LOOKS) -> int:
+    plan = api.plan(path, manifest=manifest, max_looks=max_looks)
+    print_notes(plan)
+    (recipe,) = plan.recipes
     print(graph_text(recipe.plan, fmt), end="")
     return 0

@@ -8,6 +8,8 @@ from pathlib import Path
 
 from engine import api
 from engine.commands import refresh as refresh_command
+from engine.plans import Plan
+from engine.recipe import MAX_LOOKS
 from engine.workspace import api_settings
 
 
@@ -19,9 +21,10 @@ def run(
     fmt: str,
     detailed_exitcode: bool,
     refresh: bool = False,
+    max_looks: int = MAX_LOOKS,
 ) -> int:
     """Print the plans as `fmt` (text, json or markdown)."""
-    recipes = api.validate(paths)
+    recipes = api.validate(paths, max_looks=max_looks, media="optional")
     adoptable = None
     if refresh:
         # The drift goes to stderr: stdout may be --json.
@@ -30,6 +33,7 @@ def run(
         refresh_command.report(refreshed, len(recipes), sys.stderr)
         adoptable = [r.unrecorded for r in refreshed]
     plan = api.plan(recipes, manifest=manifest, only=only, adoptable=adoptable)
+    print_notes(plan)
     if fmt == "json":
         print(plan.dumps())
     elif fmt == "markdown":
@@ -39,3 +43,10 @@ def run(
     if detailed_exitcode and plan.has_changes:
         return 2
     return 0
+
+
+def print_notes(plan: Plan) -> None:
+    """What the plans assume of files not on disk: one line each, on stderr."""
+    for recipe in plan.recipes:
+        for note in recipe.plan.notes:
+            print(f"looks: {recipe.label}: {note}", file=sys.stderr)

@@ -9,11 +9,14 @@ from pathlib import Path
 from engine import api
 from engine.errors import LooksError
 from engine.lifecycle import PruneOutcome
+from engine.recipe import MAX_LOOKS
 from engine.workspace import api_settings
 
 
-def run(paths: Sequence[Path], *, manifest: Path | None, yes: bool) -> int:
-    recipes = api.validate(paths)
+def run(
+    paths: Sequence[Path], *, manifest: Path | None, yes: bool, max_looks: int = MAX_LOOKS
+) -> int:
+    recipes = api.validate(paths, max_looks=max_looks)
     base_url, key = api_settings()
     selected = False
 

@@ -9,11 +9,12 @@ from pathlib import Path
 from typing import TextIO
 
 from engine import api
+from engine.recipe import MAX_LOOKS
 from engine.workspace import api_settings
 
 
-def run(paths: Sequence[Path], *, manifest: Path | None) -> int:
-    recipes = api.validate(paths)
+def run(paths: Sequence[Path], *, manifest: Path | None, max_looks: int = MAX_LOOKS) -> int:
+    recipes = api.validate(paths, max_looks=max_looks)
     base_url, key = api_settings()
     refreshed = api.refresh(recipes, api_key=key, base_url=base_url, manifest=manifest)
     report(refreshed, len(recipes), sys.stdout)

@@ -10,12 +10,15 @@ from typing import Any
 
 from engine import api
 from engine.manifest import STATUSES, NodeRecord
+from engine.recipe import MAX_LOOKS
 from engine.report import table
 
 
-def run(paths: Sequence[Path], *, manifest: Path | None, as_json: bool) -> int:
-    """What the manifests record, offline."""
-    recipes = api.validate(paths)
+def run(
+    paths: Sequence[Path], *, manifest: Path | None, as_json: bool, max_looks: int = MAX_LOOKS
+) -> int:
+    """What the manifests record, offline: the media files need not be on disk."""
+    recipes = api.validate(paths, max_looks=max_looks, media="optional")
     several = len(recipes) > 1
     labelled: list[tuple[str | None, NodeRecord]] = [  # (recipe when several, record)
         (str(r.recipe) if several else None, r.record)
