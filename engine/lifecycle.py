@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping, 
 from dataclasses import dataclass
 from typing import Literal, TypeVar
 
+from engine import records as transitions
 from engine.adoption import adoption_group, shared_names, unrecorded_looks
 from engine.client import GroupInfo, HeyGenClient, LookInfo
 from engine.errors import ApiError, LooksError
@@ -212,19 +213,12 @@ async def refresh(client: HeyGenClient, store: ManifestStore) -> list[Drift]:
         look = remote.get(record.look_id)
         if look is None:
             reason = "deleted remotely"
-            store.record(
-                record.evolve(
-                    status="missing",
-                    look_id=None,
-                    preview_image_url=None,
-                    error=ErrorInfo("missing", f"look {record.look_id} was {reason}"),
-                )
-            )
+            store.record(transitions.gone(record, reason))
             drift.append(Drift(record.address, "missing", reason))
         elif look.status == "failed":
             code = look.error.code if look.error else "generation_failed"
             message = look.error.message if look.error else "failed remotely"
-            store.record(record.evolve(status="failed", error=ErrorInfo(code, message)))
+            store.record(transitions.failed(record, ErrorInfo(code, message)))
             drift.append(Drift(record.address, "failed", f"{code}: {message}"))
     return drift
 
@@ -433,8 +427,7 @@ async def _prune_one(client: HeyGenClient, store: ManifestStore, item: PruneItem
     record = store.nodes.get(item.address)
     if record is not None:
         if item.reason == "superseded":
-            left = tuple(i for i in record.superseded if i != item.look_id)
-            store.record(record.evolve(superseded=left))
+            store.record(transitions.pruned(record, item.look_id))
         else:
             store.forget(item.address)
     return PruneOutcome(item, already_gone=gone)
@@ -498,7 +491,7 @@ async def consent(
         reroute_url=str(reroute) if reroute else None,
         idempotency_key=record.idempotency_key,
     )
-    store.record(record.evolve(status="completed", consent_url=url))
+    store.record(transitions.consent_started(record, url))
     return ConsentState(avatar, answer.consent_status or group.consent_status, url, started=True)
 
 
@@ -513,17 +506,7 @@ def _consent_record(
         and old.fingerprint == node.fingerprint
     ):
         return old
-    attempt = (old.attempts if old is not None else 0) + 1
-    lineage = store.manifest.lineage
-    return NodeRecord(
-        address=node.address,
-        kind="consent",
-        fingerprint=node.fingerprint,
-        status="submitted",
-        name=node.name,
-        request=node.stored_request,
-        group_id=group_id,
-        idempotency_key=idempotency_key(lineage, node.address, node.fingerprint, attempt),
-        submitted_at=round(time.time(), 3),
-        attempts=attempt,
-    )
+    record = transitions.in_group(transitions.current(node, old), group_id)
+    attempt = record.attempts + 1
+    key = idempotency_key(store.manifest.lineage, node.address, node.fingerprint, attempt)
+    return transitions.submitted(record, key, time.time())

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import hashlib
 
-from engine.manifest import ErrorInfo, NodeRecord
+from engine.manifest import ErrorInfo, NodeRecord, Status
 from engine.plan import PlanNode
 
 
@@ -126,3 +126,81 @@ def in_flight(record: NodeRecord) -> bool:
     if legacy_blocked(record):
         return record.error is None or record.error.code != "blocked"  # a consent wait
     return record.status in IN_FLIGHT
+
+
+# -- the remaining transitions: every change a run makes to a record goes through here ----
+
+
+def failed(record: NodeRecord, error: ErrorInfo | None, status: Status = "failed") -> NodeRecord:
+    """The node ended without a usable result (`missing`: its look is gone); a new
+    attempt sends a new key and records this look as superseded."""
+    return record.evolve(status=status, error=error if error is not None else record.error)
+
+
+def noted(record: NodeRecord, error: ErrorInfo) -> NodeRecord:
+    """Why this run stopped at the node, its state kept: an answer that said nothing of
+    the outcome keeps the key, so the next run replays the send instead of paying again."""
+    return record.evolve(error=error)
+
+
+def completed(
+    record: NodeRecord, look_id: str, group_id: str | None, preview: str | None
+) -> NodeRecord:
+    """The look is made and usable."""
+    return record.evolve(
+        status="completed",
+        look_id=look_id,
+        group_id=group_id or record.group_id,
+        preview_image_url=preview,
+        error=None,
+    )
+
+
+def uploaded(record: NodeRecord, asset_id: str) -> NodeRecord:
+    """The file is an asset the API can use."""
+    return record.evolve(status="completed", asset_id=asset_id, upload=None, error=None)
+
+
+def asset_lost(record: NodeRecord, message: str) -> NodeRecord:
+    """The API cannot use the asset recorded: the next apply uploads the file again."""
+    return record.evolve(status="failed", error=ErrorInfo("asset_not_available", message))
+
+
+def in_group(record: NodeRecord, group_id: str | None) -> NodeRecord:
+    """The record of a node whose avatar group is known (a consent's, an existing look's)."""
+    return record.evolve(group_id=group_id)
+
+
+def consent_started(record: NodeRecord, url: str) -> NodeRecord:
+    """The twin's consent flow is started; the subject approves at `url`."""
+    return record.evolve(status="completed", consent_url=url)
+
+
+def renamed(record: NodeRecord, name: str) -> NodeRecord:
+    return record.evolve(name=name, error=None)
+
+
+def expired(record: NodeRecord) -> NodeRecord:
+    """A send past its key's lifetime whose look was not found: sent again, with a new key."""
+    return record.evolve(status="pending")
+
+
+def made_here(record: NodeRecord) -> NodeRecord:
+    """A record adopting a look this tool made: prune treats the look as its own."""
+    return record.evolve(attempts=max(1, record.attempts))
+
+
+def superseding(record: NodeRecord, *look_ids: str) -> NodeRecord:
+    """Looks made for the address and replaced: kept recorded, for prune."""
+    return record.evolve(superseded=(*record.superseded, *look_ids))
+
+
+def pruned(record: NodeRecord, look_id: str | None) -> NodeRecord:
+    """A superseded look deleted: no longer recorded."""
+    return record.evolve(superseded=tuple(i for i in record.superseded if i != look_id))
+
+
+def gone(record: NodeRecord, reason: str) -> NodeRecord:
+    """The account no longer has the look: its id is cleared, so nothing deletes it."""
+    error = ErrorInfo("missing", f"look {record.look_id} was {reason}")
+    return record.evolve(status="missing", look_id=None, preview_image_url=None, error=error)

@@ -1,0 +1,125 @@
+"""A run's graph bookkeeping, kept apart from the work, as graphlib keeps a graph's.
+
+Which node waits on which, and what became of each: a node's dependents wait until it is
+done (completed, or known never to be), a consent only until its base is created (its
+group known). The work itself (engine/steps/) never touches these futures.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from engine.manifest import NodeRecord
+from engine.plan import PlanAction, PlanNode
+from engine.runs import Batch, Outcome
+
+
+@dataclass(frozen=True, eq=False)
+class GraphNode:
+    """One node of a run: the plan's action for an address, in its batch."""
+
+    action: PlanAction
+    node: PlanNode
+    batch: Batch
+    priority: int = 1  # generations on the longest chain from it down (itself included)
+
+    @property
+    def address(self) -> str:
+        return self.action.address
+
+    @property
+    def record(self) -> NodeRecord | None:
+        return self.batch.store.nodes.get(self.address)
+
+    @property
+    def runs(self) -> bool:
+        return self.action.action in ("create", "adopt", "replace", "retry", "update")
+
+
+class NodeGraph:
+    """The nodes of a run's batches, what each waits for, and each one's outcome."""
+
+    def __init__(self, batches: Sequence[Batch]) -> None:
+        self.nodes: list[GraphNode] = []
+        self._deps: dict[GraphNode, list[GraphNode]] = {}
+        for batch in batches:
+            self._add(batch)
+        loop = asyncio.get_running_loop()
+        # done: True once completed, False if it will not be; created: its ids are known.
+        self._done = {n: loop.create_future() for n in self.nodes}
+        self._created = {n: loop.create_future() for n in self.nodes}
+        self._outcomes: dict[GraphNode, Outcome] = {}
+        self._started: set[GraphNode] = set()
+        for n in self.nodes:
+            if not n.runs:  # kept: ready from the start
+                self._done[n].set_result(True)
+                self._created[n].set_result(True)
+
+    def _add(self, batch: Batch) -> None:
+        actions = [a for a in batch.plan.actions if a.node is not None]  # orphans: not run
+        deps: dict[str, list[str]] = {}
+        dependents: dict[str, list[PlanAction]] = {a.address: [] for a in actions}
+        for action in actions:
+            assert action.node is not None
+            deps[action.address] = [d for d in action.node.depends_on if d in dependents]
+            for dep in deps[action.address]:
+                dependents[dep].append(action)
+        priority: dict[str, int] = {}
+        for action in reversed(actions):  # dependents come after what they depend on
+            below = [priority[d.address] for d in dependents[action.address] if _runs(d)]
+            priority[action.address] = (1 if _runs(action) else 0) + max(below, default=0)
+        by_address: dict[str, GraphNode] = {}
+        for action in actions:
+            assert action.node is not None
+            n = GraphNode(action, action.node, batch, priority[action.address])
+            by_address[action.address] = n
+            self._deps[n] = [by_address[d] for d in deps[action.address]]
+            self.nodes.append(n)
+
+    @property
+    def work(self) -> list[GraphNode]:
+        """The nodes this run works on (the others are kept as they are)."""
+        return [n for n in self.nodes if n.runs]
+
+    async def blocker(self, n: GraphNode) -> str | None:
+        """Wait for n's upstreams: the first that will not be ready, or None once all are."""
+        for dep in self._deps[n]:
+            ready = self._created[dep] if n.node.kind == "consent" else self._done[dep]
+            # Shielded: cancelling this node (an interrupt) must not cancel the future the
+            # upstream shares with its other dependents and will still resolve.
+            if not await asyncio.shield(ready):
+                return dep.address
+        return None
+
+    def start(self, n: GraphNode) -> None:
+        self._started.add(n)
+
+    def started(self, n: GraphNode) -> bool:
+        return n in self._started
+
+    def created(self, n: GraphNode) -> None:
+        """n's ids (its group) are known: a consent waiting on it may start."""
+        if not self._created[n].done():
+            self._created[n].set_result(True)
+
+    def finish(self, n: GraphNode, outcome: Outcome) -> None:
+        self._outcomes[n] = outcome
+        if outcome == "completed":
+            self.created(n)  # renamed or checked: its ids are known too
+        self._done[n].set_result(outcome == "completed")
+
+    def release(self, n: GraphNode) -> None:
+        """n will do nothing more: whatever still waits on it stops waiting (and stops)."""
+        for future in (self._created[n], self._done[n]):
+            if not future.done():
+                future.set_result(False)
+
+    def outcome(self, n: GraphNode) -> Outcome | None:
+        """What became of n; None when it never ran (stopped, interrupted)."""
+        return self._outcomes.get(n)
+
+
+def _runs(action: PlanAction) -> bool:
+    return action.action in ("create", "adopt", "replace", "retry", "update")
