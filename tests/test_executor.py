@@ -27,13 +27,13 @@ from engine.executor import (
     Batch,
     Executor,
     JobSlots,
-    _Stop,
 )
 from engine.manifest import ErrorInfo, ManifestStore, NodeRecord
 from engine.plan import build_plan
 from engine.progress import PlainReporter
 from engine.recipe import load_recipe
 from engine.records import idempotency_key
+from engine.slots import Stopped
 
 PROMPT = """\
 version: 1
@@ -825,7 +825,7 @@ def test_cancel_waiters_stops_everyone_waiting() -> None:
         waiting = asyncio.create_task(slots.acquire(1))
         await asyncio.sleep(0)
         slots.cancel_waiters()
-        with pytest.raises(_Stop):
+        with pytest.raises(Stopped):
             await waiting
         assert slots.in_use == 1
 
