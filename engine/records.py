@@ -19,6 +19,8 @@ id); `legacy_blocked` tells the executor to ask the server which one it was.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
+from typing import Any
 
 from engine.manifest import ErrorInfo, NodeRecord, Status
 from engine.plan import PlanNode
@@ -204,3 +206,15 @@ def gone(record: NodeRecord, reason: str) -> NodeRecord:
     """The account no longer has the look: its id is cleared, so nothing deletes it."""
     error = ErrorInfo("missing", f"look {record.look_id} was {reason}")
     return record.evolve(status="missing", look_id=None, preview_image_url=None, error=error)
+
+
+def upload_restarted(record: NodeRecord) -> NodeRecord:
+    """A direct upload begins anew (its URL expired, its asset lost): nothing kept."""
+    return record.evolve(status="pending", asset_id=None, upload=None)
+
+
+def upload_progress(
+    record: NodeRecord, asset_id: str | None, state: Mapping[str, Any]
+) -> NodeRecord:
+    """A direct upload's phase (`put`, `uploaded`) and URL expiry, journaled as it goes."""
+    return record.evolve(asset_id=asset_id, upload=dict(state))

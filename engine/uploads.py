@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from engine import records
 from engine.client import AssetInfo, DirectUploadTicket, HeyGenClient, is_transient
 from engine.errors import ApiError
 from engine.manifest import NodeRecord
@@ -170,7 +171,7 @@ class DirectUpload:
 
     def _fresh(self, record: NodeRecord) -> NodeRecord:
         """A new init: a new key, journaled before it is sent."""
-        cleared = record.evolve(status="pending", asset_id=None, upload=None)
+        cleared = records.upload_restarted(record)
         fresh = self._new_key(cleared)
         self._save(fresh)
         return fresh
@@ -179,7 +180,7 @@ class DirectUpload:
         state: dict[str, Any] = {"phase": "put", **(record.upload or {})}
         asset_id = changes.pop("asset_id", record.asset_id)
         state.update(changes)
-        updated = record.evolve(asset_id=asset_id, upload=state)
+        updated = records.upload_progress(record, asset_id, state)
         if updated != record:
             self._save(updated)
         return updated
