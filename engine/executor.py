@@ -469,7 +469,8 @@ class Executor:
     async def _wait_for_deps(self, n: _Node) -> str | None:
         """The first upstream that will not be ready, or None once all are."""
         for dep in n.deps:
-            ready = await (dep.created if n.node.kind == "consent" else dep.done)
+            # Shielded: cancelling this wait (Ctrl-C) must not cancel the upstream's outcome.
+            ready = await asyncio.shield(dep.created if n.node.kind == "consent" else dep.done)
             if not ready:
                 return dep.address
         return None
