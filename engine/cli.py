@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import io
 import math
 import os
 import re
@@ -626,6 +627,16 @@ def _command_parser(parser: argparse.ArgumentParser, command: str) -> argparse.A
     return parser
 
 
+def _check_stdout() -> None:
+    """Refuse to run without a stdout, and never die of a character it cannot encode."""
+    if sys.stdout is None:  # started with `>&-`: a run nobody can follow is not started
+        raise LooksError("standard output is closed; nothing was done")
+    if isinstance(sys.stdout, io.TextIOWrapper):
+        # An ASCII-only terminal (PYTHONIOENCODING=ascii, a POSIX locale) gets `?` for
+        # what it cannot show, rather than an internal error half-way through a plan.
+        sys.stdout.reconfigure(errors="replace")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `looks` console script: every outcome is an exit code, every error
     one line on stderr (RecipeError: one line per problem)."""
@@ -646,6 +657,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return e.code if isinstance(e.code, int) else 0
         if extra:
             raise UsageError(_unrecognized(parser, args, extra))
+        _check_stdout()
         return _COMMANDS[args.command](args)
     except RecipeError as e:
         # Problem lines stand alone (FILE:LINE: path: message), for editors and grep.
