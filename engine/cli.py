@@ -91,6 +91,13 @@ def _integer(*, minimum: int, maximum: int | None = None) -> Callable[[str], int
     return parse
 
 
+def _group_id(text: str) -> str:
+    """An argparse type: an avatar group id as the API spells them (no spaces, no slashes)."""
+    if not re.fullmatch(r"[A-Za-z0-9_.:-]+", text):
+        raise argparse.ArgumentTypeError(f"expected an avatar group id, not {text!a}")
+    return text
+
+
 def _patterns(text: str) -> list[str]:
     """One --only value: an address or glob, or several separated by commas."""
     parts = [part.strip() for part in text.split(",")]
@@ -381,6 +388,7 @@ def _add_import(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         required=True,
         metavar="GROUP_ID",
         dest="groups",
+        type=_group_id,
         help="avatar group ids to adopt",
     )
     p.add_argument(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from engine.errors import Problem, RecipeError
+from engine.errors import Problem, RecipeError, UsageError
 from engine.recipe import Recipe, load_recipe
 
 
@@ -13,7 +13,12 @@ def load_all(paths: Sequence[Path]) -> list[Recipe]:
     """Load every recipe; report the problems of all of them at once."""
     recipes: list[Recipe] = []
     problems: list[Problem] = []
+    seen: dict[Path, Path] = {}
     for path in paths:
+        # Twice the same recipe would be planned (and paid) twice, then lock out itself.
+        if path.resolve() in seen:
+            raise UsageError(f"{path} is {seen[path.resolve()]} again: give each recipe once")
+        seen[path.resolve()] = path
         try:
             recipes.append(load_recipe(path))
         except RecipeError as e:
