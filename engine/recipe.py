@@ -38,6 +38,7 @@ _SAFE_TAGS = frozenset(
     "tag:yaml.org,2002:" + t for t in ("str", "int", "float", "bool", "null", "map", "seq")
 )
 _MAX_NODES = 1_000_000  # guards against alias bombs ("billion laughs")
+_MAX_BYTES = 8 * 1024 * 1024  # guards against /dev/zero and mistyped paths to huge files
 _TIMESTAMP = "tag:yaml.org,2002:timestamp"
 
 
@@ -195,7 +196,12 @@ def load_recipe(path: str | Path) -> Recipe:
 def _parse(path: Path) -> _Doc:
     doc = _Doc(str(path), None)
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as f:
+            raw = f.read(_MAX_BYTES + 1)
+        if len(raw) > _MAX_BYTES:
+            doc.problems.append(Problem(str(path), 1, "", "is over 8 MiB: not a recipe"))
+            return doc
+        text = raw.decode("utf-8")
     except FileNotFoundError:
         doc.problems.append(Problem(str(path), 1, "", "no such file"))
         return doc

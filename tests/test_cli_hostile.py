@@ -40,3 +40,11 @@ def test_the_same_recipe_given_twice_is_a_usage_error_not_a_lock_on_itself(
     assert run.code == 2, run.out + run.err
     assert run.err == f"looks: {again} is {recipe} again: give each recipe once\n"
     assert not (tmp_path / "zoe.manifest.json").exists()
+
+
+def test_an_endless_recipe_is_refused_not_read_forever(looks: Callable[..., Run]) -> None:
+    # /dev/zero (or a mistyped path to a huge file) used to be read into memory without end.
+    run = looks("validate", "/dev/zero")
+
+    assert run.code == 1
+    assert run.err == "/dev/zero:1: is over 8 MiB: not a recipe\n"
