@@ -3,6 +3,7 @@ cannot take it: control characters in a plan, an ASCII-only terminal, a closed s
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -91,3 +92,36 @@ def test_a_closed_stdout_is_one_line_and_exit_1_before_anything_runs(tmp_path: P
         assert run.returncode == 1, run.stderr
         assert run.stderr == "looks: standard output is closed; nothing was done\n"
     assert not (tmp_path / "zoe.manifest.json").exists()
+
+
+TWO_LOOKS = RECIPE + "    looks:\n      garden:\n        prompt: Zoë im Garten\n"
+
+
+def test_a_full_stdout_does_not_stop_a_paid_run_half_way(
+    tmp_path: Path, api_env: dict[str, str]
+) -> None:
+    # `looks apply > /dev/full` (a full disk under a CI log) used to stop after the first
+    # line: the base submitted (billed), its look recorded as "blocked: upstream did not
+    # complete". Output that cannot be written is dropped, as for a closed pipe; said once.
+    (tmp_path / "zoe.yaml").write_text(TWO_LOOKS, encoding="utf-8")
+    with open("/dev/full", "w") as full:
+        run = subprocess.run(
+            [sys.executable, "-m", "engine.cli", "apply", "zoe.yaml"],
+            cwd=tmp_path,
+            env=api_env,
+            stdout=full,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+
+    assert run.returncode == 0, run.stderr
+    assert run.stderr == (
+        "looks: standard output: No space left on device; the rest of the output is dropped\n"
+    )
+    manifest = json.loads((tmp_path / "zoe.manifest.json").read_text())
+    assert {a: r["status"] for a, r in manifest["nodes"].items()} == {
+        "zoe": "completed",
+        "zoe/garden": "completed",
+    }
