@@ -48,3 +48,15 @@ def test_an_endless_recipe_is_refused_not_read_forever(looks: Callable[..., Run]
 
     assert run.code == 1
     assert run.err == "/dev/zero:1: is over 8 MiB: not a recipe\n"
+
+
+@pytest.mark.parametrize("value", ["1-inf", "inf", "nan", "inf-inf"])
+def test_an_infinite_generation_time_is_named_in_the_flags_terms(
+    value: str, looks: Callable[..., Run]
+) -> None:
+    run = looks("sim", f"--generation-seconds={value}")
+
+    assert run.code == 2
+    assert run.err == (
+        f"looks: sim: --generation-seconds takes S or LO-HI (seconds), not {value!r}\n"
+    )
