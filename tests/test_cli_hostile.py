@@ -8,6 +8,9 @@ from pathlib import Path
 import pytest
 from conftest import Run
 
+from engine import sim
+from engine.errors import UsageError
+
 RECIPE = "version: 1\navatars:\n  zoe:\n    name: Zoe\n    base: {type: prompt, prompt: a cafe}\n"
 
 
@@ -60,3 +63,21 @@ def test_an_infinite_generation_time_is_named_in_the_flags_terms(
     assert run.err == (
         f"looks: sim: --generation-seconds takes S or LO-HI (seconds), not {value!r}\n"
     )
+
+
+def test_a_sim_state_file_that_cannot_be_written_is_refused_at_start(tmp_path: Path) -> None:
+    # It used to serve for hours, then lose the whole state at shutdown ("No such file").
+    path = tmp_path / "missing-directory" / "sim.json"
+
+    with pytest.raises(UsageError) as refused:
+        sim.Simulator(sim.SimConfig(state_file=path))
+
+    assert str(refused.value).startswith(f"sim: cannot write state file {path}: ")
+
+
+@pytest.mark.parametrize("device", ["/dev/zero", "/dev/full"])
+def test_a_sim_state_file_that_is_a_device_is_refused_not_read_forever(device: str) -> None:
+    with pytest.raises(UsageError) as refused:
+        sim.Simulator(sim.SimConfig(state_file=Path(device)))
+
+    assert str(refused.value) == f"sim: cannot load state file {device}: not a regular file"
