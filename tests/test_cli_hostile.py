@@ -50,7 +50,8 @@ def test_an_endless_recipe_is_refused_not_read_forever(looks: Callable[..., Run]
     run = looks("validate", "/dev/zero")
 
     assert run.code == 1
-    assert run.err == "/dev/zero:1: is over 8 MiB: not a recipe\n"
+    [line] = run.err.splitlines()
+    assert line.startswith("/dev/zero:1: ") and "not a regular file" in line, line
 
 
 @pytest.mark.parametrize("value", ["1-inf", "inf", "nan", "inf-inf"])
