@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import urllib.parse
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -31,8 +32,13 @@ def load_recipes(
     """
     recipes: list[Recipe] = []
     problems: list[Problem] = []
+    seen: dict[Path, Path] = {}
     omitted = 0
     for path in paths:
+        # Twice the same recipe would be planned (and paid) twice, then lock out itself.
+        if path.resolve() in seen:
+            raise UsageError(f"{path} is {seen[path.resolve()]} again: give each recipe once")
+        seen[path.resolve()] = path
         try:
             recipes.append(load_recipe(path, max_looks=max_looks, media=media))
         except RecipeError as e:
@@ -83,7 +89,12 @@ def api_settings() -> tuple[str, str]:
     key = os.environ.get("HEYGEN_API_KEY", "").strip()
     if not key:
         raise UsageError("HEYGEN_API_KEY is not set: export your HeyGen API key first")
-    return os.environ.get("HEYGEN_BASE_URL", DEFAULT_BASE_URL).rstrip("/"), key
+    if any(c.isspace() or not c.isprintable() for c in key):  # the key itself is never shown
+        raise UsageError("HEYGEN_API_KEY contains whitespace or control characters")
+    base_url = os.environ.get("HEYGEN_BASE_URL", DEFAULT_BASE_URL).rstrip("/")
+    if urllib.parse.urlsplit(base_url).scheme not in ("http", "https"):
+        raise UsageError(f"HEYGEN_BASE_URL must start with http:// or https://, not {base_url!r}")
+    return base_url, key
 
 
 def count(n: int, noun: str) -> str:
