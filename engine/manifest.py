@@ -220,7 +220,7 @@ def _load(path: Path, recipe: str, *, rehome: bool = False) -> tuple[Manifest, s
     """The manifest at path (or a new one) with its journal replayed, its text as on disk
     less the serial (None when there is none), and whether it differs from the file."""
     try:
-        text = path.read_text(encoding="utf-8")
+        text = durable.read_state(path).decode("utf-8")
     except FileNotFoundError:
         manifest, written, changed = Manifest.new(recipe), None, False
     except UnicodeDecodeError as e:
@@ -267,7 +267,7 @@ def _home(path: Path, stored: str, recipe: str) -> str:
 def _refuse_another_recipe(path: Path, recipe: str) -> None:
     """_home's refusal alone, without replaying the journal (it may be damaged)."""
     try:
-        text = path.read_text(encoding="utf-8")
+        text = durable.read_state(path).decode("utf-8")
     except (OSError, UnicodeDecodeError):
         return  # nothing recorded there, or _load reports why it cannot be read
     stored = parse_manifest(text, path).recipe
@@ -314,7 +314,7 @@ class JournalScan:
 
 def scan_journal(path: Path) -> JournalScan:
     try:
-        raw = path.read_bytes()
+        raw = durable.read_state(path)
     except FileNotFoundError:
         raw = b""
     except OSError as e:

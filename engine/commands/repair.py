@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from engine.durable import read_state
 from engine.errors import ManifestError, UsageError
 from engine.manifest import (
     ManifestStore,
@@ -39,7 +40,7 @@ def run_rehome(recipe: Path, *, manifest: Path | None) -> int:
         raise UsageError(f"{recipe}: no such recipe")
     path = real_path(manifest or manifest_path_for(recipe))
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_state(path).decode("utf-8")
     except FileNotFoundError:
         raise ManifestError(f"{path}: no manifest to re-home") from None
     except (OSError, UnicodeDecodeError) as e:
