@@ -233,9 +233,32 @@ def _load(path: Path, recipe: str, *, rehome: bool = False) -> tuple[Manifest, s
         home = recipe if rehome else _home(path, manifest.recipe, recipe)
         changed, manifest.recipe = home != manifest.recipe, home
     changes = read_journal(journal_path_for(path))
+    _check_lineage(manifest, changes, path, fresh=written is None)
     for change in changes:
         apply_change(manifest, change)
     return manifest, written, changed or bool(changes)
+
+
+def _check_lineage(
+    manifest: Manifest, changes: list[dict[str, Any]], path: Path, *, fresh: bool
+) -> None:
+    """A journal replays only onto the manifest it was written for (its lines name the
+    lineage; older lines do not). With no manifest on disk, its lineage is the journal's,
+    so a resumed run sends the idempotency keys the journaled requests were sent with."""
+    lineages = {c["lineage"] for c in changes if isinstance(c.get("lineage"), str)}
+    if fresh and len(lineages) == 1:
+        manifest.lineage = lineages.pop()
+        return
+    foreign = sorted(lineages - {manifest.lineage})
+    if foreign:
+        journal = journal_path_for(path)
+        raise ManifestError(
+            f"{journal}: this journal was written for another manifest (lineage"
+            f" {foreign[0]}), not {path.name} (lineage {manifest.lineage}); both were left"
+            f" untouched. Put back the manifest it belongs to (a checkout or a restore replaced"
+            " it?) or move the journal beside its own manifest; do not delete either: the"
+            " looks they record would be paid for again"
+        )
 
 
 def _cause(e: OSError) -> str:
@@ -457,6 +480,7 @@ class ManifestStore:
         if self._torn:
             assert self.failed is not None
             raise self.failed
+        change = {**change, "lineage": self.manifest.lineage}  # replayed onto this manifest only
         line = json.dumps(change, separators=(",", ":"), ensure_ascii=False).encode() + b"\n"
         try:
             if self._written is None:
