@@ -169,6 +169,16 @@ def temp_path_for(path: Path) -> Path:
     return path.with_name(f".{path.name}.{os.getpid()}.tmp")
 
 
+def move(path: Path, target: Path) -> None:
+    """Give a state file a new name in its directory, never over an existing file."""
+    try:
+        os.link(path, target)
+    except OSError as e:
+        raise write_error(target, e) from None
+    fsync_dir(target.parent)
+    unlink(path)
+
+
 def unlink(path: Path) -> None:
     """Remove a state file (gone already is fine) and make its removal durable."""
     try:

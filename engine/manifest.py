@@ -222,6 +222,8 @@ def _load(path: Path, recipe: str, *, rehome: bool = False) -> tuple[Manifest, s
     try:
         text = durable.read_state(path).decode("utf-8")
     except FileNotFoundError:
+        if not rehome and not journal_path_for(path).exists():
+            _refuse_a_renamed_recipes_manifest(path, recipe)
         manifest, written, changed = Manifest.new(recipe), None, False
     except UnicodeDecodeError as e:
         recover = _RECOVER.format(name=path.name)
@@ -296,6 +298,27 @@ def _refuse_another_recipe(path: Path, recipe: str) -> None:
     stored = parse_manifest(text, path).recipe
     if stored != recipe and not _same_file(path.parent / stored, path.parent / recipe):
         _home(path, stored, recipe)
+
+
+def _refuse_a_renamed_recipes_manifest(path: Path, recipe: str) -> None:
+    """Before a first manifest is started: a manifest beside it whose recipe no longer
+    exists is most likely this recipe's, renamed (`git mv a.yaml b.yaml`); a new manifest
+    would pay again for every look it records, so the choice is the user's."""
+    for other in sorted(path.parent.glob("*.manifest.json")):
+        try:
+            stored = parse_manifest(durable.read_state(other).decode("utf-8"), other).recipe
+        except (OSError, UnicodeDecodeError, ManifestError):
+            continue  # refused with its own reason when it is used
+        if (other.parent / stored).exists() or not (path.parent / recipe).exists():
+            continue  # its recipe is there (or this one is not: nothing to compare)
+        shown = os.path.relpath(path.parent / recipe)
+        raise ManifestError(
+            f"{path}: no manifest yet, but {other} records recipe {stored}, which no longer"
+            f" exists; nothing was done. If {shown} is that recipe renamed or moved, run: looks"
+            f" rehome {shown} --manifest {other} (it becomes {path.name}); if {shown} is a new"
+            f" recipe, move {other.name} out of this directory first (its looks stay recorded"
+            " there)"
+        )
 
 
 def _same_file(a: Path, b: Path) -> bool:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from engine.durable import read_state
+from engine.durable import move, read_state
 from engine.errors import ManifestError, UsageError
 from engine.manifest import (
     ManifestStore,
@@ -47,10 +47,24 @@ def run_rehome(recipe: Path, *, manifest: Path | None) -> int:
         raise ManifestError(f"{path}: cannot read manifest ({e})") from None
     before = parse_manifest(text, path).recipe
     label = recipe_label(recipe, path)
-    with ManifestStore(path, label, rehome=True):
-        pass
+    target = manifest_path_for(recipe)
+    # The renamed recipe's own manifest name, so that a plain `looks apply RECIPE` finds it:
+    # only for a renamed recipe's default manifest, in the same directory, never over a file.
+    rename = (
+        path != target
+        and path.parent == target.parent
+        and path.name == f"{Path(before).stem}.manifest.json"
+        and not (path.parent / before).exists()  # renamed, not another recipe's still
+        and not target.exists()
+    )
+    with ManifestStore(path, label, rehome=True) as store:
+        if rename:
+            store.fold()
+            move(path, target)
     if before == label:
         print(f"{path}: already the manifest of {label}; unchanged.")
     else:
         print(f"{path}: re-homed from recipe {before} to {label}.")
+    if rename:
+        print(f"{path} renamed to {target} (commit both with the recipe's rename).")
     return 0
