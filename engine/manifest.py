@@ -302,16 +302,26 @@ def _refuse_another_recipe(path: Path, recipe: str) -> None:
 
 def _refuse_a_renamed_recipes_manifest(path: Path, recipe: str) -> None:
     """Before a first manifest is started: a manifest beside it whose recipe no longer
-    exists is most likely this recipe's, renamed (`git mv a.yaml b.yaml`); a new manifest
-    would pay again for every look it records, so the choice is the user's."""
+    exists is most likely this recipe's, renamed (`git mv a.yaml b.yaml`); one whose recipe
+    is this very file (a hard link) is this recipe's. A new manifest would pay again for
+    every look it records, so the choice is the user's."""
     for other in sorted(path.parent.glob("*.manifest.json")):
         try:
             stored = parse_manifest(durable.read_state(other).decode("utf-8"), other).recipe
         except (OSError, UnicodeDecodeError, ManifestError):
             continue  # refused with its own reason when it is used
-        if (other.parent / stored).exists() or not (path.parent / recipe).exists():
-            continue  # its recipe is there (or this one is not: nothing to compare)
-        shown = os.path.relpath(path.parent / recipe)
+        theirs, mine = other.parent / stored, path.parent / recipe
+        if not mine.exists():
+            continue  # nothing to compare with
+        shown = os.path.relpath(mine)
+        if theirs.exists() and _same_file(theirs, mine):
+            raise ManifestError(
+                f"{path}: no manifest yet, but {shown} is the same file as {stored} (a hard"
+                f" link), whose manifest is {other}; nothing was done. Pass --manifest {other}"
+                " (one recipe, one manifest)"
+            )
+        if theirs.exists():
+            continue
         raise ManifestError(
             f"{path}: no manifest yet, but {other} records recipe {stored}, which no longer"
             f" exists; nothing was done. If {shown} is that recipe renamed or moved, run: looks"

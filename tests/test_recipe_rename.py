@@ -63,3 +63,23 @@ def test_a_new_recipe_beside_a_deleted_ones_manifest_starts_once_it_is_moved_awa
     manifest_path_for(gone).rename(Path("archive") / "gone.manifest.json")  # the advice
     assert looks("apply", fresh).code == 0
     assert manifest_json(manifest_path_for(fresh))["recipe"] == "fresh.yaml"
+
+
+def test_a_hard_linked_recipe_shares_its_manifest_instead_of_paying_again(
+    cwd: Path, simulator: sim.RunningSimulator, api_env: dict[str, str], looks: Callable[..., Run]
+) -> None:
+    first = prompt_recipe(Path("first.yaml"), "anna")
+    assert looks("apply", first).code == 0
+    made = sim_look_ids(simulator)
+    second = Path("second.yaml")
+    second.hardlink_to(first)
+
+    refused = looks("apply", second)
+    assert refused.code == 1, refused.out
+    assert refused.err.count("\n") == 1, refused.err
+    assert "is the same file as first.yaml (a hard link)" in refused.err
+    assert sim_look_ids(simulator) == made
+    assert not manifest_path_for(second).exists()
+    # The advice, literally: the manifest recording the looks is found, nothing paid.
+    assert looks("apply", second, "--manifest", manifest_path_for(first)).code == 0
+    assert sim_look_ids(simulator) == made
