@@ -314,7 +314,7 @@ def _refuse_a_renamed_recipes_manifest(path: Path, recipe: str) -> None:
         if not mine.exists():
             continue  # nothing to compare with
         shown = os.path.relpath(mine)
-        if theirs.exists() and _same_file(theirs, mine):
+        if theirs.resolve() != mine.resolve() and theirs.exists() and _same_file(theirs, mine):
             raise ManifestError(
                 f"{path}: no manifest yet, but {shown} is the same file as {stored} (a hard"
                 f" link), whose manifest is {other}; nothing was done. Pass --manifest {other}"

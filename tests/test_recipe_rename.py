@@ -83,3 +83,12 @@ def test_a_hard_linked_recipe_shares_its_manifest_instead_of_paying_again(
     # The advice, literally: the manifest recording the looks is found, nothing paid.
     assert looks("apply", second, "--manifest", manifest_path_for(first)).code == 0
     assert sim_look_ids(simulator) == made
+
+
+def test_a_second_manifest_named_on_purpose_is_not_taken_for_a_hard_link(
+    cwd: Path, simulator: sim.RunningSimulator, api_env: dict[str, str], looks: Callable[..., Run]
+) -> None:
+    recipe = prompt_recipe(Path("r.yaml"), "anna")
+    assert looks("apply", recipe).code == 0
+    other = looks("plan", recipe, "--manifest", "staging.manifest.json")  # another account's
+    assert (other.code, other.err) == (0, "")
