@@ -22,7 +22,7 @@ test: lint
 	$(BIN)/pytest
 
 demo: setup
-	$(BIN)/python -m engine.demo
+	$(BIN)/python -m looks.demo
 
 bench: setup
 	$(BIN)/python bench/run_all.py

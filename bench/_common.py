@@ -95,11 +95,11 @@ def running_sim(*flags: str, state_file: Path | None = None) -> Iterator[Sim]:
 
 
 def looks_cmd() -> list[str]:
-    """The `looks` console script of this interpreter's environment (or `-m engine.cli`)."""
+    """The `looks` console script of this interpreter's environment (or `-m looks.cli`)."""
     script = Path(sys.executable).parent / "looks"
     if script.exists():
         return [str(script)]
-    return [sys.executable, "-m", "engine.cli"]
+    return [sys.executable, "-m", "looks.cli"]
 
 
 # -- measured subprocesses ---------------------------------------------------------------------

@@ -1,6 +1,6 @@
 """Request rate of the HeyGen simulator under 50 concurrent keep-alive clients.
 
-Starts `python -m engine.cli sim` as a subprocess (its own process, as in real use), then runs
+Starts `python -m looks.cli sim` as a subprocess (its own process, as in real use), then runs
 each scenario for a fixed time and prints a table. It stops by itself.
 
     .venv/bin/python bench/sim_load.py [--clients 50] [--seconds 3]
@@ -150,7 +150,7 @@ def main() -> int:
         [
             sys.executable,
             "-m",
-            "engine.cli",
+            "looks.cli",
             "sim",
             "--port",
             "0",

@@ -5,7 +5,7 @@ The Python API (docs/python-api.md): `plan`, `apply` (and `apply_async`), `statu
 commands of the same names do, and return what those print.
 """
 
-from engine.api import (
+from .api import (
     ApplyOptions,
     ApplyResult,
     ConsentState,
@@ -28,7 +28,7 @@ from engine.api import (
     status,
     validate,
 )
-from engine.errors import (
+from .errors import (
     ApiError,
     LooksError,
     ManifestError,
@@ -38,11 +38,11 @@ from engine.errors import (
     TransportError,
     UsageError,
 )
-from engine.plan import PlanAction
-from engine.progress import Event, Reporter
-from engine.recipe import AvatarSpec, BaseSpec, FileSpec, LookSpec, Recipe, load_recipe
-from engine.summary import RunSummary
-from engine.version import __version__
+from .plan import PlanAction
+from .progress import Event, Reporter
+from .recipe import AvatarSpec, BaseSpec, FileSpec, LookSpec, Recipe, load_recipe
+from .summary import RunSummary
+from .version import __version__
 
 __all__ = [
     "ApiError",

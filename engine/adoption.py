@@ -12,9 +12,9 @@ import dataclasses
 from collections import Counter
 from collections.abc import Collection, Iterable, Mapping
 
-from engine.client import LookInfo
-from engine.manifest import NodeRecord
-from engine.plan import PlanNode
+from .client import LookInfo
+from .manifest import NodeRecord
+from .plan import PlanNode
 
 
 def unrecorded_looks(

@@ -19,14 +19,14 @@ from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 
-from engine import lifecycle, recipe_edit
-from engine.catalog import Catalog, build_section
-from engine.client import HeyGenClient
-from engine.cost import Budget, credits_text, estimate, number_text
-from engine.errors import BudgetError, LooksError
-from engine.executor import ApplyOptions, ApplyResult, Batch, Executor
-from engine.gallery import Fetched, Gallery, write_gallery
-from engine.lifecycle import (
+from . import lifecycle, recipe_edit
+from .catalog import Catalog, build_section
+from .client import HeyGenClient
+from .cost import Budget, credits_text, estimate, number_text
+from .errors import BudgetError, LooksError
+from .executor import ApplyOptions, ApplyResult, Batch, Executor
+from .gallery import Fetched, Gallery, write_gallery
+from .lifecycle import (
     AdoptedAvatar,
     ConsentState,
     Drift,
@@ -34,15 +34,15 @@ from engine.lifecycle import (
     PruneOutcome,
     RemoteGroup,
 )
-from engine.manifest import ManifestStore, NodeRecord, manifest_path_for
-from engine.ownership import recorded_beside, recorded_ids
-from engine.plan import PlanNode, build_graph, build_plan, consent_address
-from engine.plan_markdown import RecipePlan
-from engine.plans import Plan
-from engine.progress import Event, Reporter
-from engine.recipe import MAX_LOOKS, MediaPolicy, Recipe, load_recipe
-from engine.summary import RunSummary
-from engine.workspace import (
+from .manifest import ManifestStore, NodeRecord, manifest_path_for
+from .ownership import recorded_beside, recorded_ids
+from .plan import PlanNode, build_graph, build_plan, consent_address
+from .plan_markdown import RecipePlan
+from .plans import Plan
+from .progress import Event, Reporter
+from .recipe import MAX_LOOKS, MediaPolicy, Recipe, load_recipe
+from .summary import RunSummary
+from .workspace import (
     DEFAULT_BASE_URL,
     load_recipes,
     open_store,

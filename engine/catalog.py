@@ -21,10 +21,10 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
-from engine.errors import LooksError
-from engine.manifest import STATUSES, NodeRecord
-from engine.plan import PlanAction, build_plan, consent_address
-from engine.recipe import AvatarSpec, BaseSpec, LookSpec, Recipe
+from .errors import LooksError
+from .manifest import STATUSES, NodeRecord
+from .plan import PlanAction, build_plan, consent_address
+from .recipe import AvatarSpec, BaseSpec, LookSpec, Recipe
 
 PREVIEW_DIR = "previews"
 IMAGE_EXTENSIONS = ("png", "jpg", "gif", "webp")

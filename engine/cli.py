@@ -15,8 +15,8 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import NoReturn
 
-from engine import sim
-from engine.commands import (
+from . import sim
+from .commands import (
     apply,
     catalog,
     consent,
@@ -31,10 +31,10 @@ from engine.commands import (
     status,
     validate,
 )
-from engine.errors import LooksError, RecipeError, UsageError
-from engine.executor import ApplyOptions
-from engine.recipe import MAX_LOOKS
-from engine.version import __version__
+from .errors import LooksError, RecipeError, UsageError
+from .executor import ApplyOptions
+from .recipe import MAX_LOOKS
+from .version import __version__
 
 MAX_PROBLEMS_SHOWN = 100  # a recipe with 5 million problems must not print 5 million lines
 

@@ -29,8 +29,8 @@ from tenacity.retry import RetryBaseT
 from tenacity.stop import StopBaseT
 from tenacity.wait import WaitBaseT, wait_base, wait_exponential, wait_random
 
-from engine.errors import ApiError, FileChangedError, TransportError
-from engine.version import __version__
+from .errors import ApiError, FileChangedError, TransportError
+from .version import __version__
 
 __all__ = [
     "ApiErrorInfo",

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Literal
 
-from engine.plan import Plan, PlanAction, PlanNode
-from engine.recipe import CreditPrices
+from .plan import Plan, PlanAction, PlanNode
+from .recipe import CreditPrices
 
 CostKind = Literal["photo", "digital_twin", "prompt", "look"]
 COST_KINDS: tuple[CostKind, ...] = ("photo", "digital_twin", "prompt", "look")

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import httpx
 
-from engine import sim
+from . import sim
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = Path("demo-out")
@@ -25,7 +25,7 @@ KEY = "demo-key"
 
 def _looks(*args: str, env: dict[str, str], check: bool = True) -> int:
     print(f"\n$ looks {' '.join(args)}", flush=True)
-    done = subprocess.run([sys.executable, "-m", "engine.cli", *args], env=env, check=False)
+    done = subprocess.run([sys.executable, "-m", "looks.cli", *args], env=env, check=False)
     if check and done.returncode != 0:
         raise SystemExit(f"demo: `looks {args[0]}` exited {done.returncode}")
     return done.returncode

@@ -21,9 +21,9 @@ from tenacity import (
     wait_random,
 )
 
-from engine.client import is_transient, parse_retry_after, redact_url, wait_retry_after
-from engine.errors import ApiError, TransportError
-from engine.version import __version__
+from .client import is_transient, parse_retry_after, redact_url, wait_retry_after
+from .errors import ApiError, TransportError
+from .version import __version__
 
 ATTEMPTS = 3
 GIVE_UP_AFTER = 30.0  # seconds: a gallery is not worth a long wait for one picture

@@ -14,7 +14,7 @@ import os
 import stat
 from pathlib import Path
 
-from engine.errors import StateWriteError
+from .errors import StateWriteError
 
 _REMEDY = {
     errno.ENOSPC: "free some space",

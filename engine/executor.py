@@ -16,21 +16,21 @@ import asyncio
 import time
 from collections.abc import Sequence
 
-from engine import records
-from engine.client import HeyGenClient
-from engine.cost import Budget
-from engine.errors import ApiError, StateWriteError, TransportError
-from engine.manifest import ManifestStore, Status
-from engine.node_graph import GraphNode, NodeGraph
-from engine.progress import Event, EventError, Reporter
-from engine.run_context import RunContext
-from engine.runs import ApplyOptions, ApplyResult, Batch, Outcome
-from engine.slots import JobSlots, Stopped
-from engine.steps.check import check_existing
-from engine.steps.consent import start_consent
-from engine.steps.create import Creation
-from engine.steps.rename import rename
-from engine.steps.upload import upload
+from . import records
+from .client import HeyGenClient
+from .cost import Budget
+from .errors import ApiError, StateWriteError, TransportError
+from .manifest import ManifestStore, Status
+from .node_graph import GraphNode, NodeGraph
+from .progress import Event, EventError, Reporter
+from .run_context import RunContext
+from .runs import ApplyOptions, ApplyResult, Batch, Outcome
+from .slots import JobSlots, Stopped
+from .steps.check import check_existing
+from .steps.consent import start_consent
+from .steps.create import Creation
+from .steps.rename import rename
+from .steps.upload import upload
 
 __all__ = ["ApplyOptions", "ApplyResult", "Batch", "Executor", "JobSlots", "Outcome"]
 

@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from engine.catalog import (
+from .catalog import (
     IMAGE_EXTENSIONS,
     PREVIEW_DIR,
     Catalog,
@@ -27,8 +27,8 @@ from engine.catalog import (
     sniff_image,
     with_previews,
 )
-from engine.downloads import Downloader
-from engine.errors import LooksError
+from .downloads import Downloader
+from .errors import LooksError
 
 PARALLEL_DOWNLOADS = 8
 MAX_PREVIEW_BYTES = 50 * 1024 * 1024

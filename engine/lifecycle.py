@@ -15,14 +15,14 @@ from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping, 
 from dataclasses import dataclass
 from typing import Literal, TypeVar
 
-from engine import records as transitions
-from engine.adoption import adoption_group, shared_names, unrecorded_looks
-from engine.client import GroupInfo, HeyGenClient, LookInfo
-from engine.errors import ApiError, LooksError
-from engine.manifest import ErrorInfo, ManifestStore, NodeRecord
-from engine.ownership import recorded_ids
-from engine.plan import PlanNode
-from engine.records import idempotency_key
+from . import records as transitions
+from .adoption import adoption_group, shared_names, unrecorded_looks
+from .client import GroupInfo, HeyGenClient, LookInfo
+from .errors import ApiError, LooksError
+from .manifest import ErrorInfo, ManifestStore, NodeRecord
+from .ownership import recorded_ids
+from .plan import PlanNode
+from .records import idempotency_key
 
 CONCURRENCY = 8  # listings or deletions in flight at once
 

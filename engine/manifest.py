@@ -25,8 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from engine import _schemas, durable
-from engine.errors import ManifestError, ManifestLockedError, StateWriteError
+from . import _schemas, durable
+from .errors import ManifestError, ManifestLockedError, StateWriteError
 
 FORMAT_VERSION = 1
 

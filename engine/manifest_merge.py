@@ -28,9 +28,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from engine.errors import ManifestError, MergeConflictError
-from engine.manifest import Manifest, NodeRecord, apply_change, parse_manifest
-from engine.plan import canonical_json
+from .errors import ManifestError, MergeConflictError
+from .manifest import Manifest, NodeRecord, apply_change, parse_manifest
+from .plan import canonical_json
 
 
 @dataclass(frozen=True)

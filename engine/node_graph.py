@@ -11,9 +11,9 @@ import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from engine.manifest import NodeRecord
-from engine.plan import PlanAction, PlanNode
-from engine.runs import Batch, Outcome
+from .manifest import NodeRecord
+from .plan import PlanAction, PlanNode
+from .runs import Batch, Outcome
 
 
 @dataclass(frozen=True, eq=False)

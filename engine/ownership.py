@@ -14,8 +14,8 @@ import json
 from collections.abc import Collection, Iterable, Mapping
 from pathlib import Path
 
-from engine.errors import ManifestError
-from engine.manifest import ManifestStore, NodeRecord, journal_path_for, read_journal
+from .errors import ManifestError
+from .manifest import ManifestStore, NodeRecord, journal_path_for, read_journal
 
 
 def recorded_ids(records: Iterable[NodeRecord], *, made_only: bool = False) -> set[str]:

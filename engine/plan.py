@@ -18,9 +18,9 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from engine.errors import LooksError
-from engine.manifest import NodeKind, NodeRecord
-from engine.recipe import AvatarSpec, CreditPrices, FileSpec, LookSpec, Recipe
+from .errors import LooksError
+from .manifest import NodeKind, NodeRecord
+from .recipe import AvatarSpec, CreditPrices, FileSpec, LookSpec, Recipe
 
 ActionKind = Literal["create", "adopt", "update", "replace", "retry", "keep", "orphan"]
 # `adopt` (a look found unrecorded by `plan --refresh`) is counted only when there is one.

@@ -12,9 +12,9 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from engine.cost import action_credits, estimate, number_text
-from engine.plan import Plan, PlanAction
-from engine.report import merge_summaries, summary_line
+from .cost import action_credits, estimate, number_text
+from .plan import Plan, PlanAction
+from .report import merge_summaries, summary_line
 
 MARKER = "<!-- looks-plan"
 MAX_CHARS = 65_536  # GitHub refuses a longer comment: the bot would post nothing

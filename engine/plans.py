@@ -8,11 +8,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from engine import plan_markdown
-from engine.cost import Estimate, estimate
-from engine.plan import PlanAction
-from engine.plan_markdown import RecipePlan
-from engine.report import merge_summaries, plan_document, plan_text
+from . import plan_markdown
+from .cost import Estimate, estimate
+from .plan import PlanAction
+from .plan_markdown import RecipePlan
+from .report import merge_summaries, plan_document, plan_text
 
 
 @dataclass(frozen=True)

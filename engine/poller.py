@@ -8,8 +8,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from engine.client import HeyGenClient, LookInfo
-from engine.errors import LooksError
+from .client import HeyGenClient, LookInfo
+from .errors import LooksError
 
 
 class PollOptions(Protocol):

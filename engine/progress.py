@@ -14,7 +14,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TextIO
 
-from engine.summary import RunSummary, summary_text
+from .summary import RunSummary, summary_text
 
 PROGRESS_EVERY = 30.0  # seconds between progress lines when nothing else is printed
 

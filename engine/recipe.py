@@ -23,9 +23,9 @@ from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from engine import _schemas, media
-from engine.errors import RecipeError
-from engine.yamldoc import Location, YamlDocument, parse_yaml, read_text, shown
+from . import _schemas, media
+from .errors import RecipeError
+from .yamldoc import Location, YamlDocument, parse_yaml, read_text, shown
 
 if TYPE_CHECKING:
     import jsonschema

@@ -13,11 +13,11 @@ from pathlib import Path
 
 import yaml
 
-from engine import durable
-from engine._schemas import SCHEMAS
-from engine.errors import LooksError, RecipeError
-from engine.lifecycle import AdoptedAvatar
-from engine.recipe import Recipe, load_recipe
+from . import durable
+from ._schemas import SCHEMAS
+from .errors import LooksError, RecipeError
+from .lifecycle import AdoptedAvatar
+from .recipe import Recipe, load_recipe
 
 
 def schema_header(out: Path) -> str:

@@ -22,8 +22,8 @@ import hashlib
 from collections.abc import Mapping
 from typing import Any
 
-from engine.manifest import ErrorInfo, NodeRecord, Status
-from engine.plan import PlanNode
+from .manifest import ErrorInfo, NodeRecord, Status
+from .plan import PlanNode
 
 
 def idempotency_key(lineage: str, address: str, fingerprint: str, attempt: int) -> str:

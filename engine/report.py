@@ -7,8 +7,8 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from engine.cost import action_credits, estimate, json_number
-from engine.plan import REF_KEYS, VERBS, FieldChange, Plan, PlanAction
+from .cost import action_credits, estimate, json_number
+from .plan import REF_KEYS, VERBS, FieldChange, Plan, PlanAction
 
 _SUMMARY_WORDS = {
     "create": "to create",

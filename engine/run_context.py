@@ -13,16 +13,16 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
-from engine import records
-from engine.client import HeyGenClient, LookInfo
-from engine.cost import Budget
-from engine.errors import StateWriteError
-from engine.manifest import ErrorInfo, NodeRecord, Status
-from engine.node_graph import GraphNode
-from engine.poller import LookPoller
-from engine.progress import Event, EventError, Reporter
-from engine.runs import ApplyOptions, ApplyResult, Batch, Outcome
-from engine.slots import JobSlots, Stopped
+from . import records
+from .client import HeyGenClient, LookInfo
+from .cost import Budget
+from .errors import StateWriteError
+from .manifest import ErrorInfo, NodeRecord, Status
+from .node_graph import GraphNode
+from .poller import LookPoller
+from .progress import Event, EventError, Reporter
+from .runs import ApplyOptions, ApplyResult, Batch, Outcome
+from .slots import JobSlots, Stopped
 
 _T = TypeVar("_T")
 

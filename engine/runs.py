@@ -10,10 +10,10 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Literal
 
-from engine.errors import StateWriteError
-from engine.manifest import ManifestStore
-from engine.plan import Plan
-from engine.summary import RunSummary
+from .errors import StateWriteError
+from .manifest import ManifestStore
+from .plan import Plan
+from .summary import RunSummary
 
 Outcome = Literal["completed", "failed", "blocked"]
 

@@ -16,10 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from engine import records
-from engine.client import AssetInfo, DirectUploadTicket, HeyGenClient, is_transient
-from engine.errors import ApiError
-from engine.manifest import NodeRecord
+from . import records
+from .client import AssetInfo, DirectUploadTicket, HeyGenClient, is_transient
+from .errors import ApiError
+from .manifest import NodeRecord
 
 __all__ = ["EXPIRY_MARGIN", "DirectUpload", "LocalFile", "ProgressSteps"]
 

@@ -14,10 +14,10 @@ import urllib.parse
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from engine.errors import Problem, RecipeError, UsageError
-from engine.manifest import Manifest, ManifestStore, manifest_path_for, read_manifest
-from engine.manifest import recipe_label as label_for
-from engine.recipe import MAX_LOOKS, MediaPolicy, Recipe, load_recipe
+from .errors import Problem, RecipeError, UsageError
+from .manifest import Manifest, ManifestStore, manifest_path_for, read_manifest
+from .manifest import recipe_label as label_for
+from .recipe import MAX_LOOKS, MediaPolicy, Recipe, load_recipe
 
 DEFAULT_BASE_URL = "https://api.heygen.com"
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import yaml
 
-from engine.errors import Problem
+from .errors import Problem
 
 Location = tuple[str | int, ...]
 

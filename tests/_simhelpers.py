@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 
-from engine import sim
+from looks import sim
 
 KEY = "test-key"
 FAST = 0.1  # generation seconds used by most tests

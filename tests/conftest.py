@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from engine import sim
-from engine.cli import main
+from looks import sim
+from looks.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
 API_KEY = "sk-test-SECRET-4f1c2b"
@@ -67,7 +67,7 @@ def looks_process(
 ) -> subprocess.Popen[str]:
     """Start `looks ARGS...` as a separate process (for kill -9 and Ctrl-C)."""
     return subprocess.Popen(
-        [sys.executable, "-m", "engine.cli", *map(str, args)],
+        [sys.executable, "-m", "looks.cli", *map(str, args)],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 from conftest import API_KEY, Run
 
-from engine import sim
-from engine.manifest import journal_path_for, manifest_path_for
+from looks import sim
+from looks.manifest import journal_path_for, manifest_path_for
 
 RECIPE = """\
 version: 1

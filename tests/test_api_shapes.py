@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 from conftest import API_KEY, ROOT, Run
 
-from engine import sim
-from engine.client import HeyGenClient, LookInfo
-from engine.errors import ApiError
-from engine.manifest import manifest_path_for
+from looks import sim
+from looks.client import HeyGenClient, LookInfo
+from looks.errors import ApiError
+from looks.manifest import manifest_path_for
 
 Answer = tuple[int, dict[str, Any]]
 

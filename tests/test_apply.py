@@ -13,8 +13,8 @@ import httpx
 import pytest
 from conftest import Run
 
-from engine import sim
-from engine.manifest import ManifestStore, manifest_path_for
+from looks import sim
+from looks.manifest import ManifestStore, manifest_path_for
 
 
 def manifest_of(recipe: Path) -> dict[str, Any]:

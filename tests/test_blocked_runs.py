@@ -9,8 +9,8 @@ from pathlib import Path
 import httpx
 from conftest import API_KEY, Run
 
-from engine import sim
-from engine.manifest import manifest_path_for
+from looks import sim
+from looks.manifest import manifest_path_for
 
 BASE_ONLY = """\
 version: 1

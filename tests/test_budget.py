@@ -13,15 +13,15 @@ from typing import Any
 import pytest
 from conftest import API_KEY, Run
 
-from engine import sim
-from engine.client import HeyGenClient
-from engine.cost import Budget
-from engine.executor import ApplyOptions, Batch, Executor
-from engine.manifest import ManifestStore, manifest_path_for
-from engine.plan import build_plan
-from engine.progress import PlainReporter
-from engine.recipe import load_recipe
-from engine.summary import summary_text
+from looks import sim
+from looks.client import HeyGenClient
+from looks.cost import Budget
+from looks.executor import ApplyOptions, Batch, Executor
+from looks.manifest import ManifestStore, manifest_path_for
+from looks.plan import build_plan
+from looks.progress import PlainReporter
+from looks.recipe import load_recipe
+from looks.summary import summary_text
 
 SARAH_COST = 6  # 2 photo bases and 4 looks
 

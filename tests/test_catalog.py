@@ -20,8 +20,8 @@ import httpx
 import pytest
 from conftest import API_KEY, ROOT, Run
 
-from engine import sim
-from engine.catalog import (
+from looks import sim
+from looks.catalog import (
     AvatarEntry,
     Card,
     Catalog,
@@ -35,10 +35,10 @@ from engine.catalog import (
     sniff_image,
     with_previews,
 )
-from engine.gallery import remove_stale_previews, write_if_changed
-from engine.manifest import ErrorInfo, NodeRecord, manifest_path_for
-from engine.plan import build_graph
-from engine.recipe import load_recipe
+from looks.gallery import remove_stale_previews, write_if_changed
+from looks.manifest import ErrorInfo, NodeRecord, manifest_path_for
+from looks.plan import build_graph
+from looks.recipe import load_recipe
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [

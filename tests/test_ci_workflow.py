@@ -25,7 +25,7 @@ import pytest
 import yaml
 from conftest import API_KEY
 
-from engine import sim
+from looks import sim
 
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "ci.md"

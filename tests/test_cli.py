@@ -16,11 +16,11 @@ from pathlib import Path
 import pytest
 from conftest import ROOT, Run, looks_process
 
-from engine import cli, sim
-from engine.cli import build_parser
-from engine.errors import ManifestLockedError
-from engine.executor import ApplyResult, Executor
-from engine.manifest import ManifestStore, journal_path_for, lock_path_for, manifest_path_for
+from looks import cli, sim
+from looks.cli import build_parser
+from looks.errors import ManifestLockedError
+from looks.executor import ApplyResult, Executor
+from looks.manifest import ManifestStore, journal_path_for, lock_path_for, manifest_path_for
 
 COMMANDS = (
     "validate",
@@ -329,7 +329,7 @@ def test_unexpected_exception_is_one_line_and_exit_3(
 _BROKEN = textwrap.dedent(
     """
     import sys
-    from engine import cli
+    from looks import cli
     def broken(args):
         raise RuntimeError("the flux capacitor")
     cli._COMMANDS["status"] = broken

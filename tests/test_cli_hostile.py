@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from conftest import Run
 
-from engine import sim
-from engine.errors import UsageError
+from looks import sim
+from looks.errors import UsageError
 
 RECIPE = "version: 1\navatars:\n  zoe:\n    name: Zoe\n    base: {type: prompt, prompt: a cafe}\n"
 

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from engine.cli import main
-from engine.manifest import ErrorInfo, Manifest, NodeRecord, manifest_path_for
-from engine.plan import build_graph
-from engine.recipe import load_recipe
+from looks.cli import main
+from looks.manifest import ErrorInfo, Manifest, NodeRecord, manifest_path_for
+from looks.plan import build_graph
+from looks.recipe import load_recipe
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -444,7 +444,7 @@ def test_pre_commit_hook(capsys: Capsys) -> None:
         assert not files.search(name), name
     # The entry is the console script this project installs, and it validates recipes.
     pyproject = (ROOT / "pyproject.toml").read_text(encoding="utf-8")
-    assert 'looks = "engine.cli:main"' in pyproject
+    assert 'looks = "looks.cli:main"' in pyproject
     command, *args = hook["entry"].split()
     assert command == "looks"
     assert main([*args, str(ROOT / "recipes" / "twin.yaml")]) == 0

@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 from test_cli_plan import completed, recipes, write_manifest
 
-from engine.cli import main
-from engine.manifest import ErrorInfo, NodeRecord
-from engine.plan import FieldChange
-from engine.report import change_lines, trim_around_difference
+from looks.cli import main
+from looks.manifest import ErrorInfo, NodeRecord
+from looks.plan import FieldChange
+from looks.report import change_lines, trim_around_difference
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
 ALL = ("characters.yaml", "existing.yaml", "sarah.yaml", "twin.yaml")

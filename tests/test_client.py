@@ -14,8 +14,8 @@ import pytest
 import respx
 from tenacity import stop_after_attempt, wait_none
 
-import engine
-from engine.client import (
+import looks
+from looks.client import (
     ApiErrorInfo,
     AssetInfo,
     GroupInfo,
@@ -26,7 +26,7 @@ from engine.client import (
     parse_retry_after,
     wait_retry_after,
 )
-from engine.errors import ApiError, TransportError
+from looks.errors import ApiError, TransportError
 
 pytestmark = pytest.mark.anyio
 
@@ -147,7 +147,7 @@ async def test_create_avatar_sends_headers_and_body(
     request = route.calls.last.request
     assert request.headers["X-Api-Key"] == KEY
     assert request.headers["Idempotency-Key"] == IDEM
-    assert request.headers["User-Agent"] == f"heygen-looks/{engine.__version__}"
+    assert request.headers["User-Agent"] == f"heygen-looks/{looks.__version__}"
     assert request.headers["Content-Type"] == "application/json"
     assert body_of(request) == body
 

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from engine.cost import Budget, action_credits, charged, estimate, number_text
-from engine.errors import RecipeError
-from engine.manifest import ErrorInfo, NodeRecord
-from engine.plan import Plan, build_graph, build_plan
-from engine.recipe import CreditPrices, Recipe, load_recipe
+from looks.cost import Budget, action_credits, charged, estimate, number_text
+from looks.errors import RecipeError
+from looks.manifest import ErrorInfo, NodeRecord
+from looks.plan import Plan, build_graph, build_plan
+from looks.recipe import CreditPrices, Recipe, load_recipe
 
 PNG = bytes.fromhex(
     "89504e470d0a1a0a0000000d4948445200000001000000010806000000"

@@ -18,10 +18,10 @@ from typing import Any
 import pytest
 from conftest import API_KEY, Run, looks_process
 
-from engine import sim
-from engine.client import AssetInfo, HeyGenClient
-from engine.manifest import NodeRecord, journal_path_for, manifest_path_for
-from engine.uploads import DirectUpload, LocalFile
+from looks import sim
+from looks.client import AssetInfo, HeyGenClient
+from looks.manifest import NodeRecord, journal_path_for, manifest_path_for
+from looks.uploads import DirectUpload, LocalFile
 
 MIB = 2**20
 BIG = 40 * MIB

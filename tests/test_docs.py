@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from engine import demo, sim
-from engine.cli import build_parser
+from looks import demo, sim
+from looks.cli import build_parser
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = sorted((ROOT / "docs").glob("*.md"))
@@ -112,7 +112,7 @@ def test_the_link_checks_catch_what_they_should(tmp_path: Path) -> None:
 
 
 def looks_argv(line: str) -> Iterator[list[str]]:
-    """The arguments of every `looks` (or `python -m engine.cli`) command on a shell line."""
+    """The arguments of every `looks` (or `python -m looks.cli`) command on a shell line."""
     words = shlex.split(line, comments=True)
     command: list[str] = []
     for word in [*words, ";"]:
@@ -132,7 +132,7 @@ def _looks_in(command: list[str]) -> Iterator[list[str]]:
         command = command[: command.index(">")]
     if command and Path(command[0]).name == "looks":
         yield command[1:]
-    elif command[:3] in (["python", "-m", "engine.cli"], [sys.executable, "-m", "engine.cli"]):
+    elif command[:3] in (["python", "-m", "looks.cli"], [sys.executable, "-m", "looks.cli"]):
         yield command[3:]
 
 
@@ -152,7 +152,7 @@ def test_the_command_extraction() -> None:
         ["plan", "a.yaml"],
         ["status", "a.yaml"],
     ]
-    assert list(looks_argv("python -m engine.cli sim")) == [["sim"]]
+    assert list(looks_argv("python -m looks.cli sim")) == [["sim"]]
     assert list(looks_argv('export "$(head -n1 sim.out)"')) == []
     found = shown_commands()
     assert len(found) >= 10

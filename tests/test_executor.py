@@ -19,21 +19,21 @@ from typing import Any
 
 import pytest
 
-from engine.client import ApiErrorInfo, AssetInfo, GroupInfo, LookInfo
-from engine.errors import ApiError, TransportError
-from engine.executor import (
+from looks.client import ApiErrorInfo, AssetInfo, GroupInfo, LookInfo
+from looks.errors import ApiError, TransportError
+from looks.executor import (
     ApplyOptions,
     ApplyResult,
     Batch,
     Executor,
     JobSlots,
 )
-from engine.manifest import ErrorInfo, ManifestStore, NodeRecord
-from engine.plan import build_plan
-from engine.progress import PlainReporter
-from engine.recipe import load_recipe
-from engine.records import idempotency_key
-from engine.slots import Stopped
+from looks.manifest import ErrorInfo, ManifestStore, NodeRecord
+from looks.plan import build_plan
+from looks.progress import PlainReporter
+from looks.recipe import load_recipe
+from looks.records import idempotency_key
+from looks.slots import Stopped
 
 PROMPT = """\
 version: 1

@@ -9,13 +9,13 @@ from pathlib import Path
 import pytest
 from test_executor import PROMPT, FakeClient, Project
 
-from engine import executor as executor_module
-from engine.client import LookInfo
-from engine.executor import FOLD_EVERY_SECONDS, ApplyOptions, Batch, Executor
-from engine.manifest import ManifestStore, NodeRecord
-from engine.plan import build_plan
-from engine.progress import PlainReporter
-from engine.recipe import load_recipe
+from looks import executor as executor_module
+from looks.client import LookInfo
+from looks.executor import FOLD_EVERY_SECONDS, ApplyOptions, Batch, Executor
+from looks.manifest import ManifestStore, NodeRecord
+from looks.plan import build_plan
+from looks.progress import PlainReporter
+from looks.recipe import load_recipe
 
 
 class BrokenListing(FakeClient):

@@ -27,9 +27,9 @@ import httpx
 import pytest
 from conftest import API_KEY, ROOT
 
-from engine import sim
-from engine.errors import StateWriteError
-from engine.manifest import (
+from looks import sim
+from looks.errors import StateWriteError
+from looks.manifest import (
     ManifestStore,
     NodeRecord,
     journal_path_for,
@@ -113,7 +113,7 @@ def apply(recipe: Path, s: sim.RunningSimulator, *extra: str) -> subprocess.Comp
         "PYTHONPATH": str(ROOT),
     }
     return subprocess.run(
-        [sys.executable, "-m", "engine.cli", "apply", str(recipe), "--max-jobs", "4", *extra],
+        [sys.executable, "-m", "looks.cli", "apply", str(recipe), "--max-jobs", "4", *extra],
         env=env,
         capture_output=True,
         text=True,
@@ -246,7 +246,7 @@ def test_a_read_only_file_system_is_one_line_and_plan_still_reads(
     assert manifest.read_bytes() == before and sim_looks(simulator) == made
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     plan = subprocess.run(
-        [sys.executable, "-m", "engine.cli", "plan", str(recipe)],
+        [sys.executable, "-m", "looks.cli", "plan", str(recipe)],
         env=env,
         capture_output=True,
         text=True,
@@ -276,7 +276,7 @@ def test_kill_9_at_random_moments_on_a_nearly_full_disk(
     draw = random.Random(10)
     for _ in range(6):
         proc = subprocess.Popen(
-            [sys.executable, "-m", "engine.cli", "apply", str(recipe)],
+            [sys.executable, "-m", "looks.cli", "apply", str(recipe)],
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
@@ -315,14 +315,14 @@ def test_import_on_a_full_disk_is_one_line(
         "HEYGEN_API_KEY": API_KEY,
         "PYTHONPATH": str(ROOT),
     }
-    command = [sys.executable, "-m", "engine.cli", "import", "--group", group, "--out", str(out)]
+    command = [sys.executable, "-m", "looks.cli", "import", "--group", group, "--out", str(out)]
     failed = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
     assert failed.returncode == 1
     assert ONE_LINE.fullmatch(failed.stderr), failed.stderr
     assert not list(tmpfs.glob(".*.tmp"))
     filler.unlink()
     if out.exists():  # the recipe was written, its records were not: apply records them
-        command = [sys.executable, "-m", "engine.cli", "apply", str(out)]
+        command = [sys.executable, "-m", "looks.cli", "apply", str(out)]
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     nodes = json.loads(manifest_path_for(out).read_text())["nodes"]

@@ -41,7 +41,7 @@ def looks_limited(*args: str | Path, cwd: Path | None = None) -> Child:
     """Run `looks ARGS...` under the limits; its own peak memory comes from wait4."""
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         child = subprocess.Popen(
-            [sys.executable, "-m", "engine.cli", *map(str, args)],
+            [sys.executable, "-m", "looks.cli", *map(str, args)],
             cwd=cwd or ROOT,
             env={**os.environ, "PYTHONPATH": str(ROOT)},
             stdin=subprocess.DEVNULL,
@@ -312,7 +312,7 @@ def test_directory_fifo_and_device(tmp_path: Path) -> None:
     os.mkfifo(fifo)
     # Nobody writes to the FIFO: a plain open() would block forever.
     done = subprocess.run(
-        [sys.executable, "-m", "engine.cli", "validate", str(fifo)],
+        [sys.executable, "-m", "looks.cli", "validate", str(fifo)],
         cwd=ROOT,
         capture_output=True,
         text=True,

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from conftest import ROOT
 
-from engine.manifest import ManifestStore, NodeRecord, journal_path_for, manifest_path_for
+from looks.manifest import ManifestStore, NodeRecord, journal_path_for, manifest_path_for
 
 RECIPE = """\
 version: 1
@@ -39,7 +39,7 @@ def looks_offline(*args: str | Path) -> subprocess.CompletedProcess[str]:
     """`looks ARGS...` as a process with generous bounds: a hang is a failure, not a stall."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     return subprocess.run(
-        [sys.executable, "-m", "engine.cli", *map(str, args)],
+        [sys.executable, "-m", "looks.cli", *map(str, args)],
         env=env,
         capture_output=True,
         text=True,

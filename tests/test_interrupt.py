@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from conftest import API_KEY, looks_process
 
-from engine import sim
-from engine.manifest import journal_path_for, manifest_path_for
+from looks import sim
+from looks.manifest import journal_path_for, manifest_path_for
 
 
 @pytest.fixture

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from conftest import API_KEY, Run, looks_process
 
-from engine import sim
-from engine.manifest import damaged_path_for, journal_path_for, manifest_path_for
+from looks import sim
+from looks.manifest import damaged_path_for, journal_path_for, manifest_path_for
 
 AVATARS = 3
 LOOKS = 2

@@ -17,8 +17,8 @@ import pytest
 import yaml
 from conftest import API_KEY, ROOT, Run, looks_process
 
-from engine import sim
-from engine.manifest import ManifestStore, NodeRecord, manifest_path_for
+from looks import sim
+from looks.manifest import ManifestStore, NodeRecord, manifest_path_for
 
 PLAN_NOTHING = re.compile(
     r"Plan: 0 to create, 0 to replace, 0 to retry, \d+ unchanged, 0 orphaned\."
@@ -317,8 +317,8 @@ def test_refresh_records_looks_failed_remotely(
     failing = r.json()["data"]["avatar_item"]["id"]
     # As if a run had been stopped while the look was generating.
     with ManifestStore(manifest_path_for(recipe), "nia.yaml") as store:
-        from engine.plan import build_graph
-        from engine.recipe import load_recipe
+        from looks.plan import build_graph
+        from looks.recipe import load_recipe
 
         node = build_graph(load_recipe(recipe))["nia/red"]
         store.record(

@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 import yaml
 
-from engine import recipe_edit
-from engine.client import GroupInfo, LookInfo
-from engine.errors import LooksError
-from engine.lifecycle import (
+from looks import recipe_edit
+from looks.client import GroupInfo, LookInfo
+from looks.errors import LooksError
+from looks.lifecycle import (
     AdoptedAvatar,
     RemoteGroup,
     adopt,
@@ -20,8 +20,8 @@ from engine.lifecycle import (
     look_key,
     prune_selection,
 )
-from engine.manifest import NodeRecord
-from engine.plan import PlanNode
+from looks.manifest import NodeRecord
+from looks.plan import PlanNode
 
 # -- prune selection ----------------------------------------------------------------------
 

@@ -18,8 +18,8 @@ from typing import Any
 import jsonschema
 import pytest
 
-from engine.errors import ManifestError, ManifestLockedError, StateWriteError
-from engine.manifest import (
+from looks.errors import ManifestError, ManifestLockedError, StateWriteError
+from looks.manifest import (
     ErrorInfo,
     ManifestStore,
     NodeRecord,
@@ -27,7 +27,7 @@ from engine.manifest import (
     lock_path_for,
     read_manifest,
 )
-from engine.records import idempotency_key
+from looks.records import idempotency_key
 
 ROOT = Path(__file__).resolve().parent.parent
 SCHEMA = json.loads((ROOT / "schemas" / "manifest.schema.json").read_text(encoding="utf-8"))
@@ -138,7 +138,7 @@ def test_reopening_after_a_crash_replays_the_journal(path: Path) -> None:
         f"""
         import os
         from pathlib import Path
-        from engine.manifest import ManifestStore, NodeRecord
+        from looks.manifest import ManifestStore, NodeRecord
         store = ManifestStore(Path({str(path)!r}), "r.yaml")
         store.record(NodeRecord("sarah", "base", {FP!r}, "submitted", idempotency_key="k1"))
         store.record(NodeRecord("marco", "base", {FP!r}, "pending"))
@@ -561,7 +561,7 @@ def test_the_lock_of_a_killed_holder_is_free_again(path: Path) -> None:
         f"""
         import sys, time
         from pathlib import Path
-        from engine.manifest import ManifestStore
+        from looks.manifest import ManifestStore
         store = ManifestStore(Path({str(path)!r}), "r.yaml")
         print("locked", flush=True)
         time.sleep(60)

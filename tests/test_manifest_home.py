@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 from conftest import ROOT, Run
 
-from engine import sim
-from engine.manifest import manifest_path_for
+from looks import sim
+from looks.manifest import manifest_path_for
 
 
 def prompt_recipe(path: Path, avatar: str, looks: int = 2) -> Path:

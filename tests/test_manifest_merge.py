@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from engine.errors import MergeConflictError
-from engine.manifest import Manifest, NodeRecord
-from engine.manifest_merge import Side, merge_manifests
+from looks.errors import MergeConflictError
+from looks.manifest import Manifest, NodeRecord
+from looks.manifest_merge import Side, merge_manifests
 
 FP = "a" * 64
 FP2 = "b" * 64

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from engine import media
-from engine.cli import main
-from engine.recipe import load_recipe
+from looks import media
+from looks.cli import main
+from looks.recipe import load_recipe
 
 PNG = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(16)
 JPEG = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + bytes(16)

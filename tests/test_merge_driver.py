@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 from conftest import Run
 
-from engine import sim
-from engine.manifest import Manifest, ManifestStore, journal_path_for, lock_path_for
+from looks import sim
+from looks.manifest import Manifest, ManifestStore, journal_path_for, lock_path_for
 
 RECIPE = """\
 version: 1

@@ -16,13 +16,13 @@ from pathlib import Path
 
 from conftest import API_KEY, Run
 
-from engine import sim
-from engine.client import HeyGenClient
-from engine.executor import ApplyResult, Batch, Executor
-from engine.manifest import ManifestStore, manifest_path_for
-from engine.plan import build_plan
-from engine.progress import reporter_for
-from engine.recipe import load_recipe
+from looks import sim
+from looks.client import HeyGenClient
+from looks.executor import ApplyResult, Batch, Executor
+from looks.manifest import ManifestStore, manifest_path_for
+from looks.plan import build_plan
+from looks.progress import reporter_for
+from looks.recipe import load_recipe
 
 MEDIA = ("media/sarah.png", "media/office.png", "media/marco.png")
 

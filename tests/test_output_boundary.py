@@ -12,8 +12,8 @@ from pathlib import Path
 
 from conftest import ROOT
 
-from engine.plan import FieldChange, PlanAction
-from engine.report import change_lines, plan_lines
+from looks.plan import FieldChange, PlanAction
+from looks.report import change_lines, plan_lines
 
 RECIPE = (
     "version: 1\n"
@@ -55,7 +55,7 @@ def _looks(
     preexec_fn: Callable[[], None] | None = None,
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "engine.cli", *args],
+        [sys.executable, "-m", "looks.cli", *args],
         cwd=tmp_path,
         env={**os.environ, "PYTHONPATH": str(ROOT), **env},
         text=True,
@@ -106,7 +106,7 @@ def test_a_full_stdout_does_not_stop_a_paid_run_half_way(
     (tmp_path / "zoe.yaml").write_text(TWO_LOOKS, encoding="utf-8")
     with open("/dev/full", "w") as full:
         run = subprocess.run(
-            [sys.executable, "-m", "engine.cli", "apply", "zoe.yaml"],
+            [sys.executable, "-m", "looks.cli", "apply", "zoe.yaml"],
             cwd=tmp_path,
             env=api_env,
             stdout=full,

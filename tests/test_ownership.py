@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from engine.manifest import ManifestStore, NodeRecord, journal_path_for
-from engine.ownership import recorded_beside
+from looks.manifest import ManifestStore, NodeRecord, journal_path_for
+from looks.ownership import recorded_beside
 
 
 def test_other_manifests_and_their_journals_are_read_and_damage_is_skipped(

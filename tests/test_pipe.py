@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from conftest import ROOT
 
-from engine import sim
-from engine.manifest import journal_path_for, manifest_path_for
+from looks import sim
+from looks.manifest import journal_path_for, manifest_path_for
 
 
 @pytest.mark.parametrize("log_json", [False, True])
@@ -22,7 +22,7 @@ def test_a_pipe_closed_after_one_line_stops_output_not_the_run(
     flags = ["--log-json"] if log_json else []
     # A real pipe whose reading end closes after the first line, as `| head -1` does.
     proc = subprocess.Popen(
-        [sys.executable, "-m", "engine.cli", "apply", *flags, *map(str, both)],
+        [sys.executable, "-m", "looks.cli", "apply", *flags, *map(str, both)],
         env=api_env,
         cwd=ROOT,
         stdout=subprocess.PIPE,

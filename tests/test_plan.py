@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from engine.errors import RecipeError
-from engine.manifest import ErrorInfo, NodeRecord, Status
-from engine.plan import (
+from looks.errors import RecipeError
+from looks.manifest import ErrorInfo, NodeRecord, Status
+from looks.plan import (
     Plan,
     PlanError,
     PlanNode,
@@ -24,7 +24,7 @@ from engine.plan import (
     select,
     upload_address,
 )
-from engine.recipe import load_recipe
+from looks.recipe import load_recipe
 
 PNG = base64.b64decode(
     "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR4nGNgYGD4DwABBAEAwS2OUAAAAABJRU5ErkJggg=="

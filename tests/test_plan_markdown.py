@@ -15,12 +15,12 @@ from pathlib import Path
 import cmarkgfm
 import pytest
 
-from engine.cli import main
-from engine.manifest import ErrorInfo, Manifest, NodeRecord, manifest_path_for
-from engine.plan import Plan, build_graph
-from engine.plan_markdown import RecipePlan, code, code_block, text
-from engine.plan_markdown import render as render_plan
-from engine.recipe import load_recipe
+from looks.cli import main
+from looks.manifest import ErrorInfo, Manifest, NodeRecord, manifest_path_for
+from looks.plan import Plan, build_graph
+from looks.plan_markdown import RecipePlan, code, code_block, text
+from looks.plan_markdown import render as render_plan
+from looks.recipe import load_recipe
 
 ROOT = Path(__file__).resolve().parent.parent
 GOLDEN = ROOT / "tests" / "golden" / "plan.md"

@@ -7,7 +7,7 @@ import json
 import re
 from collections import Counter
 
-from engine.progress import (
+from looks.progress import (
     Event,
     EventError,
     JsonReporter,
@@ -15,7 +15,7 @@ from engine.progress import (
     PlainReporter,
     reporter_for,
 )
-from engine.summary import RunSummary
+from looks.summary import RunSummary
 
 DONE = RunSummary({"completed": 1})
 FAILED = RunSummary({"failed": 1}, failures=(("sarah", "failed: invalid_parameter: bad"),))

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from conftest import ROOT
 
-from engine import sim
+from looks import sim
 
 BAR = re.compile(
     r"\[[#.]+\] (\d+)/(\d+) done  (\d+) failed  \d+ in flight  \d+ queued  [\d.]+/min  ETA \S+"
@@ -23,7 +23,7 @@ def run_on_a_terminal(args: list[str], env: dict[str, str]) -> tuple[int, str]:
     """Run `looks ARGS` with stdout on a pty; everything it drew, and its exit code."""
     master, slave = pty.openpty()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "engine.cli", *args],
+        [sys.executable, "-m", "looks.cli", *args],
         env=env,
         cwd=ROOT,
         stdin=subprocess.DEVNULL,
@@ -80,7 +80,7 @@ def test_without_a_terminal_a_progress_line_comes_while_nothing_else_happens(
     simulator.configure(generation_seconds=3)  # three quiet seconds per generation
     recipe = recipes / "characters.yaml"
     proc = subprocess.run(
-        [sys.executable, "-m", "engine.cli", "apply", "--progress-every", "0.5", str(recipe)],
+        [sys.executable, "-m", "looks.cli", "apply", "--progress-every", "0.5", str(recipe)],
         env=api_env,
         cwd=ROOT,
         capture_output=True,
@@ -109,7 +109,7 @@ def test_the_progress_interval_must_be_positive(recipes: Path, api_env: dict[str
         [
             sys.executable,
             "-m",
-            "engine.cli",
+            "looks.cli",
             "apply",
             "--progress-every",
             "0",

@@ -15,12 +15,12 @@ from pathlib import Path
 import pytest
 from conftest import API_KEY, ROOT, Run
 
-import engine as looks
-from engine import sim
-from engine.errors import ManifestLockedError, RecipeError
-from engine.progress import Event
-from engine.summary import RunSummary
-from engine.workspace import open_store
+import looks
+from looks import sim
+from looks.errors import ManifestLockedError, RecipeError
+from looks.progress import Event
+from looks.summary import RunSummary
+from looks.workspace import open_store
 
 DOC = ROOT / "docs" / "python-api.md"
 

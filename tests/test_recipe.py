@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-import engine
-from engine.cli import main
-from engine.errors import RecipeError
-from engine.recipe import PROMPT_LIMIT, Recipe, load_recipe
+import looks
+from looks.cli import main
+from looks.errors import RecipeError
+from looks.recipe import PROMPT_LIMIT, Recipe, load_recipe
 
 ROOT = Path(__file__).resolve().parent.parent
 RECIPES = ROOT / "recipes"
@@ -55,12 +55,12 @@ def problem_lines(path: Path) -> list[str]:
 
 
 @pytest.mark.xfail(
-    not hasattr(engine, "load_recipe"),
+    not hasattr(looks, "load_recipe"),
     reason="engine/__init__.py does not export load_recipe yet",
     strict=True,
 )
 def test_load_recipe_is_the_public_entry() -> None:
-    assert engine.load_recipe is load_recipe  # type: ignore[attr-defined]
+    assert looks.load_recipe is load_recipe  # type: ignore[attr-defined]
 
 
 # -- the example recipes ------------------------------------------------------------------
@@ -875,7 +875,7 @@ def test_validate_usage_error_exits_2(capsys: pytest.CaptureFixture[str]) -> Non
 
 def test_validate_in_a_subprocess(tmp_path: Path) -> None:
     bad = write_recipe(tmp_path, HEAD + "    base: {type: photo, file: {path: ../x.png}}\n")
-    cmd = [sys.executable, "-m", "engine.cli", "validate"]
+    cmd = [sys.executable, "-m", "looks.cli", "validate"]
     ok = subprocess.run(
         [*cmd, "recipes/twin.yaml"], cwd=ROOT, capture_output=True, text=True, check=False
     )

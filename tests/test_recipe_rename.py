@@ -11,8 +11,8 @@ import pytest
 from conftest import Run
 from test_manifest_home import manifest_json, prompt_recipe, sim_look_ids
 
-from engine import sim
-from engine.manifest import manifest_path_for
+from looks import sim
+from looks.manifest import manifest_path_for
 
 
 @pytest.fixture

@@ -3,8 +3,8 @@ lifecycle call, one by one (the others are in tests/test_records.py)."""
 
 from __future__ import annotations
 
-from engine import records
-from engine.manifest import ErrorInfo, NodeRecord
+from looks import records
+from looks.manifest import ErrorInfo, NodeRecord
 
 PROCESSING = NodeRecord(
     "ava/red",

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from engine import records
-from engine.manifest import ErrorInfo, NodeRecord
-from engine.plan import PlanNode
+from looks import records
+from looks.manifest import ErrorInfo, NodeRecord
+from looks.plan import PlanNode
 
 NODE = PlanNode(
     address="ava/red",

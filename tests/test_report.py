@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from engine.plan import Plan, PlanAction
-from engine.report import graph_text, merge_summaries, plan_lines, summary_line, table
+from looks.plan import Plan, PlanAction
+from looks.report import graph_text, merge_summaries, plan_lines, summary_line, table
 
 
 def test_summary_line_leaves_out_updates_when_there_are_none() -> None:

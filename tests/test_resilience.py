@@ -17,13 +17,13 @@ import pytest
 from conftest import API_KEY, Run, looks_process
 from tenacity import stop_after_attempt, wait_none
 
-from engine import sim
-from engine.client import HeyGenClient, RetryPolicy
-from engine.executor import Batch, Executor
-from engine.manifest import ManifestStore, journal_path_for, manifest_path_for
-from engine.plan import build_plan
-from engine.progress import PlainReporter
-from engine.recipe import load_recipe
+from looks import sim
+from looks.client import HeyGenClient, RetryPolicy
+from looks.executor import Batch, Executor
+from looks.manifest import ManifestStore, journal_path_for, manifest_path_for
+from looks.plan import build_plan
+from looks.progress import PlainReporter
+from looks.recipe import load_recipe
 
 AVATARS = 4
 LOOKS = 5

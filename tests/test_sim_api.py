@@ -6,7 +6,7 @@ import asyncio
 import json
 from typing import Any
 
-from engine.sim import Request, Response, SimConfig, Simulator
+from looks.sim import Request, Response, SimConfig, Simulator
 
 
 class Clock:

@@ -20,7 +20,7 @@ from _simhelpers import (
     wait_status,
 )
 
-from engine import sim
+from looks import sim
 
 LOOK_KEYS = {"id", "name", "avatar_type", "group_id", "status", "tags"}
 GROUP_KEYS = {"id", "name", "looks_count", "consent_status", "created_at"}

@@ -10,7 +10,7 @@ import httpx
 import pytest
 from _simhelpers import KEY, create, err, photo, prompt, sim_client, twin, wait_status
 
-from engine import sim
+from looks import sim
 
 
 def test_idempotent_replay_same_look() -> None:

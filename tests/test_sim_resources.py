@@ -15,9 +15,9 @@ import httpx
 import pytest
 from _simhelpers import KEY, PNG_1PX, create, err, photo, prompt, sim_client, twin, wait_status
 
-from engine import sim
-from engine.errors import UsageError
-from engine.sim import _api
+from looks import sim
+from looks.errors import UsageError
+from looks.sim import _api
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -392,7 +392,7 @@ def test_non_loopback_host_is_refused() -> None:
 def test_looks_sim_command(tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     state = tmp_path / "s.json"
-    cmd = [sys.executable, "-m", "engine.cli", "sim", "--port", "0", "--state", str(state)]
+    cmd = [sys.executable, "-m", "looks.cli", "sim", "--port", "0", "--state", str(state)]
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, text=True, env=env)
     try:
         assert proc.stdout is not None

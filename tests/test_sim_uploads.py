@@ -13,10 +13,10 @@ import httpx
 import pytest
 from _simhelpers import FAST, create, err, prompt, sim_client, twin
 
-from engine import sim
-from engine.cli import main
-from engine.errors import UsageError
-from engine.sim._uploads import DIRECT_MAX_BYTES
+from looks import sim
+from looks.cli import main
+from looks.errors import UsageError
+from looks.sim._uploads import DIRECT_MAX_BYTES
 
 VIDEO = b"\x00\x00\x00\x18ftypmp42\x00\x00\x00\x00mp42isom" + bytes(4000)
 SHA = hashlib.sha256(VIDEO).hexdigest()

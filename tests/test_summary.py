@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from engine.summary import RunSummary, summary_text
+from looks.summary import RunSummary, summary_text
 
 
 def test_a_clean_run_reads_as_before() -> None:

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from tenacity import stop_after_attempt, wait_none
 
-from engine.client import DirectUploadTicket, HeyGenClient, RetryPolicy
-from engine.errors import ApiError
+from looks.client import DirectUploadTicket, HeyGenClient, RetryPolicy
+from looks.errors import ApiError
 
 SIZE = 3 * 2**20 + 17  # a few chunks and a ragged end
 

@@ -7,12 +7,12 @@ from collections.abc import Sequence
 from decimal import Decimal
 from pathlib import Path
 
-from engine import api
-from engine.commands.plan import print_notes
-from engine.executor import ApplyOptions
-from engine.progress import PROGRESS_EVERY, reporter_for
-from engine.recipe import MAX_LOOKS
-from engine.workspace import api_settings
+from .. import api
+from ..executor import ApplyOptions
+from ..progress import PROGRESS_EVERY, reporter_for
+from ..recipe import MAX_LOOKS
+from ..workspace import api_settings
+from .plan import print_notes
 
 
 def run(

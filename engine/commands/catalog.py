@@ -12,12 +12,12 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from engine import api
-from engine.catalog import summary
-from engine.client import redact_url
-from engine.gallery import Fetched
-from engine.recipe import MAX_LOOKS
-from engine.workspace import count
+from .. import api
+from ..catalog import summary
+from ..client import redact_url
+from ..gallery import Fetched
+from ..recipe import MAX_LOOKS
+from ..workspace import count
 
 
 def run(

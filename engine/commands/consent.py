@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from engine import api
-from engine.lifecycle import ConsentState
-from engine.recipe import MAX_LOOKS
-from engine.workspace import api_settings
+from .. import api
+from ..lifecycle import ConsentState
+from ..recipe import MAX_LOOKS
+from ..workspace import api_settings
 
 
 def run(paths: Sequence[Path], *, manifest: Path | None, max_looks: int = MAX_LOOKS) -> int:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from engine import api
-from engine.commands.plan import print_notes
-from engine.recipe import MAX_LOOKS
-from engine.report import graph_text
+from .. import api
+from ..recipe import MAX_LOOKS
+from ..report import graph_text
+from .plan import print_notes
 
 
 def run(path: Path, *, manifest: Path | None, fmt: str, max_looks: int = MAX_LOOKS) -> int:

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from engine import api
-from engine.workspace import api_settings
+from .. import api
+from ..workspace import api_settings
 
 
 def run(groups: Sequence[str], *, out: Path) -> int:

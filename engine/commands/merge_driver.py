@@ -17,10 +17,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from engine import durable
-from engine.errors import LooksError, ManifestError, MergeConflictError, StateWriteError
-from engine.manifest import journal_path_for, lock_path_for, read_journal
-from engine.manifest_merge import Side, merge_manifests, touched_by
+from .. import durable
+from ..errors import LooksError, ManifestError, MergeConflictError, StateWriteError
+from ..manifest import journal_path_for, lock_path_for, read_journal
+from ..manifest_merge import Side, merge_manifests, touched_by
 
 DRIVER = "looks-manifest"
 ATTRIBUTE_LINE = f"*.manifest.json merge={DRIVER}"

@@ -6,11 +6,11 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from engine import api
-from engine.commands import refresh as refresh_command
-from engine.plans import Plan
-from engine.recipe import MAX_LOOKS
-from engine.workspace import api_settings
+from .. import api
+from ..plans import Plan
+from ..recipe import MAX_LOOKS
+from ..workspace import api_settings
+from . import refresh as refresh_command
 
 
 def run(

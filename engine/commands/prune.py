@@ -6,11 +6,11 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from engine import api
-from engine.errors import LooksError
-from engine.lifecycle import PruneOutcome
-from engine.recipe import MAX_LOOKS
-from engine.workspace import api_settings
+from .. import api
+from ..errors import LooksError
+from ..lifecycle import PruneOutcome
+from ..recipe import MAX_LOOKS
+from ..workspace import api_settings
 
 
 def run(

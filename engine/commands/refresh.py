@@ -8,9 +8,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
 
-from engine import api
-from engine.recipe import MAX_LOOKS
-from engine.workspace import api_settings
+from .. import api
+from ..recipe import MAX_LOOKS
+from ..workspace import api_settings
 
 
 def run(paths: Sequence[Path], *, manifest: Path | None, max_looks: int = MAX_LOOKS) -> int:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from engine.durable import move, read_state
-from engine.errors import ManifestError, UsageError
-from engine.manifest import ManifestStore, manifest_path_for, parse_manifest, real_path
-from engine.workspace import manifest_for, recipe_label
+from ..durable import move, read_state
+from ..errors import ManifestError, UsageError
+from ..manifest import ManifestStore, manifest_path_for, parse_manifest, real_path
+from ..workspace import manifest_for, recipe_label
 
 
 def run(recipe: Path, *, manifest: Path | None) -> int:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from engine.manifest import damaged_path_for
-from engine.workspace import manifest_for, open_store
+from ..manifest import damaged_path_for
+from ..workspace import manifest_for, open_store
 
 
 def run(recipe: Path, *, manifest: Path | None) -> int:

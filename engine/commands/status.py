@@ -8,10 +8,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from engine import api
-from engine.manifest import STATUSES, NodeRecord
-from engine.recipe import MAX_LOOKS
-from engine.report import table
+from .. import api
+from ..manifest import STATUSES, NodeRecord
+from ..recipe import MAX_LOOKS
+from ..report import table
 
 
 def run(

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from engine import api
-from engine.recipe import MAX_LOOKS
-from engine.workspace import count
+from .. import api
+from ..recipe import MAX_LOOKS
+from ..workspace import count
 
 
 def run(paths: Sequence[Path], *, max_looks: int = MAX_LOOKS) -> int:

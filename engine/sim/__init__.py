@@ -4,9 +4,9 @@
 background thread for tests. docs/simulator.md describes the behaviour and its assumptions.
 """
 
-from engine.sim._api import Request, Response, Simulator
-from engine.sim._config import RUNTIME_FIELDS, SimConfig, parse_seconds_range
-from engine.sim._server import RunningSimulator, SimServer, running_simulator, serve
+from ._api import Request, Response, Simulator
+from ._config import RUNTIME_FIELDS, SimConfig, parse_seconds_range
+from ._server import RunningSimulator, SimServer, running_simulator, serve
 
 __all__ = [
     "RUNTIME_FIELDS",

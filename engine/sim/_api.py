@@ -27,10 +27,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from engine.errors import UsageError
-from engine.sim._config import RUNTIME_FIELDS, SimConfig
-from engine.sim._png import PREVIEW_HEIGHT, PREVIEW_WIDTH, preview_png
-from engine.sim._uploads import DIRECT_MAX_BYTES, DirectUploads, UploadSink, valid_sha256
+from ..errors import UsageError
+from ._config import RUNTIME_FIELDS, SimConfig
+from ._png import PREVIEW_HEIGHT, PREVIEW_WIDTH, preview_png
+from ._uploads import DIRECT_MAX_BYTES, DirectUploads, UploadSink, valid_sha256
 
 # Documented cap of POST /v3/assets (and of a decoded base64 file); a module constant so tests
 # can lower it instead of sending 32 MB.

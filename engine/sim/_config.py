@@ -7,7 +7,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from engine.errors import UsageError
+from ..errors import UsageError
 
 # Settings a running simulator accepts through POST /_sim/config (and RunningSimulator.configure).
 RUNTIME_FIELDS = frozenset(

@@ -18,10 +18,10 @@ from typing import Any
 import h11
 import httpx
 
-from engine.errors import UsageError
-from engine.sim import _api
-from engine.sim._api import Request, Response, Simulator, error
-from engine.sim._config import SimConfig
+from ..errors import UsageError
+from . import _api
+from ._api import Request, Response, Simulator, error
+from ._config import SimConfig
 
 _READ_CHUNK = 256 * 1024
 # Bodies above this are refused before being read. The API itself answers 413 for a file over

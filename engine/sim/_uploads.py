@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, quote, urlencode
 
-from engine.sim._config import SimConfig
+from ._config import SimConfig
 
 __all__ = ["DIRECT_MAX_BYTES", "DirectUploads", "PendingUpload", "UploadSink", "storage_error"]
 

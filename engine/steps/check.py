@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from engine import records
-from engine.node_graph import GraphNode
-from engine.run_context import RunContext
-from engine.runs import Outcome
+from .. import records
+from ..node_graph import GraphNode
+from ..run_context import RunContext
+from ..runs import Outcome
 
 
 async def check_existing(ctx: RunContext, n: GraphNode) -> Outcome:

@@ -21,19 +21,19 @@ from tenacity import (
     wait_random,
 )
 
-from engine import records
-from engine.adoption import adoption_group, shared_names, unrecorded_looks
-from engine.client import LookInfo, wait_retry_after
-from engine.errors import ApiError
-from engine.manifest import NodeRecord
-from engine.node_graph import GraphNode
-from engine.ownership import recorded_ids
-from engine.plan import substitute
-from engine.progress import Event
-from engine.run_context import RunContext, ids
-from engine.runs import Outcome
-from engine.slots import Stopped
-from engine.steps.generation import await_generation, confirm_missing, generating
+from .. import records
+from ..adoption import adoption_group, shared_names, unrecorded_looks
+from ..client import LookInfo, wait_retry_after
+from ..errors import ApiError
+from ..manifest import NodeRecord
+from ..node_graph import GraphNode
+from ..ownership import recorded_ids
+from ..plan import substitute
+from ..progress import Event
+from ..run_context import RunContext, ids
+from ..runs import Outcome
+from ..slots import Stopped
+from .generation import await_generation, confirm_missing, generating
 
 KEY_TTL = 23 * 3600.0  # the API keeps idempotency keys 24 h; reconcile by name past this
 

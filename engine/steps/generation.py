@@ -9,15 +9,15 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from engine import records
-from engine.client import LookInfo
-from engine.errors import ApiError
-from engine.manifest import ErrorInfo, NodeRecord
-from engine.node_graph import GraphNode
-from engine.plan import consent_address
-from engine.progress import EventError
-from engine.run_context import RunContext
-from engine.runs import Outcome
+from .. import records
+from ..client import LookInfo
+from ..errors import ApiError
+from ..manifest import ErrorInfo, NodeRecord
+from ..node_graph import GraphNode
+from ..plan import consent_address
+from ..progress import EventError
+from ..run_context import RunContext
+from ..runs import Outcome
 
 
 def generating(look: LookInfo) -> bool:

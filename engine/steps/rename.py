@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from engine import records
-from engine.node_graph import GraphNode
-from engine.progress import Event
-from engine.run_context import RunContext
-from engine.runs import Outcome
+from .. import records
+from ..node_graph import GraphNode
+from ..progress import Event
+from ..run_context import RunContext
+from ..runs import Outcome
 
 
 async def rename(ctx: RunContext, n: GraphNode) -> Outcome:

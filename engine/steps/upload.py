@@ -3,16 +3,16 @@ files over 32 MB)."""
 
 from __future__ import annotations
 
-from engine import records
-from engine.errors import FileChangedError
-from engine.manifest import NodeRecord
-from engine.media import SIMPLE_UPLOAD_MAX_BYTES
-from engine.node_graph import GraphNode
-from engine.progress import Event, EventError
-from engine.run_context import RunContext
-from engine.runs import Outcome
-from engine.slots import Stopped
-from engine.uploads import DirectUpload, LocalFile
+from .. import records
+from ..errors import FileChangedError
+from ..manifest import NodeRecord
+from ..media import SIMPLE_UPLOAD_MAX_BYTES
+from ..node_graph import GraphNode
+from ..progress import Event, EventError
+from ..run_context import RunContext
+from ..runs import Outcome
+from ..slots import Stopped
+from ..uploads import DirectUpload, LocalFile
 
 
 async def upload(ctx: RunContext, n: GraphNode) -> Outcome:
