@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from engine.errors import Problem, RecipeError
+from engine.gcpause import collector_paused
 from engine.recipe import MAX_LOOKS, MediaPolicy, Recipe, load_recipe
 
 
@@ -22,7 +23,8 @@ def load_all(
     omitted = 0
     for path in paths:
         try:
-            recipes.append(load_recipe(path, max_looks=max_looks, media=media))
+            with collector_paused():
+                recipes.append(load_recipe(path, max_looks=max_looks, media=media))
         except RecipeError as e:
             problems.extend(e.problems)
             omitted += e.omitted
