@@ -37,6 +37,8 @@ _Doc = YamlDocument
 
 _PLACEHOLDER = re.compile(r"\{([a-z_][a-z0-9_]*)\}")
 MAX_LOOKS = 100_000  # per recipe, after matrix expansion; `--max-looks` raises it
+# --max-looks at most: a million looks plan in about 1.6 GB; more would end in a MemoryError.
+MAX_LOOKS_CEILING = 1_000_000
 _MAX_FILLED = 2000  # characters of a key, name, `from` or file once placeholders are filled
 _MAX_SUGGESTION_CANDIDATES = 1000
 

@@ -151,9 +151,16 @@ def test_max_looks_counts_every_look_of_the_recipe_and_can_be_raised(tmp_path: P
     assert (ok.code, ok.out, ok.err) == (0, f"{path}: ok (1 avatar, 13 looks)\n", "")
     planned = looks_limited("plan", path, "--max-looks", "13")
     assert planned.code == 0, planned.err
+    # Raised past any bound, a 1000 x 1000 x 1000 matrix would be expanded: a MemoryError.
+    huge = looks_limited("validate", path, "--max-looks", "10" * 13)
+    assert (huge.code, huge.out) == (2, "")
+    assert huge.err.splitlines() == [
+        "looks: argument --max-looks: expected an integer at least 1 and at most 1000000,"
+        f" not '{'10' * 13}' (see 'looks validate --help')"
+    ]
     bad = looks_limited("plan", path, "--max-looks", "0")
     assert bad.code == 2
-    assert "--max-looks: expected an integer at least 1, not '0'" in bad.err
+    assert "--max-looks: expected an integer at least 1 and at most 1000000, not '0'" in bad.err
 
 
 def test_a_long_string_aliased_thousands_of_times_is_one_line(tmp_path: Path) -> None:
