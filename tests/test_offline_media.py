@@ -98,6 +98,14 @@ def test_media_replaced_by_what_is_not_a_file_is_offline_too(
     plan = looks("plan", recipe, "--detailed-exitcode")
     assert (plan.code, plan.out.splitlines()[0]) == (0, f"{recipe}: up to date")
     assert len(plan.err.splitlines()) == len(MEDIA)
+    # apply opens none of them (a FIFO would hang it): nothing to send, nothing to do.
+    before = simulator.stats()["by_route"]
+    applied = looks("apply", recipe)
+    assert applied.code == 0, applied.out + applied.err
+    after = simulator.stats()["by_route"]
+    assert {r: n for r, n in after.items() if "GET" not in r} == {
+        r: n for r, n in before.items() if "GET" not in r
+    }
     # validate, the checker, names each file by line.
     validate = looks("validate", recipe)
     assert validate.code == 1
