@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import Any, NoReturn, Self, TypeVar
 
 import httpx
 from tenacity import (
@@ -26,12 +26,18 @@ from tenacity import (
     stop_before_delay,
 )
 from tenacity.retry import RetryBaseT
-from tenacity.stop import StopBaseT
+from tenacity.stop import StopBaseT, stop_base
 from tenacity.wait import WaitBaseT, wait_base, wait_exponential, wait_random
 
-from engine.errors import ApiError, TransportError
+from engine.errors import ApiError, ApiStalledError, TransportError
+from engine.redact import Redactor
+from engine.settings import DEFAULT_REQUEST_TIMEOUT, ApiSettings
 
 __all__ = [
+    "CONNECT_TIMEOUT",
+    "PREFLIGHT_BUDGET",
+    "STALL_REQUESTS",
+    "UPLOAD_BYTES_PER_SECOND",
     "ApiErrorInfo",
     "AssetInfo",
     "GroupInfo",
@@ -50,6 +56,14 @@ _T = TypeVar("_T")
 _IDEMPOTENCY_KEY = re.compile(r"[A-Za-z0-9_:.\-]{1,255}")
 _MAX_PAGE_SIZE = 50  # the API's documented ceiling for `limit`
 _REQUEST_IN_PROGRESS = "request_in_progress"
+_ERROR_TEXT_LIMIT = 300  # characters of an error message (an HTML page, say) kept
+
+CONNECT_TIMEOUT = 10.0  # seconds to open a connection (TCP and TLS)
+PREFLIGHT_BUDGET = 20.0  # seconds before an API that cannot be connected to is reported
+# An upload's deadline grows with its size, as if the uplink managed at least this much.
+UPLOAD_BYTES_PER_SECOND = 64 * 1024
+# With no complete answer from the API for this many request deadlines, retrying stops.
+STALL_REQUESTS = 3
 
 
 # --------------------------------------------------------------------------- data
@@ -221,7 +235,12 @@ def parse_retry_after(value: str | None) -> float | None:
 
 
 def is_transient(exc: BaseException) -> bool:
-    """True for failures worth retrying: 429, 5xx, 409 request_in_progress, transport errors."""
+    """True for failures worth retrying: 429, 5xx, 409 request_in_progress, transport errors.
+
+    Not once the API has stalled (no complete answer for several request deadlines).
+    """
+    if isinstance(exc, ApiStalledError):
+        return False
     if isinstance(exc, TransportError):
         return True
     if isinstance(exc, ApiError):
@@ -296,9 +315,16 @@ class HeyGenClient:
         retry: RetryPolicy | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         timeout: float = 30.0,
+        request_timeout: float = DEFAULT_REQUEST_TIMEOUT,
+        stall_after: float | None = None,
         max_connections: int = 6,
         on_retry: Callable[[BaseException, float], None] | None = None,
     ) -> None:
+        """`timeout` bounds each read and write; `request_timeout` a whole request (a server
+        that trickles its answer a byte at a time must not hold a run forever); `stall_after`
+        (default STALL_REQUESTS request deadlines) ends retrying when the API has given no
+        complete answer for that long.
+        """
         # Validated here so a bad key fails fast, and never echoed in the message.
         if not api_key or any(c.isspace() or not c.isprintable() for c in api_key):
             raise ValueError("API key is empty or contains whitespace/control characters")
@@ -307,7 +333,15 @@ class HeyGenClient:
             raise ValueError(f"base URL must be http(s): {base_url!r}")
         from engine import __version__  # late: engine/__init__ may one day import this module
 
+        if not (request_timeout > 0 and math.isfinite(request_timeout)):
+            raise ValueError(f"request_timeout must be a positive number, got {request_timeout}")
         self._api_key = api_key
+        self._redactor = Redactor(api_key)
+        self._request_timeout = request_timeout
+        self._stall_after = (
+            stall_after if stall_after is not None else STALL_REQUESTS * request_timeout
+        )
+        self._last_progress = time.monotonic()  # of the last complete answer from the API
         self._base_url = base_url.rstrip("/")
         self._retry = retry if retry is not None else RetryPolicy()
         self._on_retry = on_retry
@@ -320,7 +354,7 @@ class HeyGenClient:
         self._http = httpx.AsyncClient(
             base_url=self._base_url,
             transport=transport,
-            timeout=httpx.Timeout(timeout),
+            timeout=httpx.Timeout(timeout, connect=min(timeout, CONNECT_TIMEOUT)),
             limits=httpx.Limits(
                 max_connections=max_connections, max_keepalive_connections=max_connections
             ),
@@ -330,6 +364,25 @@ class HeyGenClient:
 
     def __repr__(self) -> str:
         return f"HeyGenClient(base_url={self._base_url!r})"
+
+    @classmethod
+    def for_settings(cls, settings: ApiSettings, **options: Any) -> HeyGenClient:
+        """A client for the API, key and request deadline of `settings`."""
+        return cls(
+            settings.base_url,
+            settings.api_key,
+            request_timeout=settings.request_timeout,
+            **options,
+        )
+
+    @property
+    def request_timeout(self) -> float:
+        """Seconds a whole request may take (uploads get more, by size)."""
+        return self._request_timeout
+
+    def deadline_for(self, upload_bytes: int = 0) -> float:
+        """The total deadline of one attempt that sends `upload_bytes` of file content."""
+        return self._request_timeout + upload_bytes / UPLOAD_BYTES_PER_SECOND
 
     async def __aenter__(self) -> Self:
         return self
@@ -347,6 +400,41 @@ class HeyGenClient:
         await self._http.aclose()
 
     # ----------------------------------------------------------------- endpoints
+
+    async def preflight(self) -> None:
+        """One cheap authenticated GET before any work: the API answers and takes the key.
+
+        A refused key is an ApiError naming HEYGEN_API_KEY; an API that cannot be connected
+        to fails within PREFLIGHT_BUDGET seconds, naming host:port. Other failures are
+        retried as usual (a blip mid-run is not this).
+        """
+        path = "/v3/avatars"
+        try:
+            await self._retrying(
+                lambda: self._send("GET", path, params={"limit": 1}),
+                retryable=True,
+                stop=_stop_connecting(PREFLIGHT_BUDGET - CONNECT_TIMEOUT, self._retry.stop),
+            )
+        except ApiError as e:
+            if e.status in (401, 403):
+                raise ApiError(
+                    e.status,
+                    e.code,
+                    f"{self._base_url} refused HEYGEN_API_KEY ({e.message}); nothing was sent",
+                    request_id=e.request_id,
+                ) from None
+            raise
+        except TransportError as e:
+            if not _connect_failure(e):
+                raise
+            parts = urllib.parse.urlsplit(self._base_url)
+            port = parts.port or (443 if parts.scheme == "https" else 80)
+            cause = e.__cause__
+            why = self._redactor.text(str(cause)) if cause is not None and str(cause) else ""
+            raise TransportError(
+                f"cannot reach the API at {parts.hostname}:{port} ({self._base_url}):"
+                f" {type(cause).__name__}{': ' + why if why else ''}; nothing was sent"
+            ) from None
 
     async def create_avatar(
         self, body: Mapping[str, Any], *, idempotency_key: str
@@ -520,7 +608,7 @@ class HeyGenClient:
         if not response.content:  # e.g. a 204 to a DELETE
             return {}
         try:
-            body = response.json()
+            body = self._redactor.json(response.json())
         except ValueError:
             body = None
         if not isinstance(body, Mapping):
@@ -528,17 +616,21 @@ class HeyGenClient:
                 response.status_code,
                 "invalid_response",
                 f"{method} {path}: answer is not a JSON object",
-                request_id=response.headers.get("X-Request-Id"),
+                request_id=response.headers.get("X-Request-Id") or None,
             )
         return body
 
     async def _retrying(
-        self, attempt: Callable[[], Awaitable[httpx.Response]], *, retryable: bool
+        self,
+        attempt: Callable[[], Awaitable[httpx.Response]],
+        *,
+        retryable: bool,
+        stop: StopBaseT | None = None,
     ) -> httpx.Response:
         """Run `attempt` under the retry policy; transient failures are retried if `retryable`."""
         retry: RetryBaseT = retry_if_exception(is_transient) if retryable else retry_never
         retrying = AsyncRetrying(
-            stop=self._retry.stop,
+            stop=stop if stop is not None else self._retry.stop,
             wait=self._retry.wait,
             sleep=self._retry.sleep,
             retry=retry,
@@ -579,24 +671,49 @@ class HeyGenClient:
         if idempotency_key is not None:
             headers["Idempotency-Key"] = idempotency_key
         where = url if authenticated else redact_url(url)
+        if authenticated and not urllib.parse.urlsplit(url).scheme:
+            where = self._base_url + url
+        upload = sum(len(content) for _, content, _ in (files or {}).values())
+        deadline = self.deadline_for(upload)
         try:
             async with self._slots:
-                response = await self._http.request(
-                    method,
-                    url,
-                    json=json,
-                    params=params,
-                    files=files,
-                    headers=headers,
-                    follow_redirects=not authenticated,  # CDN links may redirect; no key leaks
-                )
+                # httpx's timeouts are per read: a server sending a byte a second would
+                # never trip them. This bounds the whole exchange, headers and body.
+                async with asyncio.timeout(deadline):
+                    response = await self._http.request(
+                        method,
+                        url,
+                        json=json,
+                        params=params,
+                        files=files,
+                        headers=headers,
+                        follow_redirects=not authenticated,  # CDN links may redirect
+                    )
+        except TimeoutError as exc:
+            self._transport_failed(
+                f"{method} {where}: no complete answer within {deadline:g} s", exc, authenticated
+            )
         except httpx.RequestError as exc:
-            detail = str(exc) or "no details"
-            detail = detail.replace(self._api_key, "***")  # belt and braces
-            raise TransportError(f"{method} {where}: {type(exc).__name__}: {detail}") from exc
+            detail = self._redactor.text(str(exc) or "no details")
+            self._transport_failed(
+                f"{method} {where}: {type(exc).__name__}: {detail}", exc, authenticated
+            )
+        if authenticated:
+            self._last_progress = time.monotonic()
         if response.is_success:
             return response
-        raise _api_error(response, secret=self._api_key)
+        raise _api_error(response, self._redactor)
+
+    def _transport_failed(self, message: str, exc: BaseException, authenticated: bool) -> NoReturn:
+        """Raise the TransportError of a failed attempt; ApiStalledError past stall_after."""
+        silent = time.monotonic() - self._last_progress
+        if authenticated and silent >= self._stall_after:
+            raise ApiStalledError(
+                f"{message}; no complete answer from {self._base_url} for {silent:.0f} s:"
+                f" giving up (each request may take {self._request_timeout:g} s,"
+                " LOOKS_REQUEST_TIMEOUT)"
+            ) from exc
+        raise TransportError(message) from exc
 
     def _parse(self, method: str, path: str, parse: Callable[[], _T]) -> _T:
         # An answer we cannot read is an API error, not a crash with a KeyError traceback.
@@ -619,14 +736,44 @@ def redact_url(url: str) -> str:
     return urllib.parse.urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
 
 
-def _api_error(response: httpx.Response, *, secret: str) -> ApiError:
-    """ApiError from an error answer; code lower-cased (the API mixes cases)."""
+class _stop_connecting(stop_base):  # lower case like tenacity's own strategies
+    """`otherwise`, and stop connection failures once the next try would start past `budget`."""
+
+    def __init__(self, budget: float, otherwise: StopBaseT) -> None:
+        self.budget = budget
+        self.otherwise = otherwise
+
+    def __call__(self, retry_state: RetryCallState) -> bool:
+        if self.otherwise(retry_state):
+            return True
+        outcome = retry_state.outcome
+        exc = outcome.exception() if outcome is not None and outcome.failed else None
+        if exc is None or not _connect_failure(exc):
+            return False
+        upcoming = float(getattr(retry_state, "upcoming_sleep", 0.0) or 0.0)
+        return (retry_state.seconds_since_start or 0.0) + upcoming > self.budget
+
+
+def _connect_failure(exc: BaseException) -> bool:
+    """A TransportError whose cause is a connection that could not be opened."""
+    cause = exc.__cause__
+    return isinstance(exc, TransportError) and isinstance(
+        cause, httpx.ConnectError | httpx.ConnectTimeout
+    )
+
+
+def _api_error(response: httpx.Response, redactor: Redactor) -> ApiError:
+    """ApiError from an error answer; code lower-cased (the API mixes cases).
+
+    Everything the server said is redacted first, and only then cut short: a key echoed
+    near the cut must not leave its first characters behind.
+    """
     status = response.status_code
-    request_id = response.headers.get("X-Request-Id")
+    request_id = _clip(redactor.text(response.headers.get("X-Request-Id", "")), 100) or None
     retry_after = parse_retry_after(response.headers.get("Retry-After"))
     code, message = f"http_{status}", ""
     try:
-        body = response.json()
+        body = redactor.json(response.json())
     except ValueError:
         body = None
     error = body.get("error") if isinstance(body, Mapping) else None
@@ -639,13 +786,22 @@ def _api_error(response: httpx.Response, *, secret: str) -> ApiError:
         if isinstance(param, str) and param and param not in message:
             message = f"{message} (param {param})" if message else f"param {param}"
     if not message:
-        reason = response.reason_phrase or "error"
-        text = response.text.strip()[:200] if not isinstance(body, Mapping) else ""
-        message = f"{reason}: {text}" if text else reason
+        reason = redactor.text(response.reason_phrase or "error")
+        text = "" if isinstance(body, Mapping) else redactor.text(response.text)
+        message = f"{reason}: {text}" if text.strip() else reason
     return ApiError(
         status,
-        code.lower(),
-        message.replace(secret, "***"),  # some servers echo a rejected key back
+        _clip(code.lower(), 100),
+        _clip(message, _ERROR_TEXT_LIMIT),
         request_id=request_id,
         retry_after=retry_after,
     )
+
+
+def _clip(text: str, limit: int) -> str:
+    """Server text as one line of at most `limit` characters (an error page, a huge message).
+
+    Callers redact first: cutting first could leave a key's first characters behind.
+    """
+    line = " ".join(text.split())
+    return line if len(line) <= limit else line[: limit - 1] + "…"

@@ -71,3 +71,7 @@ class ApiError(LooksError):
 
 class TransportError(LooksError):
     """The API could not be reached, or the connection broke before an answer."""
+
+
+class ApiStalledError(TransportError):
+    """The API gave no complete answer for several request deadlines: retrying stops."""

@@ -27,7 +27,7 @@ from tenacity import (
 )
 
 from engine.client import HeyGenClient, LookInfo, wait_retry_after
-from engine.errors import ApiError, LooksError, TransportError
+from engine.errors import ApiError, ApiStalledError, LooksError, TransportError
 from engine.manifest import ErrorInfo, ManifestStore, NodeRecord, Status
 from engine.plan import Plan, PlanAction, PlanNode, consent_address, substitute
 from engine.progress import Event, Reporter
@@ -221,6 +221,11 @@ class LookPoller:
                 break
             try:
                 looks = {look.id: look for look in await self.client.list_looks(group_id=group_id)}
+            except ApiStalledError as e:
+                for watch in watches:  # the API gave up answering: so do its watchers
+                    if not watch.future.done():
+                        watch.future.set_exception(e)
+                continue
             except LooksError:
                 continue  # the client already retried; keep watching until the node timeout
             finally:
@@ -460,6 +465,8 @@ class Executor:
             status: Status | None = None if _outcome_unknown(e) else "failed"
             return self._fail(n, e.code, e.message + where, status=status)
         except TransportError as e:
+            if isinstance(e, ApiStalledError):
+                self.stop("api_stalled")  # each new request would only wait out its deadline
             # The request's outcome is unknown: keep the key, the next run replays it.
             return self._fail(n, "transport_error", str(e), status=None)
 
@@ -824,6 +831,11 @@ def summarize(result: ApplyResult, batches: Iterable[Batch]) -> str:
         )
     elif result.stopped == "fail-fast":
         lines.append("Stopped at the first failure (--fail-fast).")
+    elif result.stopped == "api_stalled":
+        lines.append(
+            "The API stopped answering: stopped submitting; what was sent is recorded."
+            " Run apply again once it answers."
+        )
     elif result.stopped == "interrupted":
         lines.append("Interrupted: what was answered is recorded; run apply again to resume.")
     return "\n".join(lines)

@@ -13,23 +13,14 @@ from pathlib import Path
 from engine.client import HeyGenClient
 from engine.commands.plan import recipe_label
 from engine.commands.validate import load_all
-from engine.errors import UsageError
 from engine.executor import ApplyOptions, ApplyResult, Batch, Executor, summarize
 from engine.manifest import ManifestStore, manifest_path_for
 from engine.plan import build_plan
 from engine.progress import Reporter, reporter_for
 from engine.recipe import Recipe
+from engine.settings import ApiSettings, api_target
 
-DEFAULT_BASE_URL = "https://api.heygen.com"
 INTERRUPTED = 130
-
-
-def api_settings() -> tuple[str, str]:
-    """HEYGEN_BASE_URL (default: the real API) and HEYGEN_API_KEY, which must be set."""
-    key = os.environ.get("HEYGEN_API_KEY", "").strip()
-    if not key:
-        raise UsageError("HEYGEN_API_KEY is not set: export your HeyGen API key first")
-    return os.environ.get("HEYGEN_BASE_URL", DEFAULT_BASE_URL).rstrip("/"), key
 
 
 @contextlib.contextmanager
@@ -55,8 +46,8 @@ def run(
     log_json: bool,
     prune: bool = False,
 ) -> int:
+    settings = api_target()
     recipes = load_all(paths)
-    base_url, key = api_settings()
     reporter = reporter_for(sys.stdout, log_json=log_json)
     with open_stores(recipes, manifest) as stores:
         batches = [
@@ -70,15 +61,13 @@ def run(
         # Nothing to do: no event loop, no connection, not a single request.
         work = any(batch.plan.has_changes for batch in batches)
         result = (
-            asyncio.run(_apply(base_url, key, batches, options, reporter))
-            if work
-            else ApplyResult()
+            asyncio.run(_apply(settings, batches, options, reporter)) if work else ApplyResult()
         )
         pruned = True
         if prune and result.ok:
             from engine.commands.lifecycle import prune_batches
 
-            pruned = prune_batches(base_url, key, batches, reporter)
+            pruned = prune_batches(settings, batches, reporter)
     reporter.close(summarize(result, batches))
     if result.stopped == "interrupted":
         return INTERRUPTED
@@ -86,8 +75,7 @@ def run(
 
 
 async def _apply(
-    base_url: str,
-    key: str,
+    settings: ApiSettings,
     batches: Sequence[Batch],
     options: ApplyOptions,
     reporter: Reporter,
@@ -98,7 +86,8 @@ async def _apply(
         if executor is not None:
             executor.on_retry(exc, wait)
 
-    async with HeyGenClient(base_url, key, on_retry=on_retry) as client:
+    async with HeyGenClient.for_settings(settings, on_retry=on_retry) as client:
+        await client.preflight()  # a refused key or an unreachable API: nothing is sent
         executor = Executor(client, batches, reporter, options)
         loop = asyncio.get_running_loop()
         interrupts = 0

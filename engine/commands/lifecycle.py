@@ -18,7 +18,7 @@ import yaml
 from engine import lifecycle
 from engine._schemas import SCHEMAS
 from engine.client import HeyGenClient
-from engine.commands.apply import api_settings, open_stores
+from engine.commands.apply import open_stores
 from engine.commands.plan import recipe_label
 from engine.commands.validate import load_all
 from engine.errors import LooksError, RecipeError
@@ -28,15 +28,16 @@ from engine.manifest import ManifestStore, manifest_path_for
 from engine.plan import PlanNode, build_graph, consent_address
 from engine.progress import Event, Reporter
 from engine.recipe import Recipe, load_recipe
+from engine.settings import ApiSettings, api_target
 
 # -- import ---------------------------------------------------------------------------
 
 
 def run_import(groups: Sequence[str], *, out: Path) -> int:
     """Adopt avatar groups: write (or extend) a recipe and record them as completed."""
-    base_url, key = api_settings()
+    settings = api_target()
     existing = load_recipe(out) if out.exists() else None
-    remote = asyncio.run(_fetch_groups(base_url, key, list(dict.fromkeys(groups))))
+    remote = asyncio.run(_fetch_groups(settings, list(dict.fromkeys(groups))))
     adopted = lifecycle.adopt(remote)
     out.parent.mkdir(parents=True, exist_ok=True)
     manifest = manifest_path_for(out)
@@ -65,8 +66,9 @@ def run_import(groups: Sequence[str], *, out: Path) -> int:
     return 0
 
 
-async def _fetch_groups(base_url: str, key: str, group_ids: list[str]) -> list[RemoteGroup]:
-    async with HeyGenClient(base_url, key) as client:
+async def _fetch_groups(settings: ApiSettings, group_ids: list[str]) -> list[RemoteGroup]:
+    async with HeyGenClient.for_settings(settings) as client:
+        await client.preflight()
         return await lifecycle.fetch_groups(client, group_ids)
 
 
@@ -213,9 +215,9 @@ def refresh_recipes(recipes: list[Recipe], manifest: Path | None) -> None:
 
 
 def _refresh(recipes: list[Recipe], manifest: Path | None, out: TextIO) -> None:
-    base_url, key = api_settings()
+    settings = api_target()
     with open_stores(recipes, manifest) as stores:
-        drifts = asyncio.run(_refresh_all(base_url, key, stores))
+        drifts = asyncio.run(_refresh_all(settings, stores))
     found = False
     for recipe, drift in zip(recipes, drifts, strict=True):
         prefix = f"{recipe.path}: " if len(recipes) > 1 else ""
@@ -226,10 +228,9 @@ def _refresh(recipes: list[Recipe], manifest: Path | None, out: TextIO) -> None:
         print("No drift.", file=out)
 
 
-async def _refresh_all(
-    base_url: str, key: str, stores: Sequence[ManifestStore]
-) -> list[list[Drift]]:
-    async with HeyGenClient(base_url, key) as client:
+async def _refresh_all(settings: ApiSettings, stores: Sequence[ManifestStore]) -> list[list[Drift]]:
+    async with HeyGenClient.for_settings(settings) as client:
+        await client.preflight()
         return [await lifecycle.refresh(client, store) for store in stores]
 
 
@@ -255,8 +256,8 @@ def _prune_items(
 
 def run_prune(paths: Sequence[Path], *, manifest: Path | None, yes: bool) -> int:
     """`looks prune`: show what goes, ask, delete, and record each deletion."""
+    settings = api_target()
     recipes = load_all(paths)
-    base_url, key = api_settings()
     with open_stores(recipes, manifest) as stores:
         plans = _prune_items(stores, [build_graph(r) for r in recipes])
         if not any(plans):
@@ -276,7 +277,7 @@ def run_prune(paths: Sequence[Path], *, manifest: Path | None, yes: bool) -> int
         if deletions and not yes and not _confirm(deletions):
             return 1
         labels = [str(r.path) if len(recipes) > 1 else "" for r in recipes]
-        outcomes = asyncio.run(_prune_all(base_url, key, stores, plans, _print_outcome, labels))
+        outcomes = asyncio.run(_prune_all(settings, stores, plans, _print_outcome, labels))
     failed = sum(o.error is not None for o in outcomes)
     deleted = sum(o.item.delete and o.error is None for o in outcomes)
     forgot = sum(not o.item.delete for o in outcomes)
@@ -313,15 +314,15 @@ def _confirm(deletions: int) -> bool:
 
 
 async def _prune_all(
-    base_url: str,
-    key: str,
+    settings: ApiSettings,
     stores: Sequence[ManifestStore],
     plans: Sequence[Sequence[PruneItem]],
     report: Callable[[PruneOutcome, str], None],
     labels: Sequence[str] = (),
 ) -> list[PruneOutcome]:
     outcomes: list[PruneOutcome] = []
-    async with HeyGenClient(base_url, key) as client:
+    async with HeyGenClient.for_settings(settings) as client:
+        await client.preflight()  # before the first deletion
         for i, (store, items) in enumerate(zip(stores, plans, strict=True)):
             label = labels[i] if labels else ""
 
@@ -332,7 +333,7 @@ async def _prune_all(
     return outcomes
 
 
-def prune_batches(base_url: str, key: str, batches: Sequence[Batch], reporter: Reporter) -> bool:
+def prune_batches(settings: ApiSettings, batches: Sequence[Batch], reporter: Reporter) -> bool:
     """`apply --prune`, after a successful run: prune without asking, report as events.
 
     Returns False when a deletion failed (its record is kept for the next prune).
@@ -356,7 +357,7 @@ def prune_batches(base_url: str, key: str, batches: Sequence[Batch], reporter: R
         reporter.event(Event(item.address, "pruned", message, label))
 
     labels = [b.label for b in batches]
-    outcomes = asyncio.run(_prune_all(base_url, key, stores, plans, report, labels))
+    outcomes = asyncio.run(_prune_all(settings, stores, plans, report, labels))
     return all(o.error is None for o in outcomes)
 
 
@@ -370,16 +371,17 @@ def run_consent(paths: Sequence[Path], *, manifest: Path | None) -> int:
     if not any(twins):
         print("No digital twins in these recipes.")
         return 0
-    base_url, key = api_settings()
+    settings = api_target()
     with open_stores(recipes, manifest) as stores:
-        asyncio.run(_consent_all(base_url, key, recipes, stores))
+        asyncio.run(_consent_all(settings, recipes, stores))
     return 0
 
 
 async def _consent_all(
-    base_url: str, key: str, recipes: Sequence[Recipe], stores: Sequence[ManifestStore]
+    settings: ApiSettings, recipes: Sequence[Recipe], stores: Sequence[ManifestStore]
 ) -> None:
-    async with HeyGenClient(base_url, key) as client:
+    async with HeyGenClient.for_settings(settings) as client:
+        await client.preflight()
         for recipe, store in zip(recipes, stores, strict=True):
             graph = build_graph(recipe)
             prefix = f"{recipe.path}: " if len(recipes) > 1 else ""
