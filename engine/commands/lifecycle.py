@@ -205,17 +205,19 @@ def _write_recipe(out: Path, text: str) -> Recipe:
 
 def run_refresh(paths: Sequence[Path], *, manifest: Path | None) -> int:
     """`looks refresh`: record the drift between the manifests and the account."""
-    _refresh(load_all(paths), manifest, sys.stdout)
+    settings = api_target()
+    _refresh(settings, load_all(paths), manifest, sys.stdout)
     return 0
 
 
 def refresh_recipes(recipes: list[Recipe], manifest: Path | None) -> None:
     """`plan --refresh`: refresh first; the drift goes to stderr (stdout may be --json)."""
-    _refresh(recipes, manifest, sys.stderr)
+    _refresh(api_target(), recipes, manifest, sys.stderr)
 
 
-def _refresh(recipes: list[Recipe], manifest: Path | None, out: TextIO) -> None:
-    settings = api_target()
+def _refresh(
+    settings: ApiSettings, recipes: list[Recipe], manifest: Path | None, out: TextIO
+) -> None:
     with open_stores(recipes, manifest) as stores:
         drifts = asyncio.run(_refresh_all(settings, stores))
     found = False
