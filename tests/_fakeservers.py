@@ -139,6 +139,16 @@ def body_a_byte_at_a_time(server: FakeServer, interval: float = 0.3) -> Handler:
     return handler
 
 
+def silent(server: FakeServer) -> Handler:
+    """Reads the request, then says nothing at all until the client gives up."""
+
+    def handler(request: Request, conn: socket.socket) -> None:
+        while server.sleep(0.1):
+            pass
+
+    return handler
+
+
 def closes_mid_body(request: Request, conn: socket.socket) -> None:
     """Headers announcing 1000 bytes, 10 of them, then the connection is closed."""
     conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n")

@@ -128,6 +128,23 @@ def test_an_html_error_page_is_masked_before_it_is_cut(tmp_path: Path, where: in
     assert "\n" not in failed["message"]
 
 
+def test_a_huge_error_message_is_masked_and_cut_to_one_line(tmp_path: Path) -> None:
+    message = "line one\nline two " + "z" * 1_000_000 + KEY
+
+    def refuse(conn: socket.socket) -> None:
+        respond(conn, 422, {"error": {"code": "invalid_parameter", "message": message}})
+
+    with FakeServer(lambda r, c: None) as server:
+        server.handler = _liar(KEY, refuse, _look(KEY))
+        result, stored = _apply(tmp_path, server, KEY)
+    assert result.returncode == 1
+    _assert_no_trace_of(KEY, result.stdout, result.stderr, stored)
+    failed = next(json.loads(line) for line in result.stdout.splitlines() if '"failed"' in line)
+    assert failed["message"].startswith("invalid_parameter: line one line two zzz")
+    assert len(failed["message"]) < 500
+    assert len(stored) < 10_000
+
+
 @pytest.mark.parametrize("status", ["completed", "failed"])
 def test_a_key_in_a_successful_answer_never_reaches_the_manifest(
     tmp_path: Path, status: str

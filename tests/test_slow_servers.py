@@ -24,6 +24,7 @@ from _fakeservers import (
     closes_mid_body,
     groups_listing,
     headers_a_second,
+    silent,
 )
 from conftest import ROOT
 from tenacity import stop_after_attempt, wait_none
@@ -94,8 +95,8 @@ def test_default_request_deadline_is_60_seconds_and_uploads_get_more() -> None:
 
 @pytest.mark.parametrize(
     "make_handler",
-    [headers_a_second, body_a_byte_at_a_time],
-    ids=["a-header-a-second", "a-body-byte-at-a-time"],
+    [headers_a_second, body_a_byte_at_a_time, silent],
+    ids=["a-header-a-second", "a-body-byte-at-a-time", "silent"],
 )
 def test_a_trickling_answer_is_a_transport_failure_retried_with_the_same_key(
     make_handler: Callable[[FakeServer], Callable[[Request, socket.socket], None]],
