@@ -29,7 +29,7 @@ from tenacity.retry import RetryBaseT
 from tenacity.stop import StopBaseT, stop_base
 from tenacity.wait import WaitBaseT, wait_base, wait_exponential, wait_random
 
-from engine.errors import ApiError, ApiStalledError, TransportError
+from engine.errors import ApiError, ApiStalledError, LooksError, TransportError
 from engine.redact import Redactor
 from engine.settings import DEFAULT_REQUEST_TIMEOUT, ApiSettings
 
@@ -304,6 +304,34 @@ class RetryPolicy:
 # --------------------------------------------------------------------------- client
 
 
+class SilenceWatch:
+    """How long the API has been asked without giving a single complete answer.
+
+    Counted from the first request sent after the last complete answer (from that answer if
+    requests were still waiting then): a client idle for an hour is not an API silent for one.
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._pending = 0
+        self._since: float | None = None  # None: nothing asked since the last answer
+
+    def asking(self) -> None:
+        self._pending += 1
+        if self._since is None:
+            self._since = self._clock()
+
+    def done(self, answered: bool) -> None:
+        """A request ended: with a complete answer, or not (the silence goes on)."""
+        self._pending -= 1
+        if answered:
+            self._since = self._clock() if self._pending else None
+
+    def seconds(self) -> float:
+        """Seconds of silence so far (0 when nothing was asked since the last answer)."""
+        return 0.0 if self._since is None else self._clock() - self._since
+
+
 class HeyGenClient:
     """One pooled async client for the HeyGen v3 avatar API; retries transient failures."""
 
@@ -341,7 +369,7 @@ class HeyGenClient:
         self._stall_after = (
             stall_after if stall_after is not None else STALL_REQUESTS * request_timeout
         )
-        self._last_progress = time.monotonic()  # of the last complete answer from the API
+        self._silence = SilenceWatch()
         self._base_url = base_url.rstrip("/")
         self._retry = retry if retry is not None else RetryPolicy()
         self._on_retry = on_retry
@@ -415,26 +443,11 @@ class HeyGenClient:
                 retryable=True,
                 stop=_stop_connecting(PREFLIGHT_BUDGET - CONNECT_TIMEOUT, self._retry.stop),
             )
-        except ApiError as e:
-            if e.status in (401, 403):
-                raise ApiError(
-                    e.status,
-                    e.code,
-                    f"{self._base_url} refused HEYGEN_API_KEY ({e.message}); nothing was sent",
-                    request_id=e.request_id,
-                ) from None
-            raise
-        except TransportError as e:
-            if not _connect_failure(e):
+        except (ApiError, TransportError) as e:
+            failure = _preflight_error(e, self._base_url)
+            if failure is e:
                 raise
-            parts = urllib.parse.urlsplit(self._base_url)
-            port = parts.port or (443 if parts.scheme == "https" else 80)
-            cause = e.__cause__
-            why = self._redactor.text(str(cause)) if cause is not None and str(cause) else ""
-            raise TransportError(
-                f"cannot reach the API at {parts.hostname}:{port} ({self._base_url}):"
-                f" {type(cause).__name__}{': ' + why if why else ''}; nothing was sent"
-            ) from None
+            raise failure from e
 
     async def create_avatar(
         self, body: Mapping[str, Any], *, idempotency_key: str
@@ -677,18 +690,26 @@ class HeyGenClient:
         deadline = self.deadline_for(upload)
         try:
             async with self._slots:
-                # httpx's timeouts are per read: a server sending a byte a second would
-                # never trip them. This bounds the whole exchange, headers and body.
-                async with asyncio.timeout(deadline):
-                    response = await self._http.request(
-                        method,
-                        url,
-                        json=json,
-                        params=params,
-                        files=files,
-                        headers=headers,
-                        follow_redirects=not authenticated,  # CDN links may redirect
-                    )
+                if authenticated:
+                    self._silence.asking()
+                answered = False
+                try:
+                    # httpx's timeouts are per read: a server sending a byte a second would
+                    # never trip them. This bounds the whole exchange, headers and body.
+                    async with asyncio.timeout(deadline):
+                        response = await self._http.request(
+                            method,
+                            url,
+                            json=json,
+                            params=params,
+                            files=files,
+                            headers=headers,
+                            follow_redirects=not authenticated,  # CDN links may redirect
+                        )
+                    answered = True
+                finally:
+                    if authenticated:
+                        self._silence.done(answered)
         except TimeoutError as exc:
             self._transport_failed(
                 f"{method} {where}: no complete answer within {deadline:g} s", exc, authenticated
@@ -698,15 +719,13 @@ class HeyGenClient:
             self._transport_failed(
                 f"{method} {where}: {type(exc).__name__}: {detail}", exc, authenticated
             )
-        if authenticated:
-            self._last_progress = time.monotonic()
         if response.is_success:
             return response
         raise _api_error(response, self._redactor)
 
     def _transport_failed(self, message: str, exc: BaseException, authenticated: bool) -> NoReturn:
         """Raise the TransportError of a failed attempt; ApiStalledError past stall_after."""
-        silent = time.monotonic() - self._last_progress
+        silent = self._silence.seconds()
         if authenticated and silent >= self._stall_after:
             raise ApiStalledError(
                 f"{message}; no complete answer from {self._base_url} for {silent:.0f} s:"
@@ -752,6 +771,24 @@ class _stop_connecting(stop_base):  # lower case like tenacity's own strategies
             return False
         upcoming = float(getattr(retry_state, "upcoming_sleep", 0.0) or 0.0)
         return (retry_state.seconds_since_start or 0.0) + upcoming > self.budget
+
+
+def _preflight_error(error: ApiError | TransportError, base_url: str) -> LooksError:
+    """What a failed preflight tells the user: a refused key, an unreachable host:port."""
+    if isinstance(error, ApiError) and error.status in (401, 403):
+        return ApiError(
+            error.status,
+            error.code,
+            f"{base_url} refused HEYGEN_API_KEY ({error.message}); nothing was sent",
+            request_id=error.request_id,
+        )
+    if _connect_failure(error):
+        parts = urllib.parse.urlsplit(base_url)
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        return TransportError(
+            f"cannot reach the API at {parts.hostname}:{port}: {error}; nothing was sent"
+        )
+    return error
 
 
 def _connect_failure(exc: BaseException) -> bool:

@@ -29,7 +29,13 @@ from _fakeservers import (
 from conftest import ROOT
 from tenacity import stop_after_attempt, wait_none
 
-from engine.client import PREFLIGHT_BUDGET, UPLOAD_BYTES_PER_SECOND, HeyGenClient, RetryPolicy
+from engine.client import (
+    PREFLIGHT_BUDGET,
+    UPLOAD_BYTES_PER_SECOND,
+    HeyGenClient,
+    RetryPolicy,
+    SilenceWatch,
+)
 from engine.errors import ApiStalledError, TransportError
 from engine.manifest import manifest_path_for
 from engine.settings import DEFAULT_REQUEST_TIMEOUT, api_settings
@@ -91,6 +97,28 @@ def test_default_request_deadline_is_60_seconds_and_uploads_get_more() -> None:
         api_settings({"HEYGEN_API_KEY": KEY, "LOOKS_REQUEST_TIMEOUT": "2.5"}).request_timeout == 2.5
     )
     asyncio.run(client.aclose())
+
+
+def test_silence_counts_only_while_the_api_is_asked() -> None:
+    now = [1000.0]
+    watch = SilenceWatch(clock=lambda: now[0])
+    assert watch.seconds() == 0.0  # never asked: not silent
+    now[0] += 3600  # an hour idle (reading files, say) is not the API being silent
+    watch.asking()
+    now[0] += 5
+    watch.asking()  # a second request meanwhile does not restart the count
+    watch.done(answered=False)  # a failure: the silence goes on
+    assert watch.seconds() == 5
+    watch.done(answered=True)  # an answer ends it
+    assert watch.seconds() == 0.0
+    watch.asking()
+    watch.asking()
+    now[0] += 2
+    watch.done(answered=True)
+    now[0] += 3
+    assert watch.seconds() == 3  # the other request waits, since the answer
+    watch.done(answered=True)
+    assert watch.seconds() == 0.0
 
 
 @pytest.mark.parametrize(
@@ -199,7 +227,7 @@ def test_an_unreachable_api_fails_quickly_naming_host_and_port(tmp_path: Path) -
     elapsed = time.monotonic() - started
     assert result.returncode == 1
     line = _one_line_error(result.stderr)
-    assert line.startswith(f"looks: cannot reach the API at 127.0.0.1:{port} ")
+    assert line.startswith(f"looks: cannot reach the API at 127.0.0.1:{port}: GET http://")
     assert "ConnectError" in line and line.endswith("nothing was sent")
     # The promise to the user (was 65 s of silence): within PREFLIGHT_BUDGET, start-up included.
     assert elapsed < PREFLIGHT_BUDGET + 5
