@@ -728,8 +728,8 @@ class HeyGenClient:
         silent = self._silence.seconds()
         if authenticated and silent >= self._stall_after:
             raise ApiStalledError(
-                f"{message}; no complete answer from {self._base_url} for {silent:.0f} s:"
-                f" giving up (each request may take {self._request_timeout:g} s,"
+                f"{message}; {self._base_url} has answered nothing for {silent:.0f} s:"
+                f" giving up (a request may take {self._request_timeout:g} s,"
                 " LOOKS_REQUEST_TIMEOUT)"
             ) from exc
         raise TransportError(message) from exc

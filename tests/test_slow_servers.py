@@ -24,6 +24,7 @@ from _fakeservers import (
     closes_mid_body,
     groups_listing,
     headers_a_second,
+    respond,
     silent,
 )
 from conftest import ROOT
@@ -208,6 +209,34 @@ def test_an_api_that_stalls_mid_run_stops_the_run_and_keeps_the_key(tmp_path: Pa
     assert f"POST {server.base_url}/v3/avatars" in failed["message"]
     assert "giving up" in failed["message"]
     assert "The API stopped answering" in events[-1]["message"]
+
+
+def test_an_api_that_stalls_while_looks_generate_stops_the_run_and_keeps_them(
+    tmp_path: Path,
+) -> None:
+    recipe = tmp_path / "ava.yaml"
+    recipe.write_text(PROMPT_RECIPE)
+    server = FakeServer(lambda r, c: None)
+    slow = body_a_byte_at_a_time(server, 0.2)
+
+    def handler(request: Request, conn: socket.socket) -> None:
+        if request.method == "POST":
+            look = {"id": "look_1", "name": "Ava", "group_id": "group_1", "status": "processing"}
+            answer = {"avatar_item": look, "avatar_group": {"id": "group_1", "name": "Ava"}}
+            respond(conn, 200, {"data": answer})
+        elif request.path.startswith("/v3/avatars?"):
+            groups_listing(conn)
+        else:
+            slow(request, conn)  # the listings that watch the generation never finish
+
+    server.handler = handler
+    with server:
+        result = _looks("apply", recipe, base_url=server.base_url, LOOKS_REQUEST_TIMEOUT="0.5")
+    assert result.returncode == 1, result.stderr
+    record = json.loads(manifest_path_for(recipe).read_text())["nodes"]["ava"]
+    assert (record["status"], record["look_id"]) == ("processing", "look_1")  # resumable
+    assert "has answered nothing for" in result.stdout
+    assert "The API stopped answering" in result.stdout
 
 
 # -- an API that cannot be reached -------------------------------------------------------------
