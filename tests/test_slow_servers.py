@@ -7,6 +7,7 @@ the client's parameter) so each test runs in seconds, and the default is pinned 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import socket
@@ -263,3 +264,28 @@ def test_an_unreachable_api_fails_quickly_naming_host_and_port(tmp_path: Path) -
     assert not manifest_path_for(recipe).exists() or "submitted" not in (
         manifest_path_for(recipe).read_text()
     )
+
+
+def test_a_host_that_never_accepts_fails_within_the_budget(tmp_path: Path) -> None:
+    """A listener whose backlog is full drops new SYNs, like a firewall: connect hangs."""
+    recipe = tmp_path / "ava.yaml"
+    recipe.write_text(PROMPT_RECIPE)
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(0)
+        port = listener.getsockname()[1]
+        fillers = [socket.socket() for _ in range(3)]
+        for filler in fillers:
+            filler.setblocking(False)
+            with contextlib.suppress(BlockingIOError):
+                filler.connect(("127.0.0.1", port))
+        started = time.monotonic()
+        result = _looks("apply", recipe, base_url=f"http://127.0.0.1:{port}")
+        elapsed = time.monotonic() - started
+        for filler in fillers:
+            filler.close()
+    assert result.returncode == 1
+    line = _one_line_error(result.stderr)
+    assert line.startswith(f"looks: cannot reach the API at 127.0.0.1:{port}: GET http://")
+    assert "ConnectTimeout" in line
+    assert elapsed < PREFLIGHT_BUDGET + 5
