@@ -841,4 +841,4 @@ def _clip(text: str, limit: int) -> str:
     Callers redact first: cutting first could leave a key's first characters behind.
     """
     line = " ".join(text.split())
-    return line if len(line) <= limit else line[: limit - 1] + "…"
+    return line if len(line) <= limit else line[: limit - 3] + "..."

@@ -56,7 +56,7 @@ class ApiSettings:
     def key_hint(self) -> str:
         """How the key is named on screen: its last four characters, if that is safe."""
         if len(self.api_key) >= SHOW_KEY_TAIL_FROM:
-            return f"key …{self.api_key[-4:]}"
+            return f"key ending in {self.api_key[-4:]}"
         return f"key of {len(self.api_key)} characters (too short to show any)"
 
     def target_line(self) -> str:

@@ -26,7 +26,7 @@ def test_defaults_to_heygen_production_and_names_it() -> None:
     assert settings.production
     assert settings.host_port == "api.heygen.com:443"
     assert settings.target_line() == (
-        "looks: calling https://api.heygen.com (HeyGen production) with key …1234"
+        "looks: calling https://api.heygen.com (HeyGen production) with key ending in 1234"
     )
 
 
@@ -35,7 +35,7 @@ def test_another_base_url_is_not_called_production() -> None:
     assert settings.base_url == "http://127.0.0.1:8080"
     assert not settings.production
     assert settings.host_port == "127.0.0.1:8080"
-    assert settings.target_line() == "looks: calling http://127.0.0.1:8080 with key …1234"
+    assert settings.target_line() == "looks: calling http://127.0.0.1:8080 with key ending in 1234"
 
 
 @pytest.mark.parametrize("key", ["k", "short-key", "fifteen-chars!!"])
@@ -121,7 +121,7 @@ def test_apply_names_its_target_on_stderr_and_keeps_stdout_json(
     result = looks("apply", "--log-json", recipes / "sarah.yaml")
     assert result.code == 0, result.err
     assert result.err.splitlines()[0] == (
-        f"looks: calling {simulator.base_url} with key …{API_KEY[-4:]}"
+        f"looks: calling {simulator.base_url} with key ending in {API_KEY[-4:]}"
     )
     assert "production" not in result.err
     for line in result.out.splitlines():
@@ -142,7 +142,8 @@ def test_a_no_op_apply_against_production_says_so_and_sends_nothing(
     result = looks("apply", recipe)
     assert result.code == 0, result.err
     assert result.err.splitlines()[0] == (
-        f"looks: calling https://api.heygen.com (HeyGen production) with key …{API_KEY[-4:]}"
+        "looks: calling https://api.heygen.com (HeyGen production)"
+        f" with key ending in {API_KEY[-4:]}"
     )
     assert manifest_path_for(recipe).read_bytes() == before  # nothing to do, nothing sent
 
@@ -159,7 +160,7 @@ def test_lifecycle_commands_name_their_target_first(
     assert looks("apply", recipe).code == 0
     result = looks(command, recipe, *(["--yes"] if command == "prune" else []))
     assert result.code == 0, result.err
-    assert result.err.startswith(f"looks: calling {simulator.base_url} with key …")
+    assert result.err.startswith(f"looks: calling {simulator.base_url} with key ending in ")
 
 
 def test_a_refused_key_stops_every_api_command_before_anything_is_sent(
@@ -174,7 +175,7 @@ def test_a_refused_key_stops_every_api_command_before_anything_is_sent(
         result = looks(*args)
         assert result.code == 1
         lines = result.err.splitlines()
-        assert len(lines) == 2 and lines[0].endswith("with key …0000"), result.err
+        assert len(lines) == 2 and lines[0].endswith("with key ending in 0000"), result.err
         assert lines[1].startswith("looks: HTTP 401 unauthorized: ")
         assert f"{simulator.base_url} refused HEYGEN_API_KEY" in lines[1]
         assert "nothing was sent" in lines[1]
