@@ -172,6 +172,14 @@ def _add_consent(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     _manifest_option(p)
 
 
+def _add_merge_driver(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "merge-driver",
+        help="git merge driver for manifests (BASE OURS THEIRS [PATH]), or `install` it",
+    )
+    p.add_argument("files", nargs="+", metavar="BASE OURS THEIRS [PATH] | install")
+
+
 def _single_manifest(args: argparse.Namespace) -> None:
     if args.manifest is not None and len(args.recipes) > 1:
         raise UsageError("--manifest goes with a single recipe")
@@ -258,6 +266,20 @@ def _run_consent(args: argparse.Namespace) -> int:
     return lifecycle.run_consent(args.recipes, manifest=args.manifest)
 
 
+def _run_merge_driver(args: argparse.Namespace) -> int:
+    from engine.commands import merge_driver
+
+    if args.files == ["install"]:
+        return merge_driver.install(Path.cwd())
+    if len(args.files) not in (3, 4):
+        raise UsageError(
+            "merge-driver takes BASE OURS THEIRS [PATH] (as git passes them), or install"
+        )
+    base, ours, theirs = (Path(f) for f in args.files[:3])
+    path = args.files[3] if len(args.files) == 4 else None
+    return merge_driver.run(base, ours, theirs, path)
+
+
 def _run_graph(args: argparse.Namespace) -> int:
     from engine.commands import plan
 
@@ -278,6 +300,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_refresh(sub)
     _add_prune(sub)
     _add_consent(sub)
+    _add_merge_driver(sub)
     _add_sim(sub)
     return parser
 
@@ -293,6 +316,7 @@ _COMMANDS = {
     "refresh": _run_refresh,
     "prune": _run_prune,
     "consent": _run_consent,
+    "merge-driver": _run_merge_driver,
     "sim": _run_sim,
 }
 

@@ -48,6 +48,10 @@ class ManifestLockedError(ManifestError):
     """Another run holds the manifest's lock."""
 
 
+class MergeConflictError(LooksError):
+    """Two versions of a manifest cannot be merged by address; git reports a conflict."""
+
+
 class ApiError(LooksError):
     """The HeyGen API (or the simulator) answered an error."""
 

@@ -14,7 +14,7 @@ import heapq
 import itertools
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -274,7 +274,7 @@ class _Node:
 
     @property
     def runs(self) -> bool:
-        return self.action.action in ("create", "replace", "retry", "update")
+        return self.action.action in ("create", "adopt", "replace", "retry", "update")
 
 
 def _superseding(record: NodeRecord) -> tuple[str, ...]:
@@ -283,6 +283,48 @@ def _superseding(record: NodeRecord) -> tuple[str, ...]:
     if record.look_id is None or adopted or record.look_id in record.superseded:
         return record.superseded
     return (*record.superseded, record.look_id)
+
+
+def unrecorded_looks(
+    looks: Iterable[LookInfo], group: str, name: str | None, taken: Collection[str | None]
+) -> list[LookInfo]:
+    """The looks of this name in a group's listing that no record holds and that did not
+    fail, oldest first (the API lists a group's looks in creation order)."""
+    return [
+        look if look.group_id else dataclasses.replace(look, group_id=group)
+        for look in looks
+        if look.name == name and look.id not in taken and look.status != "failed"
+    ]
+
+
+def adoption_group(node: PlanNode, records: Mapping[str, NodeRecord], before: float) -> str | None:
+    """The group where a look made for node may exist unrecorded, or None.
+
+    Only a prompt look whose record never sent anything (none at all: one side of a merge
+    kept, an older manifest restored, a journal deleted), in the group its avatar's base
+    made here before `before` (the run's start). Never a group made by hand, or named in
+    the recipe, where a look of the same name may be someone else's.
+    """
+    old = records.get(node.address)
+    if old is not None and (old.look_id or old.idempotency_key or old.attempts):
+        return None  # the record knows what was sent: replay or reconcile that
+    if node.kind != "look" or node.template.get("type") != "prompt":
+        return None
+    base = records.get(node.avatar or "")
+    if base is None or base.kind != "base" or base.idempotency_key is None:
+        return None
+    request = base.request or {}
+    if request.get("type") in ("existing", None) or "avatar_group_id" in request:
+        return None
+    if (base.submitted_at or 0.0) >= before:
+        return None  # its group is new in this run: nothing older can be in it
+    return base.group_id
+
+
+def shared_names(nodes: Iterable[PlanNode]) -> set[tuple[str | None, str | None]]:
+    """(avatar, name) of looks sharing a name: which of them would a look by that name be?"""
+    seen = Counter((n.avatar, n.name) for n in nodes if n.kind == "look")
+    return {key for key, count in seen.items() if count > 1}
 
 
 def _outcome_unknown(error: ApiError) -> bool:
@@ -318,6 +360,9 @@ class Executor:
         self._tasks: dict[asyncio.Task[None], _Node] = {}
         self._total = 0
         self._last_fold = time.monotonic()
+        self._started = time.time()
+        self._listings: dict[str, asyncio.Task[list[LookInfo]]] = {}  # group -> its looks
+        self._shared_names: dict[int, set[tuple[str | None, str | None]]] = {}  # per batch
 
     # -- graph --------------------------------------------------------------------------
 
@@ -619,6 +664,10 @@ class Executor:
         if record.look_id is not None and record.status in ("processing", "blocked"):
             self.slots.force()  # its generation already runs on the server
             n.holding = True
+        elif (adopted := await self._adopt(n, record)) is not None:
+            record = adopted
+            self.slots.force()  # counted like a resumed generation until it is seen done
+            n.holding = True
         else:
             if (
                 old is not None
@@ -685,6 +734,45 @@ class Executor:
         self._save(n, found)
         return found
 
+    async def _adopt(self, n: _Node, record: NodeRecord) -> NodeRecord | None:
+        """A look made here whose record was lost (one side of a merge kept, an older
+        manifest restored, a journal deleted): found by name in its avatar's group, as a
+        lost answer is (_reconcile), and recorded instead of paid for again."""
+        if not self._may_exist(n):
+            return None
+        # One attempt at least was made, by this tool: prune treats it as its own.
+        found = await self._reconcile(n, record.evolve(attempts=max(1, record.attempts)))
+        if found is None:
+            return None
+        assert found.group_id is not None
+        # Older looks of the name, unrecorded too (the record lost with a replaced look's
+        # superseded ids): made here for this address all the same, so prune deletes them.
+        taken = {r.look_id for r in n.batch.store.nodes.values()}
+        listing = await self._list_group(found.group_id)
+        older = [look.id for look in unrecorded_looks(listing, found.group_id, n.node.name, taken)]
+        if older:
+            found = found.evolve(superseded=(*found.superseded, *older))
+            self._save(n, found)
+        self.reporter.event(Event(n.address, "adopted", str(found.look_id), n.batch.label))
+        return found
+
+    def _may_exist(self, n: _Node) -> bool:
+        group = adoption_group(n.node, n.batch.store.nodes, self._started)
+        if group is None or group != self._upstream_group(n):
+            return False
+        if id(n.batch) not in self._shared_names:
+            self._shared_names[id(n.batch)] = shared_names(n.batch.plan.nodes.values())
+        return (n.node.avatar, n.node.name) not in self._shared_names[id(n.batch)]
+
+    async def _list_group(self, group_id: str) -> list[LookInfo]:
+        """A group's looks, listed once per run: every caller looks for a look made before
+        this run, which any listing made during it shows."""
+        task = self._listings.get(group_id)
+        if task is None or (task.done() and (task.cancelled() or task.exception() is not None)):
+            task = asyncio.ensure_future(self.client.list_looks(group_id=group_id))
+            self._listings[group_id] = task
+        return await asyncio.shield(task)
+
     async def _find_made(self, n: _Node, record: NodeRecord) -> LookInfo | None:
         """The look a send whose answer was lost made, found by its name in its group.
 
@@ -702,9 +790,9 @@ class Executor:
             groups = [g.id for g in listed if g.name == name and g.created_at >= since]
         taken = {r.look_id for r in n.batch.store.nodes.values()} | set(record.superseded)
         for group in groups:
-            for look in await self.client.list_looks(group_id=group):
-                if look.name == name and look.id not in taken and look.status != "failed":
-                    return look if look.group_id else dataclasses.replace(look, group_id=group)
+            looks = unrecorded_looks(await self._list_group(group), group, name, taken)
+            if looks:
+                return looks[-1]  # the newest: an older one is a look made before it
         return None
 
     def _upstream_group(self, n: _Node) -> str | None:

@@ -17,7 +17,7 @@ from typing import Literal, TypeVar
 
 from engine.client import GroupInfo, HeyGenClient, LookInfo
 from engine.errors import ApiError, LooksError
-from engine.executor import idempotency_key
+from engine.executor import adoption_group, idempotency_key, shared_names, unrecorded_looks
 from engine.manifest import ErrorInfo, ManifestStore, NodeRecord
 from engine.plan import PlanNode
 
@@ -225,6 +225,37 @@ async def refresh(client: HeyGenClient, store: ManifestStore) -> list[Drift]:
             store.record(record.evolve(status="failed", error=ErrorInfo(code, message)))
             drift.append(Drift(record.address, "failed", f"{code}: {message}"))
     return drift
+
+
+async def find_unrecorded(
+    client: HeyGenClient, store: ManifestStore, nodes: Iterable[PlanNode]
+) -> dict[str, str]:
+    """Looks of the recipe that exist but that no record holds: address -> look id.
+
+    A record lost (one side of a merge kept, an older manifest restored, a journal
+    deleted) leaves the look in its avatar's group under the name this tool gave it. The
+    rules are the executor's (adoption_group, unrecorded_looks), which adopts such a look
+    rather than creating it again; one listing per group.
+    """
+    nodes = list(nodes)
+    shared = shared_names(nodes)
+    started = time.time()
+    wanted: dict[str, tuple[str, PlanNode]] = {}
+    for node in nodes:
+        group = adoption_group(node, store.nodes, started)
+        if group is not None and (node.avatar, node.name) not in shared:
+            wanted[node.address] = (group, node)
+    groups = sorted({group for group, _ in wanted.values()})
+    looks = await _bounded(client.list_looks(group_id=g) for g in groups)
+    listings = dict(zip(groups, looks, strict=True))
+    taken: set[str | None] = {r.look_id for r in store.nodes.values()}
+    found: dict[str, str] = {}
+    for address, (group, node) in sorted(wanted.items()):
+        candidates = unrecorded_looks(listings[group], group, node.name, taken)
+        if candidates:
+            found[address] = candidates[-1].id  # the newest, as apply takes it
+            taken.update(look.id for look in candidates)
+    return found
 
 
 async def _get_or_none(client: HeyGenClient, look_id: str) -> LookInfo | None:

@@ -135,12 +135,22 @@ _RECOVER = (
 )
 
 
+_CONFLICT_MARKER = re.compile(r"^<<<<<<< ", re.MULTILINE)
+
+
 def parse_manifest(text: str, path: Path) -> Manifest:
     """Parse and validate a manifest's text; a ManifestError names the file and the fix."""
     recover = _RECOVER.format(name=path.name)
     try:
         data = json.loads(text)
     except json.JSONDecodeError as e:
+        if _CONFLICT_MARKER.search(text):
+            raise ManifestError(
+                f"{path}: manifest holds git conflict markers (a merge without the looks merge"
+                " driver); it was left untouched: keep one side (git checkout --ours --"
+                f" {path.name}, or --theirs; `looks apply` then adopts the other side's looks), or"
+                " `git merge --abort`, `looks merge-driver install` and merge again"
+            ) from None
         raise ManifestError(
             f"{path}:{e.lineno}: manifest is corrupt ({e.msg}); it was left untouched: {recover}"
         ) from None

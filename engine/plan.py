@@ -21,7 +21,8 @@ from engine.errors import LooksError
 from engine.manifest import NodeKind, NodeRecord
 from engine.recipe import AvatarSpec, FileSpec, LookSpec, Recipe
 
-ActionKind = Literal["create", "update", "replace", "retry", "keep", "orphan"]
+ActionKind = Literal["create", "adopt", "update", "replace", "retry", "keep", "orphan"]
+# `adopt` (a look found unrecorded by `plan --refresh`) is counted only when there is one.
 ACTION_KINDS: tuple[ActionKind, ...] = ("create", "update", "replace", "retry", "keep", "orphan")
 REF_KEYS = ("$look", "$group", "$asset")
 
@@ -82,7 +83,7 @@ class Plan:
     def summary(self) -> dict[str, int]:
         counts: dict[str, int] = dict.fromkeys(ACTION_KINDS, 0)
         for action in self.actions:
-            counts[action.action] += 1
+            counts[action.action] = counts.get(action.action, 0) + 1
         return counts
 
     @property
@@ -110,14 +111,18 @@ def build_plan(
     recipe: Recipe,
     records: Mapping[str, NodeRecord],
     only: Sequence[str] = (),
+    adoptable: Mapping[str, str] = {},
 ) -> Plan:
-    """Diff the recipe's graph against the manifest's records."""
+    """Diff the recipe's graph against the manifest's records.
+
+    `adoptable`: address -> id of a look found unrecorded in the account (plan --refresh).
+    """
     nodes = build_graph(recipe)
     selected = select(nodes, only, records) if only else set(nodes)
     actions: dict[str, PlanAction] = {}
     for address, node in nodes.items():
         if address in selected:
-            actions[address] = _diff(node, records.get(address), actions)
+            actions[address] = _diff(node, records.get(address), actions, adoptable.get(address))
     for address in sorted(records.keys() - nodes.keys()):
         if only and not _matches(address, only):
             continue
@@ -302,11 +307,16 @@ _INTERRUPTED = {"pending", "submitted", "processing"}
 
 
 def _diff(
-    node: PlanNode, record: NodeRecord | None, upstream: Mapping[str, PlanAction]
+    node: PlanNode,
+    record: NodeRecord | None,
+    upstream: Mapping[str, PlanAction],
+    unrecorded: str | None = None,
 ) -> PlanAction:
     def act(action: ActionKind, reason: str) -> PlanAction:
         return PlanAction(node.address, action, reason, node.kind, node.depends_on, node, record)
 
+    if unrecorded is not None and (record is None or record.look_id is None):
+        return act("adopt", f"look {unrecorded} exists, unrecorded")
     if record is None:
         return act("create", "existing look to check" if _is_existing(node) else "new")
     if record.fingerprint != node.fingerprint:

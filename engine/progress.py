@@ -81,7 +81,8 @@ class LiveReporter:
     _drawn: float = 0.0
 
     def event(self, event: Event) -> None:
-        if event.kind in ("failed", "blocked", "consent", "completed", "interrupted", "pruned"):
+        notable = ("failed", "blocked", "consent", "completed", "interrupted", "pruned", "adopted")
+        if event.kind in notable:
             self._clear()
             print(_line(event), file=self.out)
             self._redraw(self._last)

@@ -8,6 +8,7 @@ from engine.plan import ACTION_KINDS, Plan, PlanAction
 
 _SUMMARY_WORDS = {
     "create": "to create",
+    "adopt": "to adopt",
     "update": "to update",
     "replace": "to replace",
     "retry": "to retry",
@@ -22,6 +23,8 @@ def summary_line(summary: Mapping[str, int]) -> str:
     Renames cost nothing and are rare, so `N to update` only appears when there are some.
     """
     kinds = [k for k in ACTION_KINDS if k != "update" or summary.get("update")]
+    if summary.get("adopt"):
+        kinds.insert(1, "adopt")
     parts = [f"{summary.get(k, 0)} {_SUMMARY_WORDS[k]}" for k in kinds]
     return "Plan: " + ", ".join(parts) + "."
 
@@ -39,7 +42,7 @@ def merge_summaries(plans: Sequence[Plan]) -> dict[str, int]:
     total: dict[str, int] = dict.fromkeys(ACTION_KINDS, 0)
     for plan in plans:
         for kind, count in plan.summary().items():
-            total[kind] += count
+            total[kind] = total.get(kind, 0) + count
     return total
 
 
@@ -55,6 +58,7 @@ def graph_text(plan: Plan, fmt: str) -> str:
             lines.extend(f"  {ids[d]} --> {ids[a.address]}" for d in a.depends_on if d in ids)
         styles = {
             "create": "#d4f7d4",
+            "adopt": "#d4f7ef",
             "update": "#fff3c4",
             "replace": "#ffd9b3",
             "retry": "#d6e6ff",

@@ -210,30 +210,48 @@ def run_refresh(paths: Sequence[Path], *, manifest: Path | None) -> int:
     return 0
 
 
-def refresh_recipes(recipes: list[Recipe], manifest: Path | None) -> None:
-    """`plan --refresh`: refresh first; the drift goes to stderr (stdout may be --json)."""
-    _refresh(api_target(), recipes, manifest, sys.stderr)
+def refresh_recipes(recipes: list[Recipe], manifest: Path | None) -> list[dict[str, str]]:
+    """`plan --refresh`: refresh first; the drift goes to stderr (stdout may be --json).
+
+    Returns, per recipe, the looks found unrecorded (address -> look id): plan shows `adopt`.
+    """
+    return _refresh(api_target(), recipes, manifest, sys.stderr)
 
 
 def _refresh(
     settings: ApiSettings, recipes: list[Recipe], manifest: Path | None, out: TextIO
-) -> None:
+) -> list[dict[str, str]]:
+    graphs = [build_graph(r) for r in recipes]
     with open_stores(recipes, manifest) as stores:
-        drifts = asyncio.run(_refresh_all(settings, stores))
+        results = asyncio.run(_refresh_all(settings, stores, graphs))
     found = False
-    for recipe, drift in zip(recipes, drifts, strict=True):
+    for recipe, (drift, unrecorded) in zip(recipes, results, strict=True):
         prefix = f"{recipe.path}: " if len(recipes) > 1 else ""
         for d in drift:
             print(f"{prefix}{d}", file=out)
             found = True
+        for address, look_id in unrecorded.items():
+            print(
+                f"{prefix}{address}: unrecorded (look {look_id} exists; apply adopts it)", file=out
+            )
+            found = True
     if not found:
         print("No drift.", file=out)
+    return [unrecorded for _, unrecorded in results]
 
 
-async def _refresh_all(settings: ApiSettings, stores: Sequence[ManifestStore]) -> list[list[Drift]]:
+async def _refresh_all(
+    settings: ApiSettings, stores: Sequence[ManifestStore], graphs: Sequence[dict[str, PlanNode]]
+) -> list[tuple[list[Drift], dict[str, str]]]:
     async with HeyGenClient.for_settings(settings) as client:
         await client.preflight()
-        return [await lifecycle.refresh(client, store) for store in stores]
+        return [
+            (
+                await lifecycle.refresh(client, store),
+                await lifecycle.find_unrecorded(client, store, graph.values()),
+            )
+            for store, graph in zip(stores, graphs, strict=True)
+        ]
 
 
 # -- prune ----------------------------------------------------------------------------

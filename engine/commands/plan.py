@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from engine.commands.validate import load_all
@@ -21,10 +21,15 @@ def recipe_label(recipe: Recipe, manifest: Path) -> str:
         return str(recipe.path.resolve())
 
 
-def plan_recipe(recipe: Recipe, manifest: Path | None, only: Sequence[str]) -> Plan:
+def plan_recipe(
+    recipe: Recipe,
+    manifest: Path | None,
+    only: Sequence[str],
+    adoptable: Mapping[str, str] | None = None,
+) -> Plan:
     path = manifest or manifest_path_for(recipe.path)
     records = read_manifest(path, recipe_label(recipe, path)).nodes
-    return build_plan(recipe, records, only)
+    return build_plan(recipe, records, only, adoptable or {})
 
 
 def run(
@@ -37,11 +42,12 @@ def run(
     refresh: bool = False,
 ) -> int:
     recipes = load_all(paths)
+    adoptable: list[dict[str, str]] = [{} for _ in recipes]
     if refresh:
         from engine.commands.lifecycle import refresh_recipes
 
-        refresh_recipes(recipes, manifest)
-    plans = [plan_recipe(r, manifest, only) for r in recipes]
+        adoptable = refresh_recipes(recipes, manifest)
+    plans = [plan_recipe(r, manifest, only, a) for r, a in zip(recipes, adoptable, strict=True)]
     if as_json:
         actions = [
             {"recipe": str(r.path), **a.to_json()}
