@@ -629,7 +629,7 @@ class HeyGenClient:
                 response.status_code,
                 "invalid_response",
                 f"{method} {path}: answer is not a JSON object",
-                request_id=response.headers.get("X-Request-Id") or None,
+                request_id=_request_id(response, self._redactor),
             )
         return body
 
@@ -683,9 +683,8 @@ class HeyGenClient:
             headers["X-Api-Key"] = self._api_key
         if idempotency_key is not None:
             headers["Idempotency-Key"] = idempotency_key
-        where = url if authenticated else redact_url(url)
-        if authenticated and not urllib.parse.urlsplit(url).scheme:
-            where = self._base_url + url
+        # Messages name the full URL (which API?), a CDN link without its presigned query.
+        where = redact_url(url) if not authenticated else self._base_url + url
         upload = sum(len(content) for _, content, _ in (files or {}).values())
         deadline = self.deadline_for(upload)
         try:
@@ -806,7 +805,7 @@ def _api_error(response: httpx.Response, redactor: Redactor) -> ApiError:
     near the cut must not leave its first characters behind.
     """
     status = response.status_code
-    request_id = _clip(redactor.text(response.headers.get("X-Request-Id", "")), 100) or None
+    request_id = _request_id(response, redactor)
     retry_after = parse_retry_after(response.headers.get("Retry-After"))
     code, message = f"http_{status}", ""
     try:
@@ -833,6 +832,11 @@ def _api_error(response: httpx.Response, redactor: Redactor) -> ApiError:
         request_id=request_id,
         retry_after=retry_after,
     )
+
+
+def _request_id(response: httpx.Response, redactor: Redactor) -> str | None:
+    """X-Request-Id (what HeyGen's support asks for), redacted: a server may echo anything."""
+    return _clip(redactor.text(response.headers.get("X-Request-Id", "")), 100) or None
 
 
 def _clip(text: str, limit: int) -> str:

@@ -183,3 +183,15 @@ def test_a_one_character_key_does_not_mangle_words(tmp_path: Path) -> None:
     assert "(request req-***-42)" in result.stdout
     assert "not enough credits for ***" in stored
     assert "***redits" not in result.stdout + result.stderr + stored
+
+
+def test_an_unreadable_answer_keeps_its_request_id_masked(tmp_path: Path) -> None:
+    def garbled(conn: socket.socket) -> None:
+        respond(conn, 200, f"<html>{KEY}</html>", headers={"X-Request-Id": f"req-{KEY}"})
+
+    with FakeServer(lambda r, c: None) as server:
+        server.handler = _liar(KEY, garbled, _look(KEY))
+        result, stored = _apply(tmp_path, server, KEY)
+    assert result.returncode == 1
+    _assert_no_trace_of(KEY, result.stdout, result.stderr, stored)
+    assert "answer is not a JSON object (request req-***)" in result.stdout
