@@ -6,6 +6,7 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 from engine import __version__
@@ -17,7 +18,12 @@ def _add_sim(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=0, help="0 picks a free port")
     p.add_argument("--api-key", help="accept only this key (default: any non-empty key)")
-    p.add_argument("--generation-seconds", type=float, default=2.0)
+    p.add_argument(
+        "--generation-seconds",
+        default="2",
+        metavar="S|LO-HI",
+        help="each generation's duration: fixed, or log-uniform between LO and HI per job",
+    )
     p.add_argument("--failed-look-rate", type=float, default=0.0)
     p.add_argument("--auto-consent", type=float, metavar="SECONDS")
     p.add_argument("--max-jobs", type=int, default=10)
@@ -27,15 +33,32 @@ def _add_sim(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--drop-rate", type=float, default=0.0)
     p.add_argument("--latency-ms", type=float, default=0.0)
     p.add_argument("--idempotency-ttl", type=float, default=86400.0, metavar="SECONDS")
+    p.add_argument(
+        "--upload-url-ttl",
+        type=float,
+        default=3600.0,
+        metavar="SECONDS",
+        help="how long a direct upload's URL accepts the PUT",
+    )
+    p.add_argument(
+        "--upload-bytes-per-second",
+        type=float,
+        metavar="N",
+        help="throttle PUTs to upload URLs, as a slow uplink would",
+    )
     p.add_argument("--state", type=Path, metavar="FILE")
 
 
 def _run_sim(args: argparse.Namespace) -> int:
     from engine import sim
 
+    low, high = sim.parse_seconds_range(args.generation_seconds)
     config = sim.SimConfig(
         api_key=args.api_key,
-        generation_seconds=args.generation_seconds,
+        generation_seconds=low,
+        generation_seconds_max=high,
+        upload_url_ttl=args.upload_url_ttl,
+        upload_bytes_per_second=args.upload_bytes_per_second,
         failed_look_rate=args.failed_look_rate,
         auto_consent=args.auto_consent,
         max_jobs=args.max_jobs,
@@ -84,7 +107,12 @@ def _add_plan(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     _recipes(p)
     _manifest_option(p)
     _only_option(p)
-    p.add_argument("--json", action="store_true", help="machine-readable plan")
+    p.add_argument("--json", action="store_true", help="machine-readable plan (--format json)")
+    p.add_argument(
+        "--format",
+        choices=["text", "json", "markdown"],
+        help="text (default), json, or markdown: a pull-request comment (docs/ci.md)",
+    )
     p.add_argument("--refresh", action="store_true", help="refresh the manifest from the API first")
     p.add_argument(
         "--detailed-exitcode",
@@ -125,6 +153,28 @@ def _add_apply(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         action="store_true",
         help="after a successful run, delete superseded and orphaned looks (no prompt)",
     )
+    p.add_argument(
+        "--max-credits",
+        type=_credits,
+        metavar="N",
+        help="refuse a plan costing more than N credits; stop submitting before passing N",
+    )
+
+
+MAX_CREDITS = 10**12
+
+
+def _credits(text: str) -> Decimal:
+    try:
+        value = Decimal(text)
+    except InvalidOperation:
+        value = Decimal("NaN")
+    # A bound keeps every figure printable: 1e999999999 would be a billion digits.
+    if not value.is_finite() or not 0 <= value <= MAX_CREDITS:
+        raise argparse.ArgumentTypeError(
+            f"must be a number of credits from 0 to {MAX_CREDITS:,}, not {text!r}"
+        )
+    return value
 
 
 def _add_status(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -195,11 +245,13 @@ def _run_plan(args: argparse.Namespace) -> int:
     from engine.commands import plan
 
     _single_manifest(args)
+    if args.json and args.format not in (None, "json"):
+        raise UsageError(f"--json and --format {args.format} ask for different outputs")
     return plan.run(
         args.recipes,
         manifest=args.manifest,
         only=args.only,
-        as_json=args.json,
+        fmt="json" if args.json else args.format or "text",
         detailed_exitcode=args.detailed_exitcode,
         refresh=args.refresh,
     )
@@ -222,6 +274,7 @@ def _run_apply(args: argparse.Namespace) -> int:
         options=options,
         log_json=args.log_json,
         prune=args.prune,
+        max_credits=args.max_credits,
     )
 
 

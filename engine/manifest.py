@@ -68,6 +68,8 @@ class NodeRecord:
     attempts: int = 0
     error: ErrorInfo | None = None
     superseded: tuple[str, ...] = ()
+    # A direct upload in progress: {"phase": "put" | "uploaded", "expires_at": unix seconds}.
+    upload: Mapping[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {}

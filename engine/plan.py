@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 from engine.errors import LooksError
 from engine.manifest import NodeKind, NodeRecord
-from engine.recipe import AvatarSpec, FileSpec, LookSpec, Recipe
+from engine.recipe import AvatarSpec, CreditPrices, FileSpec, LookSpec, Recipe
 
 ActionKind = Literal["create", "adopt", "update", "replace", "retry", "keep", "orphan"]
 # `adopt` (a look found unrecorded by `plan --refresh`) is counted only when there is one.
@@ -79,6 +79,7 @@ class Plan:
 
     actions: tuple[PlanAction, ...]
     nodes: Mapping[str, PlanNode] = field(default_factory=dict)
+    prices: CreditPrices = field(default_factory=CreditPrices)  # the recipe's, for engine.cost
 
     def summary(self) -> dict[str, int]:
         counts: dict[str, int] = dict.fromkeys(ACTION_KINDS, 0)
@@ -130,7 +131,7 @@ def build_plan(
         actions[address] = PlanAction(
             address, "orphan", "no longer in the recipe", record.kind, record=record
         )
-    return Plan(actions=tuple(actions.values()), nodes=nodes)
+    return Plan(actions=tuple(actions.values()), nodes=nodes, prices=recipe.credits)
 
 
 def select(

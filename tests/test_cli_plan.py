@@ -77,6 +77,7 @@ def test_plan_without_manifest(recipes: Path, capsys: Capsys) -> None:
         f"  create   {'alex/keynote':<23}  (new)",
         f"  create   {'alex/studio':<23}  (new)",
         "Plan: 5 to create, 0 to replace, 0 to retry, 0 unchanged, 0 orphaned.",
+        "Cost: 3 credits — digital_twin 1 × 1, look 2 × 1",
     ]
 
 
@@ -104,6 +105,7 @@ def test_plan_lists_every_action_but_keep_with_its_reason(recipes: Path, capsys:
         "  replace  sarah/office-dusk  (upstream sarah/navy-office replaced)",
         "  orphan   sarah/gone         (no longer in the recipe)",
         "Plan: 1 to create, 2 to replace, 1 to retry, 5 unchanged, 1 orphaned.",
+        "Cost: 4 credits — look 4 × 1",
     ]
 
 
@@ -117,6 +119,7 @@ def test_plan_with_a_rename_counts_updates(recipes: Path, capsys: Capsys) -> Non
     assert out.splitlines()[1:] == [
         "  update   marco  (name changed: 'Marc' -> 'Marco')",
         "Plan: 0 to create, 1 to update, 0 to replace, 0 to retry, 8 unchanged, 0 orphaned.",
+        "Cost: 0 credits",  # a rename is a free PATCH
     ]
 
 
@@ -128,6 +131,7 @@ def test_detailed_exitcode_is_0_when_everything_is_kept(recipes: Path, capsys: C
     assert out.splitlines() == [
         f"{recipe}: up to date",
         "Plan: 0 to create, 0 to replace, 0 to retry, 9 unchanged, 0 orphaned.",
+        "Cost: 0 credits",
     ]
 
 
@@ -138,9 +142,10 @@ def test_detailed_exitcode_ignores_orphans(recipes: Path, capsys: Capsys) -> Non
     write_manifest(recipe, records)
     code, out, _ = run(capsys, "plan", str(recipe), "--detailed-exitcode")
     assert code == 0
-    assert out.splitlines()[-2:] == [
+    assert out.splitlines()[-3:] == [
         "  orphan   bob  (no longer in the recipe)",
         "Plan: 0 to create, 0 to replace, 0 to retry, 9 unchanged, 1 orphaned.",
+        "Cost: 0 credits",
     ]
 
 
@@ -160,7 +165,7 @@ def test_explicit_manifest_path(recipes: Path, tmp_path: Path, capsys: Capsys) -
     assert (code, out.splitlines()[0]) == (0, f"{recipe}: up to date")
     code, out, _ = run(capsys, "plan", str(recipe))
     assert (
-        out.splitlines()[-1]
+        out.splitlines()[-2]
         == "Plan: 3 to create, 0 to replace, 0 to retry, 0 unchanged, 0 orphaned."
     )
 
@@ -182,6 +187,7 @@ def test_plan_several_recipes(recipes: Path, capsys: Capsys) -> None:
     assert [line for line in lines if not line.startswith("  ")] == [
         *(f"{p}:" for p in paths),
         "Plan: 25 to create, 0 to replace, 0 to retry, 0 unchanged, 0 orphaned.",
+        "Cost: 19 credits — photo 2 × 1, digital_twin 1 × 1, prompt 1 × 1, look 15 × 1",
     ]
     assert "  create   riley                                 (existing look to check)" not in lines
     assert "  create   riley         (existing look to check)" in lines
@@ -204,6 +210,7 @@ def test_only_keeps_upstream(recipes: Path, capsys: Capsys) -> None:
         f"  create   {'sarah/navy-office':<23}  (new)",
         f"  create   {'sarah/office-dusk':<23}  (new)",
         "Plan: 5 to create, 0 to replace, 0 to retry, 0 unchanged, 0 orphaned.",
+        "Cost: 3 credits — photo 1 × 1, look 2 × 1",
     ]
 
 
@@ -242,7 +249,13 @@ def test_plan_json(recipes: Path, capsys: Capsys) -> None:
     code, out, err = run(capsys, "plan", str(twin), str(sarah), "--json", "--detailed-exitcode")
     assert (code, err) == (2, "")
     data = json.loads(out)
-    assert set(data) == {"version", "actions", "summary"}
+    assert set(data) == {"version", "actions", "summary", "credits", "credits_breakdown"}
+    # The twin and its two looks, and marco/chef, whose lost send may not have gone through.
+    assert data["credits"] == 4
+    assert data["credits_breakdown"] == [
+        {"kind": "digital_twin", "count": 1, "price": 1, "credits": 1},
+        {"kind": "look", "count": 3, "price": 1, "credits": 3},
+    ]
     assert data["version"] == 1
     assert data["summary"] == {
         "create": 5,
@@ -253,7 +266,15 @@ def test_plan_json(recipes: Path, capsys: Capsys) -> None:
         "orphan": 1,
     }
     for action in data["actions"]:
-        assert set(action) == {"recipe", "address", "action", "kind", "reason", "depends_on"}
+        assert set(action) == {
+            "recipe",
+            "address",
+            "action",
+            "kind",
+            "reason",
+            "depends_on",
+            "credits",
+        }
     by_address = {a["address"]: a for a in data["actions"]}
     twin_nodes = build_graph(load_recipe(twin))
     upload = next(a for a in twin_nodes if a.startswith("upload:"))
@@ -264,6 +285,7 @@ def test_plan_json(recipes: Path, capsys: Capsys) -> None:
         "kind": "upload",
         "reason": "new",
         "depends_on": [],
+        "credits": 0,
     }
     assert by_address["alex"]["depends_on"] == [upload]
     assert by_address["consent:alex"] == {
@@ -273,6 +295,7 @@ def test_plan_json(recipes: Path, capsys: Capsys) -> None:
         "kind": "consent",
         "reason": "new",
         "depends_on": ["alex"],
+        "credits": 0,
     }
     assert by_address["marco/chef"]["action"] == "retry"
     assert by_address["marco/chef"]["reason"] == "unfinished: submitted when the last run stopped"

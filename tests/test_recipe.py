@@ -592,12 +592,12 @@ INVALID: list[tuple[str, str, list[str]]] = [
     (
         "photo-base-with-video",
         HEAD + "    base: {type: photo, file: {path: v.mp4}}\n",
-        ["F:5: avatars.s.base.file.path: must be an image file; got video/mp4"],
+        ["F:5: avatars.s.base.file.path: v.mp4: must be a PNG or JPEG image, not video/mp4"],
     ),
     (
         "digital-twin-with-image",
         HEAD + "    base: {type: digital_twin, file: {path: a.png}}\n",
-        ["F:5: avatars.s.base.file.path: must be a video file; got image/png"],
+        ["F:5: avatars.s.base.file.path: a.png: must be an MP4 or WebM video, not image/png"],
     ),
     (
         "digital-twin-with-image-url",

@@ -8,11 +8,14 @@ import os
 import signal
 import sys
 from collections.abc import Iterator, Sequence
+from decimal import Decimal
 from pathlib import Path
 
 from engine.client import HeyGenClient
 from engine.commands.plan import recipe_label
 from engine.commands.validate import load_all
+from engine.cost import Budget, credits_text, estimate, number_text
+from engine.errors import BudgetError
 from engine.executor import ApplyOptions, ApplyResult, Batch, Executor, summarize
 from engine.manifest import ManifestStore, manifest_path_for
 from engine.plan import build_plan
@@ -45,6 +48,7 @@ def run(
     options: ApplyOptions,
     log_json: bool,
     prune: bool = False,
+    max_credits: Decimal | None = None,
 ) -> int:
     settings = api_target()
     recipes = load_all(paths)
@@ -58,20 +62,37 @@ def run(
             )
             for recipe, store in zip(recipes, stores, strict=True)
         ]
+        budget = None if max_credits is None else _budget(batches, max_credits)
         # Nothing to do: no event loop, no connection, not a single request.
         work = any(batch.plan.has_changes for batch in batches)
         result = (
-            asyncio.run(_apply(settings, batches, options, reporter)) if work else ApplyResult()
+            asyncio.run(_apply(settings, batches, options, reporter, budget))
+            if work
+            else ApplyResult()
         )
         pruned = True
         if prune and result.ok:
             from engine.commands.lifecycle import prune_batches
 
             pruned = prune_batches(settings, batches, reporter)
-    reporter.close(summarize(result, batches))
+    summary = summarize(result, batches)
+    if result.stopped == "max-credits" and budget is not None:
+        summary += "\n" + budget.stopped_line()
+    reporter.close(summary)
     if result.stopped == "interrupted":
         return INTERRUPTED
     return 0 if result.ok and pruned else 1
+
+
+def _budget(batches: Sequence[Batch], limit: Decimal) -> Budget:
+    """The run's budget; refused before any request when the plan alone passes it."""
+    cost = estimate(batch.plan for batch in batches).credits
+    if cost > limit:
+        raise BudgetError(
+            f"the plan costs {credits_text(cost)}, more than --max-credits {number_text(limit)};"
+            " nothing was sent"
+        )
+    return Budget(limit)
 
 
 async def _apply(
@@ -79,6 +100,7 @@ async def _apply(
     batches: Sequence[Batch],
     options: ApplyOptions,
     reporter: Reporter,
+    budget: Budget | None = None,
 ) -> ApplyResult:
     executor: Executor | None = None
 
@@ -88,7 +110,7 @@ async def _apply(
 
     async with HeyGenClient.for_settings(settings, on_retry=on_retry) as client:
         await client.preflight()  # a refused key or an unreachable API: nothing is sent
-        executor = Executor(client, batches, reporter, options)
+        executor = Executor(client, batches, reporter, options, budget)
         loop = asyncio.get_running_loop()
         interrupts = 0
 

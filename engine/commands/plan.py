@@ -6,7 +6,9 @@ import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from engine import plan_markdown
 from engine.commands.validate import load_all
+from engine.cost import action_credits, estimate, json_number
 from engine.manifest import manifest_path_for, read_manifest
 from engine.plan import Plan, build_plan
 from engine.recipe import Recipe
@@ -37,10 +39,11 @@ def run(
     *,
     manifest: Path | None,
     only: Sequence[str],
-    as_json: bool,
+    fmt: str,
     detailed_exitcode: bool,
     refresh: bool = False,
 ) -> int:
+    """Print the plans as `fmt` (text, json or markdown)."""
     recipes = load_all(paths)
     adoptable: list[dict[str, str]] = [{} for _ in recipes]
     if refresh:
@@ -48,24 +51,47 @@ def run(
 
         adoptable = refresh_recipes(recipes, manifest)
     plans = [plan_recipe(r, manifest, only, a) for r, a in zip(recipes, adoptable, strict=True)]
-    if as_json:
+    if fmt == "json":
         actions = [
-            {"recipe": str(r.path), **a.to_json()}
+            {
+                "recipe": str(r.path),
+                **a.to_json(),
+                "credits": json_number(action_credits(a, p.prices)),
+            }
             for r, p in zip(recipes, plans, strict=True)
             for a in p.actions
         ]
         summary = merge_summaries(plans)
-        print(json.dumps({"version": 1, "actions": actions, "summary": summary}, indent=2))
+        cost = estimate(plans)
+        document = {
+            "version": 1,
+            "actions": actions,
+            "summary": summary,
+            "credits": json_number(cost.credits),
+            "credits_breakdown": cost.to_json(),
+        }
+        print(json.dumps(document, indent=2))
+    elif fmt == "markdown":
+        labelled = [
+            plan_markdown.RecipePlan(str(r.path), p) for r, p in zip(recipes, plans, strict=True)
+        ]
+        print(plan_markdown.render(labelled, _text(recipes, plans)), end="")
     else:
-        for recipe, plan in zip(recipes, plans, strict=True):
-            lines = plan_lines(plan.actions)
-            print(f"{recipe.path}:" + ("" if lines else " up to date"))
-            for line in lines:
-                print(line)
-        print(summary_line(merge_summaries(plans)))
+        print(_text(recipes, plans), end="")
     if detailed_exitcode and any(p.has_changes for p in plans):
         return 2
     return 0
+
+
+def _text(recipes: Sequence[Recipe], plans: Sequence[Plan]) -> str:
+    lines: list[str] = []
+    for recipe, plan in zip(recipes, plans, strict=True):
+        shown = plan_lines(plan.actions)
+        lines.append(f"{recipe.path}:" + ("" if shown else " up to date"))
+        lines.extend(shown)
+    lines.append(summary_line(merge_summaries(plans)))
+    lines.append(estimate(plans).line())
+    return "\n".join(lines) + "\n"
 
 
 def run_graph(path: Path, *, manifest: Path | None, fmt: str) -> int:
