@@ -139,7 +139,7 @@ def _table(recipes: Sequence[RecipePlan]) -> list[str]:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for r, a in shown:
         cells = [text(r.label)] if several else []
-        cells += [code(a.address), a.action, _credits(r.plan, a), text(a.reason)]
+        cells += [code(a.address), a.verb, _credits(r.plan, a), text(a.reason)]
         lines.append("| " + " | ".join(cells) + " |")
     return lines
 

@@ -8,11 +8,10 @@ from pathlib import Path
 
 from engine import plan_markdown
 from engine.commands.validate import load_all
-from engine.cost import action_credits, estimate, json_number
 from engine.manifest import manifest_path_for, read_manifest
 from engine.plan import Plan, build_plan
 from engine.recipe import Recipe
-from engine.report import graph_text, merge_summaries, plan_lines, summary_line
+from engine.report import graph_text, plan_document, plan_text
 
 
 def recipe_label(recipe: Recipe, manifest: Path) -> str:
@@ -51,47 +50,17 @@ def run(
 
         adoptable = refresh_recipes(recipes, manifest)
     plans = [plan_recipe(r, manifest, only, a) for r, a in zip(recipes, adoptable, strict=True)]
+    labelled = [(str(r.path), p) for r, p in zip(recipes, plans, strict=True)]
     if fmt == "json":
-        actions = [
-            {
-                "recipe": str(r.path),
-                **a.to_json(),
-                "credits": json_number(action_credits(a, p.prices)),
-            }
-            for r, p in zip(recipes, plans, strict=True)
-            for a in p.actions
-        ]
-        summary = merge_summaries(plans)
-        cost = estimate(plans)
-        document = {
-            "version": 1,
-            "actions": actions,
-            "summary": summary,
-            "credits": json_number(cost.credits),
-            "credits_breakdown": cost.to_json(),
-        }
-        print(json.dumps(document, indent=2))
+        print(json.dumps(plan_document(labelled), indent=2))
     elif fmt == "markdown":
-        labelled = [
-            plan_markdown.RecipePlan(str(r.path), p) for r, p in zip(recipes, plans, strict=True)
-        ]
-        print(plan_markdown.render(labelled, _text(recipes, plans)), end="")
+        recipe_plans = [plan_markdown.RecipePlan(label, p) for label, p in labelled]
+        print(plan_markdown.render(recipe_plans, plan_text(labelled)), end="")
     else:
-        print(_text(recipes, plans), end="")
+        print(plan_text(labelled), end="")
     if detailed_exitcode and any(p.has_changes for p in plans):
         return 2
     return 0
-
-
-def _text(recipes: Sequence[Recipe], plans: Sequence[Plan]) -> str:
-    lines: list[str] = []
-    for recipe, plan in zip(recipes, plans, strict=True):
-        shown = plan_lines(plan.actions)
-        lines.append(f"{recipe.path}:" + ("" if shown else " up to date"))
-        lines.extend(shown)
-    lines.append(summary_line(merge_summaries(plans)))
-    lines.append(estimate(plans).line())
-    return "\n".join(lines) + "\n"
 
 
 def run_graph(path: Path, *, manifest: Path | None, fmt: str) -> int:
