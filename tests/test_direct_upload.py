@@ -247,7 +247,11 @@ def test_a_file_changed_during_its_put_fails_with_a_checksum_mismatch(
     for line in proc.stdout:
         if "uploading" in line:
             break
-    make_video(video, tail=b"edited!")  # same size, other bytes, before the PUT reaches them
+    # Same size, other bytes, before the PUT reaches them; written in place, so the file is
+    # never seen shorter than it is (make_video truncates first: a reader could see it shrink).
+    with video.open("r+b") as f:
+        f.seek(BIG - len(b"edited!"))
+        f.write(b"edited!")
     out, err = proc.communicate(timeout=120)
 
     assert proc.returncode == 1, out + err
