@@ -28,7 +28,7 @@ from engine.manifest import ManifestStore, manifest_path_for
 from engine.ownership import recorded_beside, recorded_ids
 from engine.plan import PlanNode, build_graph, consent_address
 from engine.progress import Event, Reporter
-from engine.recipe import Recipe, load_recipe
+from engine.recipe import MAX_LOOKS, Recipe, load_recipe
 from engine.settings import ApiSettings, api_target
 
 # -- import ---------------------------------------------------------------------------
@@ -208,10 +208,10 @@ def _write_recipe(out: Path, text: str) -> Recipe:
 # -- refresh --------------------------------------------------------------------------
 
 
-def run_refresh(paths: Sequence[Path], *, manifest: Path | None) -> int:
+def run_refresh(paths: Sequence[Path], *, manifest: Path | None, max_looks: int = MAX_LOOKS) -> int:
     """`looks refresh`: record the drift between the manifests and the account."""
     settings = api_target()
-    _refresh(settings, load_all(paths), manifest, sys.stdout)
+    _refresh(settings, load_all(paths, max_looks=max_looks), manifest, sys.stdout)
     return 0
 
 
@@ -226,8 +226,9 @@ def refresh_recipes(recipes: list[Recipe], manifest: Path | None) -> list[dict[s
 def _refresh(
     settings: ApiSettings, recipes: list[Recipe], manifest: Path | None, out: TextIO
 ) -> list[dict[str, str]]:
-    graphs = [build_graph(r) for r in recipes]
     with open_stores(recipes, manifest) as stores:
+        # With the records: a file not on disk (plan --refresh) keeps its recorded upload.
+        graphs = [build_graph(r, store.nodes) for r, store in zip(recipes, stores, strict=True)]
         results = asyncio.run(_refresh_all(settings, stores, graphs))
     found = False
     for recipe, (drift, unrecorded) in zip(recipes, results, strict=True):
@@ -288,10 +289,12 @@ def _prune_items(
     ]
 
 
-def run_prune(paths: Sequence[Path], *, manifest: Path | None, yes: bool) -> int:
+def run_prune(
+    paths: Sequence[Path], *, manifest: Path | None, yes: bool, max_looks: int = MAX_LOOKS
+) -> int:
     """`looks prune`: show what goes, ask, delete, and record each deletion."""
     settings = api_target()
-    recipes = load_all(paths)
+    recipes = load_all(paths, max_looks=max_looks)
     with open_stores(recipes, manifest) as stores:
         plans = _prune_items(stores, [build_graph(r) for r in recipes])
         if not any(plans):
@@ -398,9 +401,9 @@ def prune_batches(settings: ApiSettings, batches: Sequence[Batch], reporter: Rep
 # -- consent --------------------------------------------------------------------------
 
 
-def run_consent(paths: Sequence[Path], *, manifest: Path | None) -> int:
+def run_consent(paths: Sequence[Path], *, manifest: Path | None, max_looks: int = MAX_LOOKS) -> int:
     """`looks consent`: every digital twin's consent status and URL; start missing flows."""
-    recipes = load_all(paths)
+    recipes = load_all(paths, max_looks=max_looks)
     twins = [[a for a in r.avatars if a.base.type == "digital_twin"] for r in recipes]
     if not any(twins):
         print("No digital twins in these recipes.")
