@@ -29,7 +29,14 @@ from tenacity import (
 from engine import records
 from engine.client import HeyGenClient, LookInfo, wait_retry_after
 from engine.cost import Budget
-from engine.errors import ApiError, FileChangedError, LooksError, StateWriteError, TransportError
+from engine.errors import (
+    ApiError,
+    ApiStalledError,
+    FileChangedError,
+    LooksError,
+    StateWriteError,
+    TransportError,
+)
 from engine.manifest import ErrorInfo, ManifestStore, NodeRecord, Status
 from engine.media import SIMPLE_UPLOAD_MAX_BYTES
 from engine.ownership import recorded_ids
@@ -238,6 +245,11 @@ class LookPoller:
                 break
             try:
                 looks = {look.id: look for look in await self.client.list_looks(group_id=group_id)}
+            except ApiStalledError as e:
+                for watch in watches:  # the API gave up answering: so do its watchers
+                    if not watch.future.done():
+                        watch.future.set_exception(e)
+                continue
             except LooksError:
                 continue  # the client already retried; keep watching until the node timeout
             finally:
@@ -556,6 +568,8 @@ class Executor:
             status: Status | None = None if _outcome_unknown(e) else "failed"
             return self._fail(n, e.code, e.message, status=status, request_id=e.request_id)
         except TransportError as e:
+            if isinstance(e, ApiStalledError):
+                self.stop("api_stalled")  # each new request would only wait out its deadline
             # The request's outcome is unknown: keep the key, the next run replays it.
             return self._fail(n, "transport_error", str(e), status=None)
 

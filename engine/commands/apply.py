@@ -8,7 +8,6 @@ import dataclasses
 import os
 import signal
 import sys
-import urllib.parse
 from collections.abc import Iterator, Sequence
 from decimal import Decimal
 from pathlib import Path
@@ -17,29 +16,16 @@ from engine.client import HeyGenClient
 from engine.commands.plan import print_notes, recipe_label
 from engine.commands.validate import load_all
 from engine.cost import Budget, credits_text, estimate, number_text
-from engine.errors import BudgetError, UsageError
+from engine.errors import BudgetError
 from engine.executor import ApplyOptions, ApplyResult, Batch, Executor
 from engine.manifest import ManifestStore, manifest_path_for
 from engine.ownership import recorded_beside
 from engine.plan import build_plan
 from engine.progress import PROGRESS_EVERY, Reporter, reporter_for
 from engine.recipe import MAX_LOOKS, Recipe
+from engine.settings import ApiSettings, api_target
 
-DEFAULT_BASE_URL = "https://api.heygen.com"
 INTERRUPTED = 130
-
-
-def api_settings() -> tuple[str, str]:
-    """HEYGEN_BASE_URL (default: the real API) and HEYGEN_API_KEY, which must be set."""
-    key = os.environ.get("HEYGEN_API_KEY", "").strip()
-    if not key:
-        raise UsageError("HEYGEN_API_KEY is not set: export your HeyGen API key first")
-    if any(c.isspace() or not c.isprintable() for c in key):  # the key itself is never shown
-        raise UsageError("HEYGEN_API_KEY contains whitespace or control characters")
-    base_url = os.environ.get("HEYGEN_BASE_URL", DEFAULT_BASE_URL).rstrip("/")
-    if urllib.parse.urlsplit(base_url).scheme not in ("http", "https"):
-        raise UsageError(f"HEYGEN_BASE_URL must start with http:// or https://, not {base_url!r}")
-    return base_url, key
 
 
 @contextlib.contextmanager
@@ -68,9 +54,9 @@ def run(
     progress_every: float = PROGRESS_EVERY,
     max_looks: int = MAX_LOOKS,
 ) -> int:
+    settings = api_target()
     # A file not on disk fails only the upload that must send it (see Executor._upload).
     recipes = load_all(paths, max_looks=max_looks, media="optional")
-    base_url, key = api_settings()
     reporter = reporter_for(sys.stdout, log_json=log_json, every=progress_every)
     with open_stores(recipes, manifest) as stores:
         batches = [
@@ -88,7 +74,7 @@ def run(
         # Nothing to do: no event loop, no connection, not a single request.
         work = any(batch.plan.has_changes for batch in batches)
         result = (
-            asyncio.run(_apply(base_url, key, batches, options, reporter, budget))
+            asyncio.run(_apply(settings, batches, options, reporter, budget))
             if work
             else ApplyResult()
         )
@@ -96,7 +82,7 @@ def run(
         if prune and result.ok:
             from engine.commands.lifecycle import prune_batches
 
-            pruned = prune_batches(base_url, key, batches, reporter)
+            pruned = prune_batches(settings, batches, reporter)
     summary = result.summary()
     if result.stopped == "max_credits" and budget is not None:
         summary = dataclasses.replace(summary, notes=(budget.stopped_line(),))
@@ -120,8 +106,7 @@ def _budget(batches: Sequence[Batch], limit: Decimal) -> Budget:
 
 
 async def _apply(
-    base_url: str,
-    key: str,
+    settings: ApiSettings,
     batches: Sequence[Batch],
     options: ApplyOptions,
     reporter: Reporter,
@@ -133,7 +118,8 @@ async def _apply(
         if executor is not None:
             executor.on_retry(exc, wait)
 
-    async with HeyGenClient(base_url, key, on_retry=on_retry) as client:
+    async with HeyGenClient.for_settings(settings, on_retry=on_retry) as client:
+        await client.preflight()  # a refused key or an unreachable API: nothing is sent
         executor = Executor(client, batches, reporter, options, budget)
         loop = asyncio.get_running_loop()
         interrupts = 0
