@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import os
-import signal
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ from .cost import Budget, credits_text, estimate, number_text
 from .errors import BudgetError, LooksError
 from .executor import ApplyOptions, ApplyResult, Batch, Executor
 from .gallery import Fetched, Gallery, write_gallery
+from .gcpause import collector_paused
 from .lifecycle import (
     AdoptedAvatar,
     ConsentState,
@@ -41,9 +41,10 @@ from .plan_markdown import RecipePlan
 from .plans import Plan
 from .progress import Event, Reporter
 from .recipe import MAX_LOOKS, MediaPolicy, Recipe, load_recipe
+from .settings import DEFAULT_BASE_URL, DEFAULT_REQUEST_TIMEOUT, ApiSettings
+from .signals import stopping_on_signals
 from .summary import RunSummary
 from .workspace import (
-    DEFAULT_BASE_URL,
     load_recipes,
     open_store,
     open_stores,
@@ -75,7 +76,6 @@ __all__ = [
     "validate",
 ]
 
-INTERRUPTED = 130  # exit code of a run stopped by a second Ctrl-C
 
 Recipes = str | os.PathLike[str] | Recipe | Sequence[str | os.PathLike[str] | Recipe]
 
@@ -91,6 +91,10 @@ def _load(recipes: Recipes, max_looks: int, media: MediaPolicy) -> list[Recipe]:
     paths = [Path(r) for r in given if not isinstance(r, Recipe)]
     loaded = iter(load_recipes(paths, max_looks=max_looks, media=media))
     return [r if isinstance(r, Recipe) else next(loaded) for r in given]
+
+
+def _settings(api_key: str, base_url: str, request_timeout: float) -> ApiSettings:
+    return ApiSettings(base_url.rstrip("/"), api_key, request_timeout)
 
 
 def _manifest(manifest: str | os.PathLike[str] | None) -> Path | None:
@@ -133,7 +137,9 @@ def plan(
     plans = []
     for recipe, adopt in zip(loaded, found, strict=True):
         records = read_recipe_manifest(recipe, _manifest(manifest)).nodes
-        plans.append(RecipePlan(str(recipe.path), build_plan(recipe, records, only, adopt)))
+        with collector_paused():
+            one = build_plan(recipe, records, only, adopt)
+        plans.append(RecipePlan(str(recipe.path), one))
     return Plan(tuple(plans))
 
 
@@ -196,6 +202,7 @@ def apply(
     *,
     api_key: str,
     base_url: str = DEFAULT_BASE_URL,
+    request_timeout: float = DEFAULT_REQUEST_TIMEOUT,
     manifest: str | os.PathLike[str] | None = None,
     only: Sequence[str] = (),
     max_jobs: int = 10,
@@ -211,7 +218,7 @@ def apply(
 ) -> ApplyResult:
     """Create what the plans say, resumably; see apply_async, which this runs in a new loop.
 
-    With `handle_signals` (the main thread only), a first Ctrl-C or SIGTERM stops new
+    With `handle_signals` (the main thread only), a first Ctrl-C, SIGTERM or SIGHUP stops new
     submissions and lets answers in flight be recorded; a second leaves at once (the
     journal already holds every change).
     """
@@ -220,6 +227,7 @@ def apply(
             recipes,
             api_key=api_key,
             base_url=base_url,
+            request_timeout=request_timeout,
             manifest=manifest,
             only=only,
             max_jobs=max_jobs,
@@ -241,6 +249,7 @@ async def apply_async(
     *,
     api_key: str,
     base_url: str = DEFAULT_BASE_URL,
+    request_timeout: float = DEFAULT_REQUEST_TIMEOUT,
     manifest: str | os.PathLike[str] | None = None,
     only: Sequence[str] = (),
     max_jobs: int = 10,
@@ -282,11 +291,12 @@ async def apply_async(
         result = ApplyResult()
         # Nothing to do: no connection, not a single request.
         if any(batch.plan.has_changes for batch in batches):
-            result = await _run(
-                base_url, api_key, batches, options, watcher, budget, handle_signals
-            )
+            settings = _settings(api_key, base_url, request_timeout)
+            result = await _run(settings, batches, options, watcher, budget, handle_signals)
         if prune and result.ok:
-            result.pruned = await _prune_batches(base_url, api_key, batches, watcher)
+            result.pruned = await _prune_batches(
+                _settings(api_key, base_url, request_timeout), batches, watcher
+            )
     if result.stopped == "max_credits" and budget is not None:
         result.notes.append(budget.stopped_line())
     watcher.close(result.summary())
@@ -307,8 +317,7 @@ def _budget(batches: Sequence[Batch], limit: Decimal) -> Budget:
 
 
 async def _run(
-    base_url: str,
-    key: str,
+    settings: ApiSettings,
     batches: Sequence[Batch],
     options: ApplyOptions,
     reporter: Reporter,
@@ -321,29 +330,13 @@ async def _run(
         if executor is not None:
             executor.on_retry(exc, wait)
 
-    async with HeyGenClient(base_url, key, on_retry=on_retry) as client:
+    async with HeyGenClient.for_settings(settings, on_retry=on_retry) as client:
+        await client.preflight()  # a refused key or an unreachable API: nothing is sent
         executor = Executor(client, batches, reporter, options, budget)
         if not handle_signals:
             return await executor.run()
-        loop = asyncio.get_running_loop()
-        interrupts = 0
-
-        def on_signal() -> None:
-            nonlocal interrupts
-            interrupts += 1
-            if interrupts > 1:
-                # The journal already holds every change: leaving now loses nothing.
-                os._exit(INTERRUPTED)
-            assert executor is not None
-            executor.interrupt()
-
-        loop.add_signal_handler(signal.SIGINT, on_signal)
-        loop.add_signal_handler(signal.SIGTERM, on_signal)
-        try:
+        with stopping_on_signals(executor.interrupt):
             return await executor.run()
-        finally:
-            loop.remove_signal_handler(signal.SIGINT)
-            loop.remove_signal_handler(signal.SIGTERM)
 
 
 # -- refresh ----------------------------------------------------------------------------
@@ -363,6 +356,7 @@ def refresh(
     *,
     api_key: str,
     base_url: str = DEFAULT_BASE_URL,
+    request_timeout: float = DEFAULT_REQUEST_TIMEOUT,
     manifest: str | os.PathLike[str] | None = None,
     max_looks: int = MAX_LOOKS,
 ) -> list[Refreshed]:
@@ -371,7 +365,9 @@ def refresh(
     with open_stores(loaded, _manifest(manifest)) as stores:
         # With the records: a file not on disk (plan --refresh) keeps its recorded upload.
         graphs = [build_graph(r, store.nodes) for r, store in zip(loaded, stores, strict=True)]
-        found = asyncio.run(_refresh_all(base_url, api_key, stores, graphs))
+        found = asyncio.run(
+            _refresh_all(_settings(api_key, base_url, request_timeout), stores, graphs)
+        )
     return [
         Refreshed(recipe.path, tuple(drift), unrecorded)
         for recipe, (drift, unrecorded) in zip(loaded, found, strict=True)
@@ -379,7 +375,7 @@ def refresh(
 
 
 async def _refresh_all(
-    base_url: str, key: str, stores: Sequence[ManifestStore], graphs: Sequence[dict[str, PlanNode]]
+    settings: ApiSettings, stores: Sequence[ManifestStore], graphs: Sequence[dict[str, PlanNode]]
 ) -> list[tuple[list[Drift], dict[str, str]]]:
     beside = recorded_beside(stores, made_only=True)
 
@@ -387,7 +383,8 @@ async def _refresh_all(
         others = (r for s in stores if s is not store for r in s.nodes.values())
         return {*beside, *recorded_ids(others, made_only=True)}
 
-    async with HeyGenClient(base_url, key) as client:
+    async with HeyGenClient.for_settings(settings) as client:
+        await client.preflight()
         return [
             (
                 await lifecycle.refresh(client, store),
@@ -413,6 +410,7 @@ def prune(
     *,
     api_key: str,
     base_url: str = DEFAULT_BASE_URL,
+    request_timeout: float = DEFAULT_REQUEST_TIMEOUT,
     manifest: str | os.PathLike[str] | None = None,
     confirm: Callable[[Sequence[Pruning]], bool] | None = None,
     on_outcome: Callable[[Path, PruneOutcome], None] | None = None,
@@ -437,7 +435,8 @@ def prune(
             if on_outcome is not None:
                 on_outcome(loaded[index].path, outcome)
 
-        return asyncio.run(_prune_all(base_url, api_key, stores, selected, report))
+        settings = _settings(api_key, base_url, request_timeout)
+        return asyncio.run(_prune_all(settings, stores, selected, report))
 
 
 def _selection(
@@ -447,14 +446,14 @@ def _selection(
 
 
 async def _prune_all(
-    base_url: str,
-    key: str,
+    settings: ApiSettings,
     stores: Sequence[ManifestStore],
     selected: Sequence[Sequence[PruneItem]],
     report: Callable[[int, PruneOutcome], None],
 ) -> list[PruneOutcome]:
     outcomes: list[PruneOutcome] = []
-    async with HeyGenClient(base_url, key) as client:
+    async with HeyGenClient.for_settings(settings) as client:
+        await client.preflight()
         for i, (store, items) in enumerate(zip(stores, selected, strict=True)):
 
             def sink(outcome: PruneOutcome, i: int = i) -> None:
@@ -465,7 +464,7 @@ async def _prune_all(
 
 
 async def _prune_batches(
-    base_url: str, key: str, batches: Sequence[Batch], reporter: Reporter
+    settings: ApiSettings, batches: Sequence[Batch], reporter: Reporter
 ) -> bool:
     """`apply --prune`, after a successful run: prune without asking, report as events.
 
@@ -490,7 +489,7 @@ async def _prune_batches(
             message = f"forgot the record, {item.reason}; {item.note}"
         reporter.event(Event(item.address, "pruned", message, label))
 
-    outcomes = await _prune_all(base_url, key, stores, selected, report)
+    outcomes = await _prune_all(settings, stores, selected, report)
     return all(o.error is None for o in outcomes)
 
 
@@ -502,6 +501,7 @@ def consent(
     *,
     api_key: str,
     base_url: str = DEFAULT_BASE_URL,
+    request_timeout: float = DEFAULT_REQUEST_TIMEOUT,
     manifest: str | os.PathLike[str] | None = None,
     on_state: Callable[[Path, ConsentState], None] | None = None,
     max_looks: int = MAX_LOOKS,
@@ -511,18 +511,19 @@ def consent(
     if not any(a.base.type == "digital_twin" for r in loaded for a in r.avatars):
         return []
     with open_stores(loaded, _manifest(manifest)) as stores:
-        return asyncio.run(_consent_all(base_url, api_key, loaded, stores, on_state))
+        settings = _settings(api_key, base_url, request_timeout)
+        return asyncio.run(_consent_all(settings, loaded, stores, on_state))
 
 
 async def _consent_all(
-    base_url: str,
-    key: str,
+    settings: ApiSettings,
     recipes: Sequence[Recipe],
     stores: Sequence[ManifestStore],
     on_state: Callable[[Path, ConsentState], None] | None,
 ) -> list[tuple[Path, ConsentState]]:
     states: list[tuple[Path, ConsentState]] = []
-    async with HeyGenClient(base_url, key) as client:
+    async with HeyGenClient.for_settings(settings) as client:
+        await client.preflight()
         for recipe, store in zip(recipes, stores, strict=True):
             graph = build_graph(recipe)
             for avatar in recipe.avatars:
@@ -555,11 +556,13 @@ def import_groups(
     out: str | os.PathLike[str],
     api_key: str,
     base_url: str = DEFAULT_BASE_URL,
+    request_timeout: float = DEFAULT_REQUEST_TIMEOUT,
 ) -> Imported:
     """Adopt avatar groups: write (or extend) the recipe `out`, record them as completed."""
     recipe_path = Path(out)
     existing = load_recipe(recipe_path) if recipe_path.exists() else None
-    remote = asyncio.run(_fetch_groups(base_url, api_key, list(dict.fromkeys(groups))))
+    settings = _settings(api_key, base_url, request_timeout)
+    remote = asyncio.run(_fetch_groups(settings, list(dict.fromkeys(groups))))
     adopted = lifecycle.adopt(remote)
     recipe_path.parent.mkdir(parents=True, exist_ok=True)
     with open_store(recipe_path) as store:
@@ -579,8 +582,9 @@ def import_groups(
     )
 
 
-async def _fetch_groups(base_url: str, key: str, group_ids: list[str]) -> list[RemoteGroup]:
-    async with HeyGenClient(base_url, key) as client:
+async def _fetch_groups(settings: ApiSettings, group_ids: list[str]) -> list[RemoteGroup]:
+    async with HeyGenClient.for_settings(settings) as client:
+        await client.preflight()
         return await lifecycle.fetch_groups(client, group_ids)
 
 

@@ -33,7 +33,7 @@ from .commands import (
 )
 from .errors import LooksError, RecipeError, UsageError
 from .executor import ApplyOptions
-from .recipe import MAX_LOOKS
+from .recipe import MAX_LOOKS, MAX_LOOKS_CEILING
 from .version import __version__
 
 MAX_PROBLEMS_SHOWN = 100  # a recipe with 5 million problems must not print 5 million lines
@@ -272,10 +272,11 @@ def _recipes(p: argparse.ArgumentParser) -> None:
 def _max_looks_option(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--max-looks",
-        type=_integer(minimum=1),
+        type=_integer(minimum=1, maximum=MAX_LOOKS_CEILING),
         default=MAX_LOOKS,
         metavar="N",
-        help=f"refuse a recipe that expands to more than N looks (default {MAX_LOOKS:,})",
+        help=f"refuse a recipe that expands to more than N looks (default {MAX_LOOKS:,},"
+        f" at most {MAX_LOOKS_CEILING:,})",
     )
 
 

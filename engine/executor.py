@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from . import records
 from .client import HeyGenClient
 from .cost import Budget
-from .errors import ApiError, StateWriteError, TransportError
+from .errors import ApiError, ApiStalledError, StateWriteError, TransportError
 from .manifest import ManifestStore, Status
 from .node_graph import GraphNode, NodeGraph
 from .progress import Event, EventError, Reporter
@@ -198,6 +198,8 @@ class Executor:
             status: Status | None = None if _outcome_unknown(e) else "failed"
             return self.ctx.fail(n, e.code, e.message, status=status, request_id=e.request_id)
         except TransportError as e:
+            if isinstance(e, ApiStalledError):
+                self.stop("api_stalled")  # each new request would only wait out its deadline
             # The request's outcome is unknown: keep the key, the next run replays it.
             return self.ctx.fail(n, "transport_error", str(e), status=None)
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from .client import HeyGenClient, LookInfo
-from .errors import LooksError
+from .errors import ApiStalledError, LooksError
 
 
 class PollOptions(Protocol):
@@ -102,6 +102,11 @@ class LookPoller:
                 break
             try:
                 looks = {look.id: look for look in await self.client.list_looks(group_id=group_id)}
+            except ApiStalledError as e:
+                for watch in watches:  # the API gave up answering: so do its watchers
+                    if not watch.future.done():
+                        watch.future.set_exception(e)
+                continue
             except LooksError:
                 continue  # the client already retried; keep watching until the node timeout
             finally:

@@ -32,6 +32,16 @@ def ids(record: NodeRecord | None) -> tuple[str | None, str | None]:
     return (record.look_id, record.group_id) if record is not None else (None, None)
 
 
+def upstream_group(n: GraphNode) -> str | None:
+    """The existing group a create for n goes into, if any (its base's, or the recipe's)."""
+    for dep in n.node.depends_on:
+        rec = n.batch.store.nodes.get(dep)
+        if rec is not None and rec.group_id and rec.kind in ("base", "look"):
+            return rec.group_id
+    group = n.node.template.get("avatar_group_id")
+    return str(group) if group else None
+
+
 class RunContext:
     """The client, options, job slots, poller, reporter and result of one run."""
 

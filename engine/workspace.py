@@ -2,24 +2,21 @@
 
 One place for what each of them needs first: the recipes loaded (every problem of every
 recipe reported at once), the manifest of a recipe (`--manifest`, or the one beside it)
-and the label the manifest records for it, the manifests opened and locked together, and
-the API settings from the environment.
+and the label the manifest records for it, the manifests opened and locked together. The
+API settings from the environment are engine/settings.py's.
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
-import urllib.parse
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from .errors import Problem, RecipeError, UsageError
+from .gcpause import collector_paused
 from .manifest import Manifest, ManifestStore, manifest_path_for, read_manifest
 from .manifest import recipe_label as label_for
 from .recipe import MAX_LOOKS, MediaPolicy, Recipe, load_recipe
-
-DEFAULT_BASE_URL = "https://api.heygen.com"
 
 
 def load_recipes(
@@ -40,7 +37,8 @@ def load_recipes(
             raise UsageError(f"{path} is {seen[path.resolve()]} again: give each recipe once")
         seen[path.resolve()] = path
         try:
-            recipes.append(load_recipe(path, max_looks=max_looks, media=media))
+            with collector_paused():
+                recipes.append(load_recipe(path, max_looks=max_looks, media=media))
         except RecipeError as e:
             problems.extend(e.problems)
             omitted += e.omitted
@@ -82,19 +80,6 @@ def open_stores(recipes: Sequence[Recipe], manifest: Path | None) -> Iterator[li
     finally:
         for store in stores:
             store.close()
-
-
-def api_settings() -> tuple[str, str]:
-    """HEYGEN_BASE_URL (default: the real API) and HEYGEN_API_KEY, which must be set."""
-    key = os.environ.get("HEYGEN_API_KEY", "").strip()
-    if not key:
-        raise UsageError("HEYGEN_API_KEY is not set: export your HeyGen API key first")
-    if any(c.isspace() or not c.isprintable() for c in key):  # the key itself is never shown
-        raise UsageError("HEYGEN_API_KEY contains whitespace or control characters")
-    base_url = os.environ.get("HEYGEN_BASE_URL", DEFAULT_BASE_URL).rstrip("/")
-    if urllib.parse.urlsplit(base_url).scheme not in ("http", "https"):
-        raise UsageError(f"HEYGEN_BASE_URL must start with http:// or https://, not {base_url!r}")
-    return base_url, key
 
 
 def count(n: int, noun: str) -> str:

@@ -11,7 +11,8 @@ from .. import api
 from ..executor import ApplyOptions
 from ..progress import PROGRESS_EVERY, reporter_for
 from ..recipe import MAX_LOOKS
-from ..workspace import api_settings
+from ..settings import api_target
+from ..signals import INTERRUPTED, terminations_interrupt
 from .plan import print_notes
 
 
@@ -27,21 +28,23 @@ def run(
     progress_every: float = PROGRESS_EVERY,
     max_looks: int = MAX_LOOKS,
 ) -> int:
-    # A file not on disk fails only the upload that must send it (see Executor._upload).
-    recipes = api.validate(paths, max_looks=max_looks, media="optional")
-    base_url, key = api_settings()
-    result = api.apply(
-        recipes,
-        api_key=key,
-        base_url=base_url,
-        manifest=manifest,
-        only=only,
-        options=options,
-        max_credits=max_credits,
-        prune=prune,
-        reporter=reporter_for(sys.stdout, log_json=log_json, every=progress_every),
-        on_plan=print_notes,
-    )
+    settings = api_target()  # bad settings fail before anything is loaded
+    with terminations_interrupt():
+        # A file not on disk fails only the upload that must send it (see Executor._upload).
+        recipes = api.validate(paths, max_looks=max_looks, media="optional")
+        result = api.apply(
+            recipes,
+            api_key=settings.api_key,
+            base_url=settings.base_url,
+            request_timeout=settings.request_timeout,
+            manifest=manifest,
+            only=only,
+            options=options,
+            max_credits=max_credits,
+            prune=prune,
+            reporter=reporter_for(sys.stdout, log_json=log_json, every=progress_every),
+            on_plan=print_notes,
+        )
     if result.stopped == "interrupted":
-        return api.INTERRUPTED
+        return INTERRUPTED
     return 0 if result.ok else 1

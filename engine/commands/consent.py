@@ -8,7 +8,7 @@ from pathlib import Path
 from .. import api
 from ..lifecycle import ConsentState
 from ..recipe import MAX_LOOKS
-from ..workspace import api_settings
+from ..settings import api_target
 
 
 def run(paths: Sequence[Path], *, manifest: Path | None, max_looks: int = MAX_LOOKS) -> int:
@@ -16,11 +16,18 @@ def run(paths: Sequence[Path], *, manifest: Path | None, max_looks: int = MAX_LO
     if not any(a.base.type == "digital_twin" for r in recipes for a in r.avatars):
         print("No digital twins in these recipes.")
         return 0
-    base_url, key = api_settings()
+    settings = api_target()
 
     def on_state(recipe: Path, state: ConsentState) -> None:
         prefix = f"{recipe}: " if len(recipes) > 1 else ""
         print(f"{prefix}{state}", flush=True)
 
-    api.consent(recipes, api_key=key, base_url=base_url, manifest=manifest, on_state=on_state)
+    api.consent(
+        recipes,
+        api_key=settings.api_key,
+        base_url=settings.base_url,
+        request_timeout=settings.request_timeout,
+        manifest=manifest,
+        on_state=on_state,
+    )
     return 0

@@ -6,12 +6,18 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .. import api
-from ..workspace import api_settings
+from ..settings import api_target
 
 
 def run(groups: Sequence[str], *, out: Path) -> int:
-    base_url, key = api_settings()
-    imported = api.import_groups(groups, out=out, api_key=key, base_url=base_url)
+    settings = api_target()
+    imported = api.import_groups(
+        groups,
+        out=out,
+        api_key=settings.api_key,
+        base_url=settings.base_url,
+        request_timeout=settings.request_timeout,
+    )
     for avatar in imported.avatars:
         count = len(avatar.looks)
         print(

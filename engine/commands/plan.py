@@ -9,7 +9,7 @@ from pathlib import Path
 from .. import api
 from ..plans import Plan
 from ..recipe import MAX_LOOKS
-from ..workspace import api_settings
+from ..settings import api_target
 from . import refresh as refresh_command
 
 
@@ -28,8 +28,14 @@ def run(
     adoptable = None
     if refresh:
         # The drift goes to stderr: stdout may be --json.
-        base_url, key = api_settings()
-        refreshed = api.refresh(recipes, api_key=key, base_url=base_url, manifest=manifest)
+        settings = api_target()
+        refreshed = api.refresh(
+            recipes,
+            api_key=settings.api_key,
+            base_url=settings.base_url,
+            request_timeout=settings.request_timeout,
+            manifest=manifest,
+        )
         refresh_command.report(refreshed, len(recipes), sys.stderr)
         adoptable = [r.unrecorded for r in refreshed]
     plan = api.plan(recipes, manifest=manifest, only=only, adoptable=adoptable)

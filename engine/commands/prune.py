@@ -10,14 +10,14 @@ from .. import api
 from ..errors import LooksError
 from ..lifecycle import PruneOutcome
 from ..recipe import MAX_LOOKS
-from ..workspace import api_settings
+from ..settings import api_target
 
 
 def run(
     paths: Sequence[Path], *, manifest: Path | None, yes: bool, max_looks: int = MAX_LOOKS
 ) -> int:
+    settings = api_target()
     recipes = api.validate(paths, max_looks=max_looks)
-    base_url, key = api_settings()
     selected = False
 
     def confirm(pruning: Sequence[api.Pruning]) -> bool:
@@ -45,8 +45,9 @@ def run(
 
     outcomes = api.prune(
         recipes,
-        api_key=key,
-        base_url=base_url,
+        api_key=settings.api_key,
+        base_url=settings.base_url,
+        request_timeout=settings.request_timeout,
         manifest=manifest,
         confirm=confirm,
         on_outcome=on_outcome,

@@ -10,13 +10,19 @@ from typing import TextIO
 
 from .. import api
 from ..recipe import MAX_LOOKS
-from ..workspace import api_settings
+from ..settings import api_target
 
 
 def run(paths: Sequence[Path], *, manifest: Path | None, max_looks: int = MAX_LOOKS) -> int:
+    settings = api_target()
     recipes = api.validate(paths, max_looks=max_looks)
-    base_url, key = api_settings()
-    refreshed = api.refresh(recipes, api_key=key, base_url=base_url, manifest=manifest)
+    refreshed = api.refresh(
+        recipes,
+        api_key=settings.api_key,
+        base_url=settings.base_url,
+        request_timeout=settings.request_timeout,
+        manifest=manifest,
+    )
     report(refreshed, len(recipes), sys.stdout)
     return 0
 

@@ -30,7 +30,7 @@ from ..node_graph import GraphNode
 from ..ownership import recorded_ids
 from ..plan import substitute
 from ..progress import Event
-from ..run_context import RunContext, ids
+from ..run_context import RunContext, ids, upstream_group
 from ..runs import Outcome
 from ..slots import Stopped
 from .generation import await_generation, confirm_missing, generating
@@ -175,7 +175,7 @@ class Creation:
 
     def _may_exist(self, n: GraphNode) -> bool:
         group = adoption_group(n.node, n.batch.store.nodes, self.ctx.started_at)
-        if group is None or group != self._upstream_group(n):
+        if group is None or group != upstream_group(n):
             return False
         if id(n.batch) not in self._shared_names:
             self._shared_names[id(n.batch)] = shared_names(n.batch.plan.nodes.values())
@@ -198,7 +198,7 @@ class Creation:
         it was sent, never in older ones (which may be avatars made by hand).
         """
         name = record.name or n.node.name
-        known = record.group_id or self._upstream_group(n)
+        known = record.group_id or upstream_group(n)
         if known is not None:
             groups = [known]
         else:
@@ -219,14 +219,6 @@ class Creation:
         for batch in self.ctx.batches:
             taken |= recorded_ids(batch.store.nodes.values(), made_only=batch is not n.batch)
         return taken
-
-    def _upstream_group(self, n: GraphNode) -> str | None:
-        for dep in n.node.depends_on:
-            rec = n.batch.store.nodes.get(dep)
-            if rec is not None and rec.group_id and rec.kind in ("base", "look"):
-                return rec.group_id
-        group = n.node.template.get("avatar_group_id")
-        return str(group) if group else None
 
     def _resolve(self, n: GraphNode, ref_kind: str, address: str) -> Any:
         dep = n.batch.store.nodes[address]
