@@ -16,6 +16,7 @@ from typing import NoReturn
 
 from engine import __version__
 from engine.errors import LooksError, RecipeError, UsageError
+from engine.streams import ensure_standard_streams
 
 DESCRIPTION = """\
 Batch look generation for the HeyGen v3 avatar API. Declare avatars and their looks in a YAML
@@ -637,6 +638,7 @@ def _command_parser(parser: argparse.ArgumentParser, command: str) -> argparse.A
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `looks` console script: every outcome is an exit code, every error
     one line on stderr (RecipeError: one line per problem)."""
+    ensure_standard_streams()  # `looks apply >&-`: output goes nowhere, the run goes on
     words = list(sys.argv[1:] if argv is None else argv)
     detailed = _detailed_exitcode(words)
 

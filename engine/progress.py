@@ -62,7 +62,9 @@ class Output:
         try:
             self.stream.write(text)
             self.stream.flush()
-        except BrokenPipeError:
+        except (OSError, ValueError):
+            # A closed pipe (EPIPE), a hung-up terminal (EIO), a full disk or /dev/full
+            # (ENOSPC), a closed stream (ValueError): the reader is gone, the run is not.
             self.closed = True
             self._silence()
 

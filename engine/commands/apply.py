@@ -25,6 +25,24 @@ from engine.recipe import Recipe
 
 DEFAULT_BASE_URL = "https://api.heygen.com"
 INTERRUPTED = 130
+# Ctrl-C, `kill`, and a terminal closed under the run (SIGHUP) all stop it the same way.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+def _raise_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def terminations_interrupt() -> Iterator[None]:
+    """Outside the event loop (loading, folding, pruning), SIGTERM and SIGHUP stop apply
+    as Ctrl-C does: one line and exit 130, rather than a silent death by signal."""
+    previous = {sig: signal.signal(sig, _raise_interrupt) for sig in STOP_SIGNALS[1:]}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def api_settings() -> tuple[str, str]:
@@ -59,6 +77,20 @@ def run(
     prune: bool = False,
     max_credits: Decimal | None = None,
     progress_every: float = PROGRESS_EVERY,
+) -> int:
+    with terminations_interrupt():
+        return _run(paths, manifest, only, options, log_json, prune, max_credits, progress_every)
+
+
+def _run(
+    paths: Sequence[Path],
+    manifest: Path | None,
+    only: Sequence[str],
+    options: ApplyOptions,
+    log_json: bool,
+    prune: bool,
+    max_credits: Decimal | None,
+    progress_every: float,
 ) -> int:
     recipes = load_all(paths)
     base_url, key = api_settings()
@@ -133,10 +165,12 @@ async def _apply(
             assert executor is not None
             executor.interrupt()
 
-        loop.add_signal_handler(signal.SIGINT, on_sigint)
-        loop.add_signal_handler(signal.SIGTERM, on_sigint)
+        for sig in STOP_SIGNALS:
+            loop.add_signal_handler(sig, on_sigint)
         try:
             return await executor.run()
         finally:
-            loop.remove_signal_handler(signal.SIGINT)
-            loop.remove_signal_handler(signal.SIGTERM)
+            for sig in STOP_SIGNALS:
+                loop.remove_signal_handler(sig)
+            for sig in STOP_SIGNALS[1:]:
+                signal.signal(sig, _raise_interrupt)  # as before the loop (it set SIG_DFL)
