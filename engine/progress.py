@@ -60,7 +60,13 @@ class Output:
         if self.closed:
             return
         try:
-            self.stream.write(text)
+            try:
+                self.stream.write(text)
+            except UnicodeEncodeError:
+                # A log that cannot show a name or path (PYTHONIOENCODING=ascii): escaped,
+                # as Python escapes stderr, rather than the rest of the run going unseen.
+                encoding = getattr(self.stream, "encoding", None) or "ascii"
+                self.stream.write(text.encode(encoding, "backslashreplace").decode(encoding))
             self.stream.flush()
         except (OSError, ValueError):
             # A closed pipe (EPIPE), a hung-up terminal (EIO), a full disk or /dev/full

@@ -53,3 +53,25 @@ def test_apply_runs_to_the_end_whatever_its_output_is(
     recipe = recipes / "sarah.yaml"
     assert _apply_in_shell(recipe, api_env, redirect, *flags) == 0
     _assert_all_recorded(recipe, simulator)
+
+
+def test_a_name_the_output_cannot_encode_is_escaped_not_the_end_of_the_output(
+    recipes: Path, simulator: sim.RunningSimulator, api_env: dict[str, str]
+) -> None:
+    media = recipes / "media"
+    (media / "sarah.png").rename(media / "sárah.png")
+    recipe = recipes / "sarah.yaml"
+    recipe.write_text(recipe.read_text().replace("media/sarah.png", "media/sárah.png"))
+    env = {**api_env, "PYTHONIOENCODING": "ascii"}  # a log that takes ASCII only
+    proc = subprocess.run(
+        [sys.executable, "-m", "engine.cli", "apply", str(recipe)],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        timeout=120,
+    )
+    out = proc.stdout.decode("ascii")
+    assert proc.returncode == 0, out + proc.stderr.decode()
+    assert "s\\xe1rah.png" in out  # the upload's line, escaped
+    assert "completed, 0 failed, 0 blocked, 0 not started." in out  # and all after it
+    _assert_all_recorded(recipe, simulator)
