@@ -271,3 +271,24 @@ def test_kill_or_a_closed_terminal_stops_apply_as_ctrl_c_does(
     }
     assert not journal_path_for(manifest_path_for(recipe)).exists()  # folded
     assert {r["status"] for r in nodes(recipe).values()} == {"processing"}
+
+
+def test_under_nohup_a_closed_terminal_does_not_stop_apply(
+    tmp_path: Path, lagging_sim: sim.RunningSimulator, env: dict[str, str]
+) -> None:
+    # `nohup looks apply ... &` ignores SIGHUP so that the run outlives the terminal.
+    lagging_sim.configure(latency_ms=0, generation_seconds=1)
+    recipe = write_recipe(tmp_path, avatars=2, looks=1)
+    proc = looks_process(
+        "apply",
+        "--log-json",
+        recipe,
+        env=env,
+        preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN),
+    )
+    wait_for_submissions(proc, recipe, 2)
+    proc.send_signal(signal.SIGHUP)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, (proc.returncode, out, err)
+    assert summary_event(out)["stopped"] is None
+    assert {r["status"] for r in nodes(recipe).values()} == {"completed"}

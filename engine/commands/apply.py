@@ -33,11 +33,17 @@ def _raise_interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
+def _heeded(signals: Sequence[signal.Signals]) -> list[signal.Signals]:
+    """The signals not ignored by whoever started us: under `nohup` (SIGHUP ignored) the
+    run must outlive the terminal, as that user asked."""
+    return [sig for sig in signals if signal.getsignal(sig) is not signal.SIG_IGN]
+
+
 @contextlib.contextmanager
 def terminations_interrupt() -> Iterator[None]:
     """Outside the event loop (loading, folding, pruning), SIGTERM and SIGHUP stop apply
     as Ctrl-C does: one line and exit 130, rather than a silent death by signal."""
-    previous = {sig: signal.signal(sig, _raise_interrupt) for sig in STOP_SIGNALS[1:]}
+    previous = {sig: signal.signal(sig, _raise_interrupt) for sig in _heeded(STOP_SIGNALS[1:])}
     try:
         yield
     finally:
@@ -165,12 +171,12 @@ async def _apply(
             assert executor is not None
             executor.interrupt()
 
-        for sig in STOP_SIGNALS:
+        before = {sig: signal.getsignal(sig) for sig in _heeded(STOP_SIGNALS)}
+        for sig in before:
             loop.add_signal_handler(sig, on_sigint)
         try:
             return await executor.run()
         finally:
-            for sig in STOP_SIGNALS:
+            for sig, handler in before.items():
                 loop.remove_signal_handler(sig)
-            for sig in STOP_SIGNALS[1:]:
-                signal.signal(sig, _raise_interrupt)  # as before the loop (it set SIG_DFL)
+                signal.signal(sig, handler)  # as before the loop (removing set SIG_DFL)
