@@ -29,9 +29,10 @@ from tenacity import (
 from engine import records
 from engine.client import HeyGenClient, LookInfo, wait_retry_after
 from engine.cost import Budget
-from engine.errors import ApiError, FileChangedError, LooksError, TransportError
+from engine.errors import ApiError, FileChangedError, LooksError, StateWriteError, TransportError
 from engine.manifest import ErrorInfo, ManifestStore, NodeRecord, Status
 from engine.media import SIMPLE_UPLOAD_MAX_BYTES
+from engine.ownership import recorded_ids
 from engine.plan import Plan, PlanAction, PlanNode, consent_address, substitute
 from engine.progress import Event, EventError, Reporter
 from engine.summary import RunSummary
@@ -55,6 +56,7 @@ class ApplyOptions:
     heartbeat: float = 1.0  # seconds between progress updates while nothing happens
     missing_after: float = 30.0  # seconds a look may be absent from listings before a GET
     interrupt_grace: float = 5.0
+    recorded_elsewhere: frozenset[str] = frozenset()  # made by other manifests: never adopted
 
 
 @dataclass(frozen=True)
@@ -78,6 +80,7 @@ class ApplyResult:
     failures: list[tuple[str, str]] = field(default_factory=list)
     stopped: str | None = None  # why new submissions stopped early, if they did
     requests_429: int = 0
+    write_error: StateWriteError | None = None  # the state write that stopped the run
 
     @property
     def ok(self) -> bool:
@@ -415,7 +418,10 @@ class Executor:
             heartbeat.cancel()
             await self.poller.aclose()
             for batch in self.batches:
-                batch.store.fold()
+                try:
+                    batch.store.fold()
+                except StateWriteError as e:
+                    self._write_failed(e)
         self._count_unfinished(work)
         return self.result
 
@@ -455,6 +461,13 @@ class Executor:
             self._stopping = why
             self.result.stopped = why
             self.slots.cancel_waiters()
+
+    def _write_failed(self, error: StateWriteError) -> None:
+        """State cannot be written: submit nothing more, but answers in flight are still
+        recorded if the disk lets them (what is journaled already is safe either way)."""
+        if self.result.write_error is None:
+            self.result.write_error = error
+        self.stop("state_write")
 
     def on_retry(self, exc: BaseException, wait: float) -> None:
         """Called by the client before each retry sleep."""
@@ -842,7 +855,7 @@ class Executor:
         assert found.group_id is not None
         # Older looks of the name, unrecorded too (the record lost with a replaced look's
         # superseded ids): made here for this address all the same, so prune deletes them.
-        taken = {r.look_id for r in n.batch.store.nodes.values()}
+        taken = self._recorded(n)
         listing = await self._list_group(found.group_id)
         older = [look.id for look in unrecorded_looks(listing, found.group_id, n.node.name, taken)]
         if older:
@@ -885,12 +898,20 @@ class Executor:
             since = (record.submitted_at or 0.0) - 60  # clocks differ
             listed = await self.client.list_groups()
             groups = [g.id for g in listed if g.name == name and g.created_at >= since]
-        taken = {r.look_id for r in n.batch.store.nodes.values()} | set(record.superseded)
+        taken = self._recorded(n) | set(record.superseded)
         for group in groups:
             looks = unrecorded_looks(await self._list_group(group), group, name, taken)
             if looks:
                 return looks[-1]  # the newest: an older one is a look made before it
         return None
+
+    def _recorded(self, n: _Node) -> set[str | None]:
+        """Looks a record holds: n's manifest, or another one made them (in this run or
+        beside it: another recipe's look in a shared group may bear one of our names)."""
+        taken: set[str | None] = set(self.options.recorded_elsewhere)
+        for batch in self.batches:
+            taken |= recorded_ids(batch.store.nodes.values(), made_only=batch is not n.batch)
+        return taken
 
     def _upstream_group(self, n: _Node) -> str | None:
         for dep in n.node.depends_on:
@@ -984,14 +1005,22 @@ class Executor:
     # -- bookkeeping -----------------------------------------------------------------------
 
     def _save(self, n: _Node, record: NodeRecord) -> None:
-        n.batch.store.record(record)
+        try:
+            n.batch.store.record(record)
+        except StateWriteError as e:
+            # Not journaled, so not acted on: the node ends here, as it was on disk.
+            self._write_failed(e)
+            raise _Stop from None
 
     def _maybe_fold(self, store: ManifestStore) -> None:
         now = time.monotonic()
         due = now - self._last_fold > FOLD_EVERY_SECONDS
         enough = max(FOLD_EVERY_CHANGES, 3 * len(store.nodes))
         if store.pending_changes >= enough or (due and store.pending_changes):
-            store.fold()
+            try:
+                store.fold()
+            except StateWriteError as e:
+                self._write_failed(e)
             self._last_fold = now
 
     def _label(self, n: _Node) -> str:

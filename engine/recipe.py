@@ -418,7 +418,7 @@ def _key_rule(schema_path: Iterable[Any]) -> str:
 def _build(doc: _Doc, path: Path, skip: set[Location]) -> Recipe:
     data: dict[str, Any] = doc.data
     suffix = str(data.get("defaults", {}).get("prompt_suffix", ""))
-    files = _FileResolver(path.parent.resolve(), doc)
+    files = _FileResolver(path.resolve().parent, doc)  # a symlink: beside the real file
     avatars = tuple(
         _build_avatar(doc, key, raw, suffix, files, skip)
         for key, raw in data["avatars"].items()
