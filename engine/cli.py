@@ -16,7 +16,10 @@ from typing import NoReturn
 
 from engine import __version__
 from engine.errors import LooksError, RecipeError, UsageError
+from engine.recipe import MAX_LOOKS
 from engine.streams import ensure_standard_streams
+
+MAX_PROBLEMS_SHOWN = 100  # a recipe with 5 million problems must not print 5 million lines
 
 DESCRIPTION = """\
 Batch look generation for the HeyGen v3 avatar API. Declare avatars and their looks in a YAML
@@ -241,6 +244,17 @@ def _recipes(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "recipes", nargs="+", type=Path, metavar="RECIPE", help="recipe files (YAML); one or more"
     )
+    _max_looks_option(p)
+
+
+def _max_looks_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--max-looks",
+        type=_integer(minimum=1),
+        default=MAX_LOOKS,
+        metavar="N",
+        help=f"refuse a recipe that expands to more than N looks (default {MAX_LOOKS:,})",
+    )
 
 
 def _manifest_option(p: argparse.ArgumentParser) -> None:
@@ -291,6 +305,7 @@ def _add_plan(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 def _add_graph(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("graph", help="print the dependency graph with each node's action")
     p.add_argument("recipe", type=Path, metavar="RECIPE", help="recipe file (YAML)")
+    _max_looks_option(p)
     _manifest_option(p)
     p.add_argument(
         "--format",
@@ -471,7 +486,7 @@ def _only_took_one(args: argparse.Namespace) -> None:
 def _run_validate(args: argparse.Namespace) -> int:
     from engine.commands import validate
 
-    return validate.run(args.recipes)
+    return validate.run(args.recipes, max_looks=args.max_looks)
 
 
 def _run_plan(args: argparse.Namespace) -> int:
@@ -488,6 +503,7 @@ def _run_plan(args: argparse.Namespace) -> int:
         fmt="json" if args.json else args.format or "text",
         detailed_exitcode=args.detailed_exitcode,
         refresh=args.refresh,
+        max_looks=args.max_looks,
     )
 
 
@@ -509,6 +525,7 @@ def _run_apply(args: argparse.Namespace) -> int:
         prune=args.prune,
         max_credits=args.max_credits,
         progress_every=args.progress_every,
+        max_looks=args.max_looks,
     )
 
 
@@ -516,14 +533,16 @@ def _run_status(args: argparse.Namespace) -> int:
     from engine.commands import status
 
     _single_manifest(args)
-    return status.run(args.recipes, manifest=args.manifest, as_json=args.json)
+    return status.run(
+        args.recipes, manifest=args.manifest, as_json=args.json, max_looks=args.max_looks
+    )
 
 
 def _run_catalog(args: argparse.Namespace) -> int:
     from engine.commands import catalog
 
     _single_manifest(args)
-    return catalog.run(args.recipes, manifest=args.manifest, out=args.out)
+    return catalog.run(args.recipes, manifest=args.manifest, out=args.out, max_looks=args.max_looks)
 
 
 def _run_import(args: argparse.Namespace) -> int:
@@ -536,21 +555,23 @@ def _run_refresh(args: argparse.Namespace) -> int:
     from engine.commands import lifecycle
 
     _single_manifest(args)
-    return lifecycle.run_refresh(args.recipes, manifest=args.manifest)
+    return lifecycle.run_refresh(args.recipes, manifest=args.manifest, max_looks=args.max_looks)
 
 
 def _run_prune(args: argparse.Namespace) -> int:
     from engine.commands import lifecycle
 
     _single_manifest(args)
-    return lifecycle.run_prune(args.recipes, manifest=args.manifest, yes=args.yes)
+    return lifecycle.run_prune(
+        args.recipes, manifest=args.manifest, yes=args.yes, max_looks=args.max_looks
+    )
 
 
 def _run_consent(args: argparse.Namespace) -> int:
     from engine.commands import lifecycle
 
     _single_manifest(args)
-    return lifecycle.run_consent(args.recipes, manifest=args.manifest)
+    return lifecycle.run_consent(args.recipes, manifest=args.manifest, max_looks=args.max_looks)
 
 
 def _run_repair(args: argparse.Namespace) -> int:
@@ -582,7 +603,9 @@ def _run_merge_driver(args: argparse.Namespace) -> int:
 def _run_graph(args: argparse.Namespace) -> int:
     from engine.commands import plan
 
-    return plan.run_graph(args.recipe, manifest=args.manifest, fmt=args.format)
+    return plan.run_graph(
+        args.recipe, manifest=args.manifest, fmt=args.format, max_looks=args.max_looks
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -695,8 +718,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _COMMANDS[args.command](args)
     except RecipeError as e:
         # Problem lines stand alone (FILE:LINE: path: message), for editors and grep.
-        for problem in e.problems:
+        for problem in e.problems[:MAX_PROBLEMS_SHOWN]:
             print(problem, file=sys.stderr)
+        more = max(0, len(e.problems) - MAX_PROBLEMS_SHOWN) + e.omitted
+        if more:
+            print(f"looks: … and {more:,} more problems", file=sys.stderr)
         return failed(None, e.exit_code)
     except LooksError as e:
         return failed(str(e), e.exit_code)

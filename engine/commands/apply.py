@@ -13,7 +13,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from engine.client import HeyGenClient
-from engine.commands.plan import recipe_label
+from engine.commands.plan import print_notes, recipe_label
 from engine.commands.validate import load_all
 from engine.cost import Budget, credits_text, estimate, number_text
 from engine.errors import BudgetError, UsageError
@@ -22,7 +22,7 @@ from engine.manifest import ManifestStore, manifest_path_for
 from engine.ownership import recorded_beside
 from engine.plan import build_plan
 from engine.progress import PROGRESS_EVERY, Reporter, reporter_for
-from engine.recipe import Recipe
+from engine.recipe import MAX_LOOKS, Recipe
 
 DEFAULT_BASE_URL = "https://api.heygen.com"
 INTERRUPTED = 130
@@ -84,9 +84,12 @@ def run(
     prune: bool = False,
     max_credits: Decimal | None = None,
     progress_every: float = PROGRESS_EVERY,
+    max_looks: int = MAX_LOOKS,
 ) -> int:
     with terminations_interrupt():
-        return _run(paths, manifest, only, options, log_json, prune, max_credits, progress_every)
+        return _run(
+            paths, manifest, only, options, log_json, prune, max_credits, progress_every, max_looks
+        )
 
 
 def _run(
@@ -98,8 +101,10 @@ def _run(
     prune: bool,
     max_credits: Decimal | None,
     progress_every: float,
+    max_looks: int,
 ) -> int:
-    recipes = load_all(paths)
+    # A file not on disk fails only the upload that must send it (see Executor._upload).
+    recipes = load_all(paths, max_looks=max_looks, media="optional")
     base_url, key = api_settings()
     reporter = reporter_for(sys.stdout, log_json=log_json, every=progress_every)
     with open_stores(recipes, manifest) as stores:
@@ -111,6 +116,7 @@ def _run(
             )
             for recipe, store in zip(recipes, stores, strict=True)
         ]
+        print_notes(recipes, [batch.plan for batch in batches])
         budget = None if max_credits is None else _budget(batches, max_credits)
         beside = recorded_beside(stores, made_only=True)
         options = dataclasses.replace(options, recorded_elsewhere=beside)
