@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import io
 import math
 import os
 import re
@@ -92,6 +93,13 @@ def _integer(*, minimum: int, maximum: int | None = None) -> Callable[[str], int
         return value
 
     return parse
+
+
+def _group_id(text: str) -> str:
+    """An argparse type: an avatar group id as the API spells them (no spaces, no slashes)."""
+    if not re.fullmatch(r"[A-Za-z0-9_.:-]+", text):
+        raise argparse.ArgumentTypeError(f"expected an avatar group id, not {text!a}")
+    return text
 
 
 def _patterns(text: str) -> list[str]:
@@ -403,6 +411,7 @@ def _add_import(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         required=True,
         metavar="GROUP_ID",
         dest="groups",
+        type=_group_id,
         help="avatar group ids to adopt",
     )
     p.add_argument(
@@ -694,10 +703,20 @@ def _command_parser(parser: argparse.ArgumentParser, command: str) -> argparse.A
     return parser
 
 
+def _check_stdout() -> None:
+    """Refuse to run without a stdout, and never die of a character it cannot encode."""
+    if sys.stdout is None:  # started with `>&-`: a run nobody can follow is not started
+        raise LooksError("standard output is closed; nothing was done")
+    if isinstance(sys.stdout, io.TextIOWrapper):
+        # An ASCII-only terminal (PYTHONIOENCODING=ascii, a POSIX locale) gets `?` for
+        # what it cannot show, rather than an internal error half-way through a plan.
+        sys.stdout.reconfigure(errors="replace")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `looks` console script: every outcome is an exit code, every error
     one line on stderr (RecipeError: one line per problem)."""
-    ensure_standard_streams()  # `looks apply >&-`: output goes nowhere, the run goes on
+    ensure_standard_streams()  # `2>&-`: no file opened later may take descriptor 2
     words = list(sys.argv[1:] if argv is None else argv)
     detailed = _detailed_exitcode(words)
 
@@ -715,6 +734,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return e.code if isinstance(e.code, int) else 0
         if extra:
             raise UsageError(_unrecognized(parser, args, extra))
+        _check_stdout()
         return _COMMANDS[args.command](args)
     except RecipeError as e:
         # Problem lines stand alone (FILE:LINE: path: message), for editors and grep.

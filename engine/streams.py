@@ -13,11 +13,11 @@ _STREAMS = (
 
 
 def ensure_standard_streams() -> None:
-    """Point a closed descriptor 0, 1 or 2 (`looks apply >&-`) at /dev/null.
+    """Point a closed descriptor 0, 1 or 2 (`looks apply 2>&-`) at /dev/null.
 
     Left closed, the next file opened (a manifest, a journal, a socket) would take its
     number and receive what was meant for the terminal; and Python, finding it closed at
-    start, set sys.stdout (or stderr) to None, which nothing downstream expects.
+    start, set sys.stderr (or stdin) to None, which nothing downstream expects.
     """
     for fd, name, flags, mode in _STREAMS:
         try:
@@ -28,5 +28,7 @@ def ensure_standard_streams() -> None:
             if devnull != fd:
                 os.dup2(devnull, fd)
                 os.close(devnull)
-        if getattr(sys, name) is None:
+        # A closed stdout is refused by the CLI (nobody could follow the run); a closed
+        # stdin or stderr only means nobody reads or hears: they get /dev/null.
+        if name != "stdout" and getattr(sys, name) is None:
             setattr(sys, name, open(fd, mode, encoding="utf-8", closefd=False))  # noqa: SIM115

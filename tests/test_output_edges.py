@@ -1,5 +1,6 @@
-"""Output is a courtesy, never a condition of the run: stdout to /dev/full, stdout or
-stderr closed before start."""
+"""Output is a courtesy, never a condition of the run: stdout to /dev/full, stderr closed
+before the start, a name the output cannot encode. (A closed stdout is refused before
+anything runs: tests/test_output_boundary.py.)"""
 
 from __future__ import annotations
 
@@ -38,9 +39,6 @@ def _apply_in_shell(recipe: Path, env: dict[str, str], redirect: str, *flags: st
     [
         (">/dev/full", ()),  # every write fails with ENOSPC
         (">/dev/full", ("--log-json",)),
-        (">&-", ()),  # stdout closed before start: Python sets sys.stdout to None
-        (">&- 2>&-", ("--log-json",)),
-        ("2>&-", ()),
     ],
 )
 def test_apply_runs_to_the_end_whatever_its_output_is(
@@ -55,7 +53,19 @@ def test_apply_runs_to_the_end_whatever_its_output_is(
     _assert_all_recorded(recipe, simulator)
 
 
-def test_a_name_the_output_cannot_encode_is_escaped_not_the_end_of_the_output(
+def test_with_stderr_closed_errors_never_land_in_stdout(recipes: Path) -> None:
+    # `looks plan --json r.yaml > plan.json 2>&-`: a problem line must not corrupt plan.json.
+    broken = recipes / "broken.yaml"
+    broken.write_text("version: 1\navatars:\n  Bad Key: {}\n")
+    command = f"exec {sys.executable} -m engine.cli plan --json {broken} 2>&-"
+    proc = subprocess.run(
+        ["sh", "-c", command], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == 1
+    assert proc.stdout == ""
+
+
+def test_a_name_the_output_cannot_encode_is_replaced_not_the_end_of_the_output(
     recipes: Path, simulator: sim.RunningSimulator, api_env: dict[str, str]
 ) -> None:
     media = recipes / "media"
@@ -72,6 +82,6 @@ def test_a_name_the_output_cannot_encode_is_escaped_not_the_end_of_the_output(
     )
     out = proc.stdout.decode("ascii")
     assert proc.returncode == 0, out + proc.stderr.decode()
-    assert "s\\xe1rah.png" in out  # the upload's line, escaped
+    assert "s?rah.png" in out  # the upload's line, the character replaced
     assert "completed, 0 failed, 0 blocked, 0 not started." in out  # and all after it
     _assert_all_recorded(recipe, simulator)

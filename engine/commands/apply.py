@@ -8,6 +8,7 @@ import dataclasses
 import os
 import signal
 import sys
+import urllib.parse
 from collections.abc import Iterator, Sequence
 from decimal import Decimal
 from pathlib import Path
@@ -57,7 +58,12 @@ def api_settings() -> tuple[str, str]:
     key = os.environ.get("HEYGEN_API_KEY", "").strip()
     if not key:
         raise UsageError("HEYGEN_API_KEY is not set: export your HeyGen API key first")
-    return os.environ.get("HEYGEN_BASE_URL", DEFAULT_BASE_URL).rstrip("/"), key
+    if any(c.isspace() or not c.isprintable() for c in key):  # the key itself is never shown
+        raise UsageError("HEYGEN_API_KEY contains whitespace or control characters")
+    base_url = os.environ.get("HEYGEN_BASE_URL", DEFAULT_BASE_URL).rstrip("/")
+    if urllib.parse.urlsplit(base_url).scheme not in ("http", "https"):
+        raise UsageError(f"HEYGEN_BASE_URL must start with http:// or https://, not {base_url!r}")
+    return base_url, key
 
 
 @contextlib.contextmanager

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from engine.errors import Problem, RecipeError
+from engine.errors import Problem, RecipeError, UsageError
 from engine.recipe import MAX_LOOKS, MediaPolicy, Recipe, load_recipe
 
 
@@ -19,8 +19,13 @@ def load_all(
     """
     recipes: list[Recipe] = []
     problems: list[Problem] = []
+    seen: dict[Path, Path] = {}
     omitted = 0
     for path in paths:
+        # Twice the same recipe would be planned (and paid) twice, then lock out itself.
+        if path.resolve() in seen:
+            raise UsageError(f"{path} is {seen[path.resolve()]} again: give each recipe once")
+        seen[path.resolve()] = path
         try:
             recipes.append(load_recipe(path, max_looks=max_looks, media=media))
         except RecipeError as e:
