@@ -5,8 +5,11 @@ anything runs: tests/test_output_boundary.py.)"""
 from __future__ import annotations
 
 import json
+import os
+import pty
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -85,3 +88,33 @@ def test_a_name_the_output_cannot_encode_is_replaced_not_the_end_of_the_output(
     assert "s?rah.png" in out  # the upload's line, the character replaced
     assert "completed, 0 failed, 0 blocked, 0 not started." in out  # and all after it
     _assert_all_recorded(recipe, simulator)
+
+
+def test_a_terminal_closed_under_the_run_stops_it_as_ctrl_c_does(
+    tmp_path: Path, simulator: sim.RunningSimulator, api_env: dict[str, str]
+) -> None:
+    # A real pseudo-terminal whose window closes: SIGHUP, then every write fails with EIO.
+    simulator.configure(generation_seconds=60)
+    recipe = tmp_path / "one.yaml"
+    recipe.write_text(
+        "version: 1\navatars:\n  a:\n    name: A\n    base: {type: prompt, prompt: P}\n"
+    )
+    pid, master = pty.fork()
+    if pid == 0:  # the child: `looks apply` on the terminal
+        os.chdir(ROOT)
+        os.execve(
+            sys.executable, [sys.executable, "-m", "engine.cli", "apply", str(recipe)], api_env
+        )
+    seen = b""
+    deadline = time.monotonic() + 60
+    while b"in flight" not in seen or b"1 in flight" not in seen:
+        assert time.monotonic() < deadline, seen
+        seen += os.read(master, 4096)
+    os.close(master)  # the window closes
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 130
+    manifest = manifest_path_for(recipe)
+    assert not journal_path_for(manifest).exists()  # folded on the way out
+    record = json.loads(manifest.read_text())["nodes"]["a"]
+    assert record["status"] == "processing"  # recorded, picked up by the next apply
+    assert record["look_id"] == simulator.state()["looks"][0]["id"]
