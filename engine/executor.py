@@ -629,7 +629,7 @@ class Executor:
         attempt = record.attempts + 1
         lineage = n.batch.store.manifest.lineage
         key = idempotency_key(lineage, n.address, n.node.fingerprint, attempt)
-        return records.submitted(record, key, time.time()), False
+        return records.submitted(record, key, time.time(), self._upstream_group(n)), False
 
     def _resolve(self, n: _Node, ref_kind: str, address: str) -> Any:
         dep = n.batch.store.nodes[address]
