@@ -108,7 +108,7 @@ class RunContext:
         attempt = record.attempts + 1
         lineage = n.batch.store.manifest.lineage
         key = records.idempotency_key(lineage, n.address, n.node.fingerprint, attempt)
-        return records.submitted(record, key, time.time()), False
+        return records.submitted(record, key, time.time(), upstream_group(n)), False
 
     def fail(
         self,
