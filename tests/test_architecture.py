@@ -116,23 +116,9 @@ def test_the_class_walker_measures_classes() -> None:
     assert not any(name.startswith(f"{NAME}.sim.") for name in sizes)
 
 
-# Not cut yet: the API client, which another change rewrites as this one lands (issue 12).
-NOT_CUT_YET = {f"{NAME}.client.HeyGenClient"}
-
-
 def test_no_class_over_300_lines_outside_the_simulator() -> None:
     big = {name: lines for name, lines in _classes() if lines > MAX_CLASS_LINES}
-    assert set(big) - NOT_CUT_YET == set()
-
-
-@pytest.mark.xfail(
-    strict=True,
-    reason="looks.client.HeyGenClient (~380 lines) is not cut along its endpoints and its"
-    " request plumbing yet (issue 12, part 3)",
-)
-def test_the_client_is_cut_too() -> None:
-    big = {name for name, lines in _classes() if lines > MAX_CLASS_LINES}
-    assert big & NOT_CUT_YET == set()
+    assert big == {}
 
 
 @pytest.mark.parametrize("namespace", [looks, looks.api], ids=lambda m: m.__name__)

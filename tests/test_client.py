@@ -535,7 +535,7 @@ async def test_post_without_idempotency_key_is_not_retried(
     # No public method posts without a key; this guards the internal rule itself.
     route = router.post(f"{BASE}/v3/avatars").mock(return_value=err(503, "internal_error"))
     with pytest.raises(ApiError):
-        await client._call("POST", "/v3/avatars", json={})
+        await client._session.call("POST", "/v3/avatars", json={})
     assert route.call_count == 1
 
 
