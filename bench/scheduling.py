@@ -4,9 +4,9 @@ Two shapes of batch are applied by the real CLI (`looks apply --max-jobs C`) aga
 `looks sim --max-jobs C --generation-seconds T`, T constant or a log-uniform range LO-HI:
 
 - flat: 20 prompt avatars x 10 looks, every look built on its avatar's base;
-- chains: one avatar whose 120 looks fan out from its base, beside 3 avatars whose 16 looks
-  each form a `from` chain (base -> look-0 -> look-1 ...), so the critical path is as long
-  as the total work divided by C.
+- chains: one avatar whose 120 looks fan out from its base, beside 3 avatars whose 20 looks
+  each form a `from` chain (base -> s0 -> s1 ...): the critical path (21 generations) is
+  longer than the total work divided by C, so the chains must never wait.
 
 The bound is computed from the simulator's own job times (per look `started_at` and
 `finished_at` in /_sim/state, i.e. the durations it actually drew): max(critical path,
@@ -54,7 +54,7 @@ def flat_recipe(directory: Path) -> Path:
 
 
 def chains_recipe(directory: Path) -> Path:
-    """A 120-look fan-out beside three 16-look `from` chains."""
+    """A 120-look fan-out beside three 20-look `from` chains."""
     lines = [
         "version: 1",
         "avatars:",
@@ -71,7 +71,7 @@ def chains_recipe(directory: Path) -> Path:
             f"    base: {{type: prompt, prompt: 'Person {c} of a chain'}}",
             "    looks:",
         ]
-        for n in range(16):
+        for n in range(20):
             after = f", from: s{n - 1}" if n else ""
             lines.append(f"      s{n}: {{prompt: 'Step {n} of chain {c}'{after}}}")
     path = directory / "chains.yaml"

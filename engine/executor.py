@@ -28,10 +28,11 @@ from tenacity import (
 
 from engine.client import HeyGenClient, LookInfo, wait_retry_after
 from engine.cost import Budget
-from engine.errors import ApiError, FileChangedError, LooksError, TransportError
+from engine.errors import ApiError, FileChangedError, TransportError
 from engine.manifest import ErrorInfo, ManifestStore, NodeRecord, Status
 from engine.media import SIMPLE_UPLOAD_MAX_BYTES
 from engine.plan import Plan, PlanAction, PlanNode, consent_address, substitute
+from engine.poller import LookPoller
 from engine.progress import Event, Reporter
 from engine.uploads import DirectUpload, LocalFile
 
@@ -127,7 +128,11 @@ class JobSlots:
 
     def release(self) -> None:
         self.in_use -= 1
-        self._wake()
+        if self._waiters:
+            # Offer the slot two loop turns later: a look that just finished wakes the looks
+            # built on it in the next turn, and they (the critical path) queue before it goes.
+            loop = asyncio.get_running_loop()
+            loop.call_soon(loop.call_soon, self._wake)
 
     def _wake(self) -> None:
         while self._waiters and self.in_use < self.limit:
@@ -155,96 +160,6 @@ class JobSlots:
         self._waiters.clear()
 
 
-@dataclass
-class _Watch:
-    look_id: str
-    started: float
-    until: Callable[[LookInfo], bool]
-    future: asyncio.Future[LookInfo | None]
-    misses: int = 0
-
-
-class LookPoller:
-    """Watches looks in flight with one paginated listing per group, not one GET per look.
-
-    The interval follows observed generation times: sleep until the earliest look is
-    expected to finish, then poll at a small fraction of the typical duration.
-    """
-
-    def __init__(self, client: HeyGenClient, options: ApplyOptions) -> None:
-        self.client = client
-        self.options = options
-        self.estimate: float | None = None
-        self.requests = 0
-        self._groups: dict[str, list[_Watch]] = {}
-        self._tasks: dict[str, asyncio.Task[None]] = {}
-
-    def observe(self, seconds: float) -> None:
-        self.estimate = seconds if self.estimate is None else 0.8 * self.estimate + 0.2 * seconds
-
-    async def wait(
-        self,
-        group_id: str,
-        look_id: str,
-        started: float,
-        until: Callable[[LookInfo], bool],
-        timeout: float,
-    ) -> LookInfo | None:
-        """The look once until(look) holds; None when it vanished; TimeoutError past timeout."""
-        future: asyncio.Future[LookInfo | None] = asyncio.get_running_loop().create_future()
-        watch = _Watch(look_id, started, until, future)
-        self._groups.setdefault(group_id, []).append(watch)
-        if group_id not in self._tasks or self._tasks[group_id].done():
-            self._tasks[group_id] = asyncio.create_task(self._poll(group_id))
-        try:
-            return await asyncio.wait_for(asyncio.shield(future), timeout)
-        finally:
-            watches = self._groups.get(group_id, [])
-            if watch in watches:
-                watches.remove(watch)
-
-    def _delay(self, watches: Sequence[_Watch]) -> float:
-        lo, hi = self.options.poll_min, self.options.poll_max
-        now = time.monotonic()
-        oldest = min(w.started for w in watches)
-        if self.estimate is None:
-            return min(hi, max(lo, 0.1 * (now - oldest)))
-        # Poll densely around the expected finish (a slot idles until we notice), then back
-        # off geometrically for looks that run late, as real generation times spread widely.
-        expected = oldest + self.estimate
-        late = now - expected
-        step = min(hi, max(lo, 0.01 * self.estimate, 0.1 * late))
-        return expected - 2 * step - now if late < -2 * step else step
-
-    async def _poll(self, group_id: str) -> None:
-        while watches := self._groups.get(group_id):
-            await asyncio.sleep(self._delay(watches))
-            watches = self._groups.get(group_id, [])
-            if not watches:
-                break
-            try:
-                looks = {look.id: look for look in await self.client.list_looks(group_id=group_id)}
-            except LooksError:
-                continue  # the client already retried; keep watching until the node timeout
-            finally:
-                self.requests += 1
-            for watch in list(watches):
-                look = looks.get(watch.look_id)
-                if look is None:
-                    # A listing can lag behind a create: absent for a while is not gone.
-                    watch.misses += 1
-                    patient = time.monotonic() - watch.started >= self.options.missing_after
-                    if watch.misses >= 3 and patient and not watch.future.done():
-                        watch.future.set_result(None)
-                elif watch.until(look) and not watch.future.done():
-                    watch.future.set_result(look)
-
-    async def aclose(self) -> None:
-        for task in self._tasks.values():
-            task.cancel()
-        await asyncio.gather(*self._tasks.values(), return_exceptions=True)
-
-
 Outcome = str  # "completed" | "failed" | "blocked"
 
 
@@ -257,7 +172,8 @@ class _Node:
     created: asyncio.Future[bool]  # True once its ids (group) are known
     deps: list[_Node] = field(default_factory=list)
     dependents: list[_Node] = field(default_factory=list)
-    priority: int = 1
+    priority: int = 1  # generations on the longest chain from it down (itself included)
+    depth: int = 0  # generations on the longest chain down to it (itself included)
     holding: bool = False  # holds a job slot: its generation is in progress on the server
     outcome: Outcome | None = None  # None: it never ran (stopped, interrupted)
     started: bool = False
@@ -273,6 +189,17 @@ class _Node:
     @property
     def runs(self) -> bool:
         return self.action.action in ("create", "adopt", "replace", "retry", "update")
+
+    @property
+    def chain(self) -> int:
+        """Generations on the longest chain through it: its place on the critical path."""
+        return self.depth + self.priority - (1 if self.runs else 0)
+
+    @property
+    def rank(self) -> int:
+        """Slot order: the longest chain through it first (a chain's last look too, not
+        only its first), then the longest chain still to run from it."""
+        return self.chain << 24 | min(self.priority, (1 << 24) - 1)
 
 
 def _superseding(record: NodeRecord) -> tuple[str, ...]:
@@ -384,6 +311,8 @@ class Executor:
             for n in reversed(list(by_address.values())):
                 below = [d.priority for d in n.dependents if d.runs]
                 n.priority = (1 if n.runs else 0) + max(below, default=0)
+            for n in by_address.values():
+                n.depth = (1 if n.runs else 0) + max((d.depth for d in n.deps), default=0)
         return nodes
 
     # -- run --------------------------------------------------------------------------
@@ -538,7 +467,7 @@ class Executor:
     # -- slots ------------------------------------------------------------------------------
 
     async def _take_slot(self, n: _Node) -> None:
-        await self.slots.acquire(n.priority)
+        await self.slots.acquire(n.rank)
         n.holding = True
         self._tick()
 
@@ -867,7 +796,7 @@ class Executor:
             assert record.look_id is not None and record.group_id is not None
             remaining = max(0.0, deadline - time.monotonic())
             return await self.poller.wait(
-                record.group_id, record.look_id, started, predicate, remaining
+                record.group_id, record.look_id, started, predicate, remaining, chain=n.chain
             )
 
         try:
@@ -892,7 +821,6 @@ class Executor:
             code = look.error.code if look.error else "generation_failed"
             message = look.error.message if look.error else f"look ended {look.status}"
             return self._fail(n, code, message, status="failed")
-        self.poller.observe(time.monotonic() - started)
         self._complete(n, n.record or record, look)
         return "completed"
 

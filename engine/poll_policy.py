@@ -1,0 +1,214 @@
+"""When to look again at generations in flight: pure scheduling logic, no I/O, no clock.
+
+A finished look holds its job slot until a poll notices it, so every second between its
+finish and that poll is a slot idle. The policy weighs that against the requests a poll
+costs: from the *distribution* of observed generation times (not their mean) it computes,
+for each look in flight, the chance that it has finished since it was last seen running,
+and from that the slot time expected to have idled since. A group of looks is polled as
+soon as that expected idle time reaches a fixed share of the typical duration per request
+the poll costs. Looks younger than any observed duration cost nothing; a look that finished
+early is noticed as quickly as one that finished on time; a look running past every observed
+duration is polled with geometric back-off, as real generation times have long tails.
+"""
+
+from __future__ import annotations
+
+import math
+from bisect import bisect_right, insort
+from collections import deque
+from dataclasses import dataclass
+
+PAGE_SIZE = 50  # looks per page of a group listing (the API's ceiling for `limit`)
+
+
+@dataclass(frozen=True)
+class Limits:
+    """The policy's knobs."""
+
+    min_interval: float = 0.01  # between two polls of one group, s
+    max_interval: float = 10.0
+    # Slot time allowed to idle per request, as a share of the typical duration: smaller
+    # means earlier polls and more requests (about 1 / sqrt of it); `requests_per_look`
+    # then caps what that costs over a run.
+    idle_per_request: float = 0.002
+    backoff: float = 0.1  # a late look, or any look before a duration is known: poll at age x this
+    samples: int = 128  # recent durations the model keeps (times drift over a day)
+    # A look on a chain k times shorter than the longest one has slack: its idle slot delays
+    # no look on the critical path, so it weighs 1 / k, but no less than this.
+    min_weight: float = 0.25
+    # The request budget: past this many requests per look watched, the idle allowed per
+    # request grows until the run is back within it.
+    requests_per_look: float = 7.5
+    reserve_looks: int = 10
+    max_pressure: float = 16.0  # polls at most 4 x further apart than unconstrained
+
+
+@dataclass(frozen=True)
+class InFlight:
+    """One look being generated, as the poller last saw it."""
+
+    started: float  # when its create was answered
+    seen_at: float  # when it was last seen still running (`started` if not yet)
+    weight: float = 1.0  # on the critical path: 1; a share of it: what slack it leaves
+
+
+@dataclass(frozen=True)
+class Target:
+    """One group listing: the looks in flight it shows and what it costs."""
+
+    looks: tuple[InFlight, ...]
+    listed: int  # looks the group's last listing held (pages = what a poll costs)
+    polled_at: float | None  # when its last poll was sent
+
+    @property
+    def cost(self) -> int:
+        return max(1, math.ceil(self.listed / PAGE_SIZE))
+
+
+class DurationModel:
+    """The distribution of recent generation times: a piecewise-linear CDF through the
+    observed durations, widened at both ends by a margin that shrinks as samples grow."""
+
+    def __init__(self, keep: int = 128) -> None:
+        self._recent: deque[float] = deque(maxlen=keep)
+        self._sorted: list[float] = []
+        self._xs: list[float] = []  # knots of the CDF
+        self._ys: list[float] = []
+        self._areas: list[float] = []  # integral of the CDF from the first knot to each knot
+
+    def __len__(self) -> int:
+        return len(self._sorted)
+
+    def observe(self, seconds: float) -> None:
+        if not math.isfinite(seconds) or seconds <= 0:
+            return
+        if len(self._recent) == self._recent.maxlen:
+            oldest = self._recent[0]
+            del self._sorted[bisect_right(self._sorted, oldest) - 1]
+        self._recent.append(seconds)
+        insort(self._sorted, seconds)
+        self._xs = []
+
+    def _knots(self) -> None:
+        s = self._sorted
+        n = len(s)
+        margin = max(0.05, 0.5 / math.sqrt(n))
+        xs = [s[0] * (1 - margin)]
+        ys = [0.0]
+        for k, x in enumerate(s):
+            y = (k + 0.5) / n
+            if x <= xs[-1]:  # equal durations: one knot, the top of the step
+                ys[-1] = y
+                continue
+            xs.append(x)
+            ys.append(y)
+        xs.append(max(s[-1] * (1 + margin), xs[-1] + 1e-6))
+        ys.append(1.0)
+        areas = [0.0]
+        for k in range(1, len(xs)):
+            areas.append(areas[-1] + (xs[k] - xs[k - 1]) * (ys[k] + ys[k - 1]) / 2)
+        self._xs, self._ys, self._areas = xs, ys, areas
+
+    @property
+    def low(self) -> float:
+        """No generation is expected to take less."""
+        if not self._xs:
+            self._knots()
+        return self._xs[0]
+
+    @property
+    def high(self) -> float:
+        """No generation is expected to take more: past it a look is late."""
+        if not self._xs:
+            self._knots()
+        return self._xs[-1]
+
+    @property
+    def typical(self) -> float:
+        """The median duration."""
+        return self._sorted[len(self._sorted) // 2]
+
+    def at(self, t: float) -> tuple[float, float, float]:
+        """(CDF, density, integral of the CDF from 0) at duration t."""
+        if not self._xs:
+            self._knots()
+        xs, ys = self._xs, self._ys
+        if t <= xs[0]:
+            return 0.0, 0.0, 0.0
+        if t >= xs[-1]:
+            return 1.0, 0.0, self._areas[-1] + (t - xs[-1])
+        k = bisect_right(xs, t) - 1
+        slope = (ys[k + 1] - ys[k]) / (xs[k + 1] - xs[k])
+        dt = t - xs[k]
+        return ys[k] + slope * dt, slope, self._areas[k] + ys[k] * dt + slope * dt * dt / 2
+
+
+def pressure(scale: float, requests: int, looks: int, limits: Limits) -> float:
+    """The next factor on the idle allowed per request, from the last one and the requests
+    spent per look so far: it grows while over the budget and shrinks (to 1) while under,
+    so the run as a whole keeps to `requests_per_look` (integral control: a fixed factor
+    would only meet it half-way). The first looks' polls, before any duration is known,
+    are paid from a reserve, and the factor is bounded, so it never winds up."""
+    spent = requests / (looks + limits.reserve_looks)
+    grown = scale * math.exp(0.5 * (spent / limits.requests_per_look - 1))
+    return min(limits.max_pressure, max(1.0, grown))
+
+
+def due(
+    now: float, target: Target, model: DurationModel, limits: Limits, scale: float = 1.0
+) -> float:
+    """When the target should next be polled (a time <= now means: now).
+
+    `scale` multiplies the idle allowed per request (see `pressure`)."""
+    looks = target.looks
+    if not looks:
+        return math.inf
+    last = target.polled_at
+    if len(model) == 0:
+        # Nothing observed yet: back off geometrically with the age of the oldest look.
+        if last is None:
+            return min(w.started for w in looks) + limits.min_interval
+        oldest = min(w.started for w in looks)
+        return last + _clamp(limits.backoff * (last - oldest), limits)
+    budget = scale * limits.idle_per_request * model.typical * target.cost
+    idle = rate = growth = 0.0  # expected idle slot time so far, its first and second derivative
+    enters = math.inf  # when the first look reaches an age some generation has taken
+    late = math.inf  # when the first late look is due
+    for w in looks:
+        seen = w.seen_at - w.started
+        if seen >= model.high:
+            # Later than every observed duration: geometric back-off from when it was seen.
+            step = max(0.01 * model.typical, limits.backoff * (seen - model.high))
+            late = min(late, w.seen_at + step)
+            continue
+        weight = max(limits.min_weight, w.weight)
+        f_seen, _, area_seen = model.at(seen)
+        f_now, density, area_now = model.at(now - w.started)
+        alive = 1.0 - f_seen
+        # P(finished by age a | running at age `seen`) = (F(a) - F(seen)) / (1 - F(seen)),
+        # integrated from `seen` to now: the slot time it has expected to idle since.
+        idle += weight * (area_now - area_seen - f_seen * (now - w.seen_at)) / alive
+        rate += weight * (f_now - f_seen) / alive
+        growth += weight * density / alive
+        if f_now == 0.0:
+            enters = min(enters, w.started + model.low)
+    if idle >= budget:
+        when = now
+    elif rate > 0.0 or growth > 0.0:
+        # idle + rate dt + growth dt^2 / 2 = budget (exact while no knot is crossed).
+        need = budget - idle
+        if growth > 0.0:
+            dt = (-rate + math.sqrt(rate * rate + 2 * growth * need)) / growth
+        else:
+            dt = need / rate
+        when = min(now + dt, enters)  # a look entering its window changes the sums: replan
+    else:
+        when = enters
+    when = min(when, late)
+    if last is not None:
+        when = min(max(when, last + limits.min_interval), last + limits.max_interval)
+    return when
+
+
+def _clamp(step: float, limits: Limits) -> float:
+    return min(limits.max_interval, max(limits.min_interval, step))
