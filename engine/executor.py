@@ -326,7 +326,8 @@ class Executor:
         work = [n for n in nodes if n.runs]
         self._total = len(work)
         self.result.counts["queued"] = len(work)
-        for n in work:
+        # Started in slot order, so the first free slots already go to the critical path.
+        for n in sorted(work, key=lambda n: -n.rank):
             self._tasks[asyncio.create_task(self._run_node(n))] = n
         try:
             if self._tasks:

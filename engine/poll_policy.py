@@ -19,6 +19,8 @@ from collections import deque
 from dataclasses import dataclass
 
 PAGE_SIZE = 50  # looks per page of a group listing (the API's ceiling for `limit`)
+KNOTS = 16  # quantiles the duration model keeps
+MAX_STEPS = 2 * KNOTS + 4  # knots one plan may step over (past them: plan again then)
 
 
 @dataclass(frozen=True)
@@ -36,11 +38,10 @@ class Limits:
     # A look on a chain k times shorter than the longest one has slack: its idle slot delays
     # no look on the critical path, so it weighs 1 / k, but no less than this.
     min_weight: float = 0.25
-    # The request budget: past this many requests per look watched, the idle allowed per
-    # request grows until the run is back within it.
-    requests_per_look: float = 7.5
-    reserve_looks: int = 10
-    max_pressure: float = 16.0  # polls at most 4 x further apart than unconstrained
+    # The request budget: while recent looks cost more requests each than this, the idle
+    # allowed per request grows until they are back within it.
+    requests_per_look: float = 6.5
+    max_pressure: float = 16.0  # polls at most 4 x further apart (or closer) than by default
 
 
 @dataclass(frozen=True)
@@ -93,10 +94,20 @@ class DurationModel:
         s = self._sorted
         n = len(s)
         margin = max(0.05, 0.5 / math.sqrt(n))
+        # Through the samples, or through KNOTS quantiles of many: few segments keep the
+        # policy's piecewise sums cheap.
+        if n <= KNOTS:
+            points = [(x, (k + 0.5) / n) for k, x in enumerate(s)]
+        else:
+            points = []
+            for k in range(KNOTS):
+                y = (k + 0.5) / KNOTS
+                pos = y * n - 0.5
+                i = min(n - 2, int(pos))
+                points.append((s[i] + (s[i + 1] - s[i]) * (pos - i), y))
         xs = [s[0] * (1 - margin)]
         ys = [0.0]
-        for k, x in enumerate(s):
-            y = (k + 0.5) / n
+        for x, y in points:
             if x <= xs[-1]:  # equal durations: one knot, the top of the step
                 ys[-1] = y
                 continue
@@ -128,30 +139,30 @@ class DurationModel:
         """The median duration."""
         return self._sorted[len(self._sorted) // 2]
 
-    def at(self, t: float) -> tuple[float, float, float]:
-        """(CDF, density, integral of the CDF from 0) at duration t."""
+    def at(self, t: float) -> tuple[float, float, float, float]:
+        """(CDF, density, integral of the CDF from 0, next knot) at duration t: all three
+        are exact polynomials in t up to the next knot."""
         if not self._xs:
             self._knots()
         xs, ys = self._xs, self._ys
-        if t <= xs[0]:
-            return 0.0, 0.0, 0.0
+        if t < xs[0]:
+            return 0.0, 0.0, 0.0, xs[0]
         if t >= xs[-1]:
-            return 1.0, 0.0, self._areas[-1] + (t - xs[-1])
+            return 1.0, 0.0, self._areas[-1] + (t - xs[-1]), math.inf
         k = bisect_right(xs, t) - 1
         slope = (ys[k + 1] - ys[k]) / (xs[k + 1] - xs[k])
         dt = t - xs[k]
-        return ys[k] + slope * dt, slope, self._areas[k] + ys[k] * dt + slope * dt * dt / 2
+        area = self._areas[k] + ys[k] * dt + slope * dt * dt / 2
+        return ys[k] + slope * dt, slope, area, xs[k + 1]
 
 
-def pressure(scale: float, requests: int, looks: int, limits: Limits) -> float:
+def pressure(scale: float, spent: float, limits: Limits) -> float:
     """The next factor on the idle allowed per request, from the last one and the requests
-    spent per look so far: it grows while over the budget and shrinks (to 1) while under,
-    so the run as a whole keeps to `requests_per_look` (integral control: a fixed factor
-    would only meet it half-way). The first looks' polls, before any duration is known,
-    are paid from a reserve, and the factor is bounded, so it never winds up."""
-    spent = requests / (looks + limits.reserve_looks)
-    grown = scale * math.exp(0.5 * (spent / limits.requests_per_look - 1))
-    return min(limits.max_pressure, max(1.0, grown))
+    recently spent per look: it grows while over the budget and shrinks while under, so
+    what the budget allows is spent where it helps most (integral control: a fixed factor
+    would only meet the budget half-way), within bounds so it never winds up."""
+    grown = scale * math.exp(0.3 * (spent / limits.requests_per_look - 1))
+    return min(limits.max_pressure, max(1 / limits.max_pressure, grown))
 
 
 def due(
@@ -171,9 +182,8 @@ def due(
         oldest = min(w.started for w in looks)
         return last + _clamp(limits.backoff * (last - oldest), limits)
     budget = scale * limits.idle_per_request * model.typical * target.cost
-    idle = rate = growth = 0.0  # expected idle slot time so far, its first and second derivative
-    enters = math.inf  # when the first look reaches an age some generation has taken
     late = math.inf  # when the first late look is due
+    timely: list[tuple[InFlight, float, float, float]] = []
     for w in looks:
         seen = w.seen_at - w.started
         if seen >= model.high:
@@ -181,29 +191,37 @@ def due(
             step = max(0.01 * model.typical, limits.backoff * (seen - model.high))
             late = min(late, w.seen_at + step)
             continue
+        f_seen, _, area_seen, _ = model.at(seen)
         weight = max(limits.min_weight, w.weight)
-        f_seen, _, area_seen = model.at(seen)
-        f_now, density, area_now = model.at(now - w.started)
-        alive = 1.0 - f_seen
-        # P(finished by age a | running at age `seen`) = (F(a) - F(seen)) / (1 - F(seen)),
-        # integrated from `seen` to now: the slot time it has expected to idle since.
-        idle += weight * (area_now - area_seen - f_seen * (now - w.seen_at)) / alive
-        rate += weight * (f_now - f_seen) / alive
-        growth += weight * density / alive
-        if f_now == 0.0:
-            enters = min(enters, w.started + model.low)
-    if idle >= budget:
-        when = now
-    elif rate > 0.0 or growth > 0.0:
-        # idle + rate dt + growth dt^2 / 2 = budget (exact while no knot is crossed).
+        timely.append((w, weight / (1.0 - f_seen), f_seen, area_seen))
+    when = now
+    for _ in range(MAX_STEPS):
+        # Expected idle slot time since each look was last seen running, summed, and its
+        # first two derivatives: P(finished by age a | running at age `seen`) is
+        # (F(a) - F(seen)) / (1 - F(seen)), integrated from `seen` to now.
+        idle = rate = growth = 0.0
+        horizon = math.inf  # until some look's age crosses a knot of the model
+        for w, scale_w, f_seen, area_seen in timely:
+            f_now, density, area_now, knot = model.at(when - w.started)
+            idle += scale_w * (area_now - area_seen - f_seen * (when - w.seen_at))
+            rate += scale_w * (f_now - f_seen)
+            growth += scale_w * density
+            horizon = min(horizon, w.started + knot - when)
+        if idle >= budget:
+            break
         need = budget - idle
         if growth > 0.0:
             dt = (-rate + math.sqrt(rate * rate + 2 * growth * need)) / growth
-        else:
+        elif rate > 0.0:
             dt = need / rate
-        when = min(now + dt, enters)  # a look entering its window changes the sums: replan
-    else:
-        when = enters
+        else:
+            dt = math.inf
+        if dt <= horizon:  # idle + rate dt + growth dt^2 / 2 = budget, exactly
+            when += dt
+            break
+        when += horizon  # past a knot the sums change: step there and solve again
+        if not math.isfinite(when):
+            break
     when = min(when, late)
     if last is not None:
         when = min(max(when, last + limits.min_interval), last + limits.max_interval)

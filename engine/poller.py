@@ -79,6 +79,8 @@ class LookPoller:
         self._probes: set[asyncio.Task[None]] = set()
         self._wake: asyncio.Future[None] | None = None
         self._scale = 1.0
+        self._spent: float | None = None  # requests per look watched, a moving average
+        self._counted = 0  # requests when the last look was watched
         self._longest = 1  # the longest chain watched: the critical path
 
     async def wait(
@@ -101,7 +103,13 @@ class LookPoller:
         watch = _Watch(look_id, started, until, future, started, chain)
         self.watched += 1
         self._longest = max(self._longest, chain)
-        self._scale = pressure(self._scale, self.requests, self.watched, self.limits)
+        if len(self.model):
+            # Requests per look lately (the first looks, polled before any duration is
+            # known, are not held against the budget).
+            since = self.requests - self._counted
+            self._spent = since if self._spent is None else 0.9 * self._spent + 0.1 * since
+            self._scale = pressure(self._scale, self._spent, self.limits)
+        self._counted = self.requests
         group = self._groups.setdefault(group_id, _Group([]))
         group.watches.append(watch)
         if self._task is None or self._task.done():
