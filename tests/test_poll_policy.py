@@ -88,9 +88,9 @@ def test_a_finish_anywhere_in_the_spread_is_seen_within_a_small_share_of_the_typ
     # An early finisher is noticed as fast as a late one: not at the mean, at its own time;
     # alone in its group or among others.
     for others in (0, 4):
-        seen, polls = detect(model, finish, others=others)
+        seen, _ = detect(model, finish, others=others)
         assert seen - finish <= 0.06 * model.typical
-    alone_seen, alone_polls = detect(model, finish)
+    _, alone_polls = detect(model, finish)
     assert alone_polls <= 40
 
 
