@@ -41,7 +41,7 @@ class Limits:
     # The request budget: while recent looks cost more requests each than this, the idle
     # allowed per request grows until they are back within it.
     requests_per_look: float = 6.5
-    max_pressure: float = 16.0  # polls at most 4 x further apart (or closer) than by default
+    max_pressure: float = 16.0  # polls at most 4 x further apart than by default
 
 
 @dataclass(frozen=True)
@@ -158,11 +158,12 @@ class DurationModel:
 
 def pressure(scale: float, spent: float, limits: Limits) -> float:
     """The next factor on the idle allowed per request, from the last one and the requests
-    recently spent per look: it grows while over the budget and shrinks while under, so
-    what the budget allows is spent where it helps most (integral control: a fixed factor
-    would only meet the budget half-way), within bounds so it never winds up."""
+    recently spent per look: it grows while over the budget and shrinks back to 1 while
+    under (integral control: a fixed factor would only meet the budget half-way), within
+    bounds so it never winds up. It never goes below 1: on a busy machine, polls beyond
+    what the idle they save is worth cost more CPU than they gain."""
     grown = scale * math.exp(0.3 * (spent / limits.requests_per_look - 1))
-    return min(limits.max_pressure, max(1 / limits.max_pressure, grown))
+    return min(limits.max_pressure, max(1.0, grown))
 
 
 def due(

@@ -78,6 +78,7 @@ class LookPoller:
         self._task: asyncio.Task[None] | None = None
         self._probes: set[asyncio.Task[None]] = set()
         self._wake: asyncio.Future[None] | None = None
+        self._wake_at = -math.inf  # when the schedule plans again on its own
         self._scale = 1.0
         self._spent: float | None = None  # requests per look watched, a moving average
         self._counted = 0  # requests when the last look was watched
@@ -114,8 +115,8 @@ class LookPoller:
         group.watches.append(watch)
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._run())
-        else:
-            self._replan()
+        elif not len(self.model) or started + self.model.low < self._wake_at:
+            self._replan()  # else it cannot have finished before the next plan anyway
         try:
             return await asyncio.wait_for(asyncio.shield(future), timeout)
         finally:
@@ -145,10 +146,12 @@ class LookPoller:
                 if not group.polling:
                     soonest = min(soonest, self._plan(now, group_id, group))
             self._wake = loop.create_future()
+            self._wake_at = soonest
             timer = None
             if math.isfinite(soonest):
                 timer = loop.call_later(max(0.0, soonest - self.clock()), self._replan)
             await self._wake
+            self._wake_at = -math.inf
             if timer is not None:
                 timer.cancel()
 
