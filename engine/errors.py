@@ -33,10 +33,12 @@ class Problem:
 
 
 class RecipeError(LooksError):
-    """A recipe is invalid; carries every problem found in one pass."""
+    """A recipe is invalid; carries every problem found in one pass (`omitted` more were
+    only counted: a hostile recipe can have millions)."""
 
-    def __init__(self, problems: Iterable[Problem]) -> None:
+    def __init__(self, problems: Iterable[Problem], *, omitted: int = 0) -> None:
         self.problems = tuple(sorted(problems, key=lambda p: (p.file, p.line)))
+        self.omitted = omitted
         super().__init__("\n".join(str(p) for p in self.problems))
 
 
@@ -46,6 +48,16 @@ class ManifestError(LooksError):
 
 class ManifestLockedError(ManifestError):
     """Another run holds the manifest's lock."""
+
+
+class StateWriteError(ManifestError):
+    """A state file (manifest, journal, lock, temp file) could not be written in full.
+
+    Whatever was recorded before the failure is intact; a run that meets it stops
+    submitting and exits 1.
+    """
+
+    torn = False  # an append that failed could not be cut back: the file ends mid-line
 
 
 class MergeConflictError(LooksError):

@@ -26,14 +26,17 @@ from tenacity import (
     wait_random,
 )
 
+from engine import records
 from engine.client import HeyGenClient, LookInfo, wait_retry_after
 from engine.cost import Budget
-from engine.errors import ApiError, FileChangedError, TransportError
+from engine.errors import ApiError, FileChangedError, StateWriteError, TransportError
 from engine.manifest import ErrorInfo, ManifestStore, NodeRecord, Status
 from engine.media import SIMPLE_UPLOAD_MAX_BYTES
+from engine.ownership import recorded_ids
 from engine.plan import Plan, PlanAction, PlanNode, consent_address, substitute
 from engine.poller import LookPoller
-from engine.progress import Event, Reporter
+from engine.progress import Event, EventError, Reporter
+from engine.summary import RunSummary
 from engine.uploads import DirectUpload, LocalFile
 
 KEY_TTL = 23 * 3600.0  # the API keeps idempotency keys 24 h; reconcile by name past this
@@ -51,8 +54,10 @@ class ApplyOptions:
     poll_min: float = 0.01
     poll_max: float = 10.0
     upload_concurrency: int = 2
+    heartbeat: float = 1.0  # seconds between progress updates while nothing happens
     missing_after: float = 30.0  # seconds a look may be absent from listings before a GET
     interrupt_grace: float = 5.0
+    recorded_elsewhere: frozenset[str] = frozenset()  # made by other manifests: never adopted
 
 
 @dataclass(frozen=True)
@@ -66,17 +71,26 @@ class Batch:
 
 @dataclass
 class ApplyResult:
-    """What a run achieved."""
+    """What a run achieved.
+
+    Once the run is over, `counts` holds each node it was asked to work on under exactly
+    one of engine.summary.OUTCOMES (while it runs, also `queued`).
+    """
 
     counts: Counter[str] = field(default_factory=Counter)
     failures: list[tuple[str, str]] = field(default_factory=list)
     stopped: str | None = None  # why new submissions stopped early, if they did
-    remaining: int = 0
     requests_429: int = 0
+    write_error: StateWriteError | None = None  # the state write that stopped the run
 
     @property
     def ok(self) -> bool:
-        return not self.failures and self.stopped is None and self.remaining == 0
+        unfinished = self.counts["in_flight"] + self.counts["not_started"]
+        return not self.failures and self.stopped is None and unfinished == 0
+
+    def summary(self) -> RunSummary:
+        counts = {k: v for k, v in self.counts.items() if k != "queued"}
+        return RunSummary(counts, self.stopped, tuple(self.failures))
 
 
 def idempotency_key(lineage: str, address: str, fingerprint: str, attempt: int) -> str:
@@ -202,14 +216,6 @@ class _Node:
         return self.chain << 24 | min(self.priority, (1 << 24) - 1)
 
 
-def _superseding(record: NodeRecord) -> tuple[str, ...]:
-    """The record's superseded ids plus its own look, which a new creation replaces."""
-    adopted = (record.request or {}).get("type") == "existing"  # not made here: never pruned
-    if record.look_id is None or adopted or record.look_id in record.superseded:
-        return record.superseded
-    return (*record.superseded, record.look_id)
-
-
 def unrecorded_looks(
     looks: Iterable[LookInfo], group: str, name: str | None, taken: Collection[str | None]
 ) -> list[LookInfo]:
@@ -250,6 +256,11 @@ def shared_names(nodes: Iterable[PlanNode]) -> set[tuple[str | None, str | None]
     """(avatar, name) of looks sharing a name: which of them would a look by that name be?"""
     seen = Counter((n.avatar, n.name) for n in nodes if n.kind == "look")
     return {key for key, count in seen.items() if count > 1}
+
+
+def _ids(record: NodeRecord | None) -> tuple[str | None, str | None]:
+    """The look and group a record holds, for events."""
+    return (record.look_id, record.group_id) if record is not None else (None, None)
 
 
 def _outcome_unknown(error: ApiError) -> bool:
@@ -329,15 +340,38 @@ class Executor:
         # Started in slot order, so the first free slots already go to the critical path.
         for n in sorted(work, key=lambda n: -n.rank):
             self._tasks[asyncio.create_task(self._run_node(n))] = n
+        heartbeat = asyncio.create_task(self._heartbeat())
         try:
             if self._tasks:
                 await asyncio.gather(*self._tasks)
         finally:
+            heartbeat.cancel()
             await self.poller.aclose()
             for batch in self.batches:
-                batch.store.fold()
-        self.result.remaining = sum(1 for n in work if n.outcome is None)
+                try:
+                    batch.store.fold()
+                except StateWriteError as e:
+                    self._write_failed(e)
+        self._count_unfinished(work)
         return self.result
+
+    async def _heartbeat(self) -> None:
+        """Progress (rate, ETA, the periodic line in logs) moves even while nothing happens."""
+        while True:
+            await asyncio.sleep(self.options.heartbeat)
+            self._tick()
+
+    def _count_unfinished(self, work: Sequence[_Node]) -> None:
+        """Nodes without an outcome: still generating (sent, maybe billed) or not started."""
+        del self.result.counts["queued"]
+        for n in work:
+            if n.outcome is None:
+                record = n.record
+                sent = record is not None and records.in_flight(record)
+                self.result.counts["in_flight" if sent else "not_started"] += 1
+        for outcome in ("completed", "failed", "blocked", "in_flight", "not_started"):
+            self.result.counts[outcome] += 0
+        self.reporter.counts(self.result.counts, self._total)
 
     def interrupt(self) -> None:
         """First Ctrl-C: stop submitting, give answers in flight a grace period, then stop."""
@@ -357,6 +391,13 @@ class Executor:
             self._stopping = why
             self.result.stopped = why
             self.slots.cancel_waiters()
+
+    def _write_failed(self, error: StateWriteError) -> None:
+        """State cannot be written: submit nothing more, but answers in flight are still
+        recorded if the disk lets them (what is journaled already is safe either way)."""
+        if self.result.write_error is None:
+            self.result.write_error = error
+        self.stop("state_write")
 
     def on_retry(self, exc: BaseException, wait: float) -> None:
         """Called by the client before each retry sleep."""
@@ -382,12 +423,16 @@ class Executor:
             self.result.counts[outcome] += 1
             self._tick()
             if outcome != "completed" and self.options.fail_fast:
-                self.stop("fail-fast")
+                self.stop("fail_fast")
         except _Stop:
             pass
         except asyncio.CancelledError:
             if n.started:
-                self.reporter.event(Event(n.address, "interrupted", recipe=n.batch.label))
+                record = n.record
+                look_id = record.look_id if record is not None else None
+                self.reporter.event(
+                    Event(n.address, "interrupted", recipe=n.batch.label, look_id=look_id)
+                )
         finally:
             self._drop_slot(n)
             # A node that never ran must still release its dependents (they stop too).
@@ -399,24 +444,25 @@ class Executor:
     async def _wait_for_deps(self, n: _Node) -> str | None:
         """The first upstream that will not be ready, or None once all are."""
         for dep in n.deps:
-            ready = await (dep.created if n.node.kind == "consent" else dep.done)
+            # Shielded: cancelling this node (an interrupt) must not cancel the future the
+            # upstream shares with its other dependents and will still resolve.
+            ready = await asyncio.shield(dep.created if n.node.kind == "consent" else dep.done)
             if not ready:
                 return dep.address
         return None
 
     def _block(self, n: _Node, upstream: str) -> Outcome:
         message = f"upstream {upstream} did not complete"
-        error = ErrorInfo("blocked", message)
-        if n.record is not None and n.record.status == "submitted":
-            self._save(n, n.record.evolve(error=error))  # its key may still replay a look
-        elif n.record is None or n.record.status != "completed":
-            self._save(n, self._record_for(n).evolve(status="blocked", error=error))
-        self._report_failure(n, "blocked", message)
+        record = records.blocked(n.node, n.record, upstream)
+        if record is not None:
+            self._save(n, record)
+        self._report_failure(n, "blocked", message, EventError("blocked", message))
         return "blocked"
 
-    def _report_failure(self, n: _Node, kind: str, message: str) -> None:
+    def _report_failure(self, n: _Node, kind: str, message: str, error: EventError) -> None:
         self.result.failures.append((self._label(n), f"{kind}: {message}"))
-        self.reporter.event(Event(n.address, kind, message, n.batch.label))
+        ids = _ids(n.record)
+        self.reporter.event(Event(n.address, kind, message, n.batch.label, *ids, error))
 
     async def _dispatch(self, n: _Node) -> Outcome:
         try:
@@ -434,13 +480,11 @@ class Executor:
                 self.stop("insufficient_credit")
             if e.code == "asset_not_available":
                 self._forget_uploads(n)
-            # The request id is what HeyGen's support asks for.
-            where = f" (request {e.request_id})" if e.request_id else ""
             # A refusal ends the key; an answer that says nothing of the outcome (a 5xx after
             # every retry, a request still in progress, an unreadable success) keeps it, so
             # the next run replays it rather than paying again.
             status: Status | None = None if _outcome_unknown(e) else "failed"
-            return self._fail(n, e.code, e.message + where, status=status)
+            return self._fail(n, e.code, e.message, status=status, request_id=e.request_id)
         except TransportError as e:
             # The request's outcome is unknown: keep the key, the next run replays it.
             return self._fail(n, "transport_error", str(e), status=None)
@@ -456,13 +500,23 @@ class Executor:
                     n, rec.evolve(status="failed", error=ErrorInfo("asset_not_available", message))
                 )
 
-    def _fail(self, n: _Node, code: str, message: str, status: Status | None) -> Outcome:
+    def _fail(
+        self,
+        n: _Node,
+        code: str,
+        message: str,
+        status: Status | None,
+        request_id: str | None = None,
+    ) -> Outcome:
+        # The request id is what HeyGen's support asks for.
+        stored = f"{message} (request {request_id})" if request_id else message
         current = n.record or self._record_for(n)
-        changes: dict[str, Any] = {"error": ErrorInfo(code, message)}
+        changes: dict[str, Any] = {"error": ErrorInfo(code, stored)}
         if status is not None:
             changes["status"] = status
         self._save(n, current.evolve(**changes))
-        self._report_failure(n, "failed", f"{code}: {message}")
+        error = EventError(code, message, request_id)
+        self._report_failure(n, "failed", f"{code}: {stored}", error)
         return "failed"
 
     # -- slots ------------------------------------------------------------------------------
@@ -482,20 +536,7 @@ class Executor:
 
     def _record_for(self, n: _Node) -> NodeRecord:
         """The node's record brought to the current fingerprint, name and request."""
-        old = n.record
-        fresh = NodeRecord(
-            address=n.address,
-            kind=n.node.kind,
-            fingerprint=n.node.fingerprint,
-            status="pending",
-            name=n.node.name,
-            request=n.node.stored_request,
-        )
-        if old is None:
-            return fresh
-        if old.fingerprint == n.node.fingerprint:
-            return old.evolve(name=n.node.name, request=n.node.stored_request)
-        return fresh.evolve(superseded=_superseding(old), attempts=old.attempts)
+        return records.current(n.node, n.record)
 
     def _with_key(self, n: _Node, record: NodeRecord) -> tuple[NodeRecord, bool]:
         """The record carrying the idempotency key to send; True when it replays a send."""
@@ -503,17 +544,8 @@ class Executor:
             return record, True
         attempt = record.attempts + 1
         lineage = n.batch.store.manifest.lineage
-        fresh = record.evolve(
-            idempotency_key=idempotency_key(lineage, n.address, n.node.fingerprint, attempt),
-            attempts=attempt,
-            submitted_at=round(time.time(), 3),
-            status="submitted",
-            error=None,
-            look_id=None,
-            preview_image_url=None,
-            superseded=_superseding(record),  # a failed look stays recorded, for prune
-        )
-        return fresh, False
+        key = idempotency_key(lineage, n.address, n.node.fingerprint, attempt)
+        return records.submitted(record, key, time.time()), False
 
     def _resolve(self, n: _Node, ref_kind: str, address: str) -> Any:
         dep = n.batch.store.nodes[address]
@@ -543,7 +575,14 @@ class Executor:
 
     async def _upload(self, n: _Node) -> Outcome:
         file = n.node.file
-        assert file is not None and file.local_path is not None
+        assert file is not None
+        if file.local_path is None:
+            # Not on disk (the recipe was loaded with optional media): only this node,
+            # the one that must send the bytes, fails; nothing is recorded for it.
+            message = f"{file.value}: not on disk"
+            error = EventError("file_missing", message)
+            self._report_failure(n, "failed", f"file_missing: {message}", error)
+            return "failed"
         async with self._uploads:
             if self._stopping:
                 raise _Stop
@@ -557,13 +596,18 @@ class Executor:
             record, _ = self._with_key(n, record)
             self._save(n, record)
             assert record.idempotency_key is not None
-            asset = await self._sending(
-                self.client.upload_asset(
-                    file.local_path,
-                    idempotency_key=record.idempotency_key,
-                    media_type=file.media_type,
+            try:
+                asset = await self._sending(
+                    self.client.upload_asset(
+                        file.local_path,
+                        idempotency_key=record.idempotency_key,
+                        media_type=file.media_type,
+                    )
                 )
-            )
+            except (FileNotFoundError, PermissionError, IsADirectoryError) as e:
+                # Gone or unreadable since the recipe was loaded: nothing was sent.
+                message = f"{file.value}: {e.strerror}"
+                return self._fail(n, "file_unreadable", message, status="failed")
         self._save(n, record.evolve(status="completed", asset_id=asset.asset_id))
         self.reporter.event(Event(n.address, "uploaded", file.value, n.batch.label))
         return "completed"
@@ -643,7 +687,9 @@ class Executor:
         """Create a base or a look (or pick up one made earlier) and see it through."""
         old = n.record
         record = self._record_for(n)  # carries a look id only when the fingerprint is the same
-        if record.look_id is not None and record.status in ("processing", "blocked"):
+        if records.legacy_blocked(record):
+            record = await self._settle_legacy(n, record)
+        if records.is_live(record):
             self.slots.force()  # its generation already runs on the server
             n.holding = True
         elif (adopted := await self._adopt(n, record)) is not None:
@@ -665,6 +711,24 @@ class Executor:
         n.created.set_result(True)
         return await self._await_generation(n, record)
 
+    async def _settle_legacy(self, n: _Node, record: NodeRecord) -> NodeRecord:
+        """An older manifest's `blocked` record with a look id: a consent wait (live) or a
+        failed look's stale id (to be superseded by a new creation); the server tells."""
+        assert record.look_id is not None
+        look = await self._confirm_missing(record.look_id)  # None: deleted meanwhile
+        group = (look.group_id if look is not None else None) or record.group_id
+        alive = look is not None and (
+            _generating(look) or look.usable or look.status == "pending_consent"
+        )
+        if look is None or group is None or not alive:
+            settled = record.evolve(status="failed")  # a new attempt supersedes it
+        elif look.status == "pending_consent":
+            settled = records.awaiting_consent(record.evolve(group_id=group))
+        else:
+            settled = records.created(record, look.id, group)
+        self._save(n, settled)
+        return settled
+
     async def _submit(self, n: _Node, record: NodeRecord) -> NodeRecord:
         """Send the create while holding a job slot; its key is journaled first."""
         await self._take_slot(n)
@@ -677,7 +741,7 @@ class Executor:
                 return found
             record, replay = self._with_key(n, record.evolve(status="pending"))
         if not replay and self.budget and not self.budget.spend(n.node, n.batch.plan.prices):
-            self.stop("max-credits")  # a replayed key is free; a new one would pass the budget
+            self.stop("max_credits")  # a replayed key is free; a new one would pass the budget
             raise _Stop
         self._save(n, record)
         body = substitute(n.node.template, lambda k, a: self._resolve(n, k, a))
@@ -691,8 +755,9 @@ class Executor:
                     self.client.create_avatar(body, idempotency_key=key), job=True
                 )
         self.slots.succeeded()
-        record = record.evolve(status="processing", look_id=look.id, group_id=group.id, error=None)
+        record = records.created(record, look.id, group.id)
         self._save(n, record)
+        self.reporter.event(Event(n.address, "created", look.id, n.batch.label, look.id, group.id))
         if replay and n.node.name and look.name != n.node.name:
             # Renamed in the recipe since the answer was lost: the replay has the old name.
             await self.client.rename_look(look.id, n.node.name)
@@ -732,13 +797,15 @@ class Executor:
         assert found.group_id is not None
         # Older looks of the name, unrecorded too (the record lost with a replaced look's
         # superseded ids): made here for this address all the same, so prune deletes them.
-        taken = {r.look_id for r in n.batch.store.nodes.values()}
+        taken = self._recorded(n)
         listing = await self._list_group(found.group_id)
         older = [look.id for look in unrecorded_looks(listing, found.group_id, n.node.name, taken)]
         if older:
             found = found.evolve(superseded=(*found.superseded, *older))
             self._save(n, found)
-        self.reporter.event(Event(n.address, "adopted", str(found.look_id), n.batch.label))
+        self.reporter.event(
+            Event(n.address, "adopted", str(found.look_id), n.batch.label, *_ids(found))
+        )
         return found
 
     def _may_exist(self, n: _Node) -> bool:
@@ -773,12 +840,20 @@ class Executor:
             since = (record.submitted_at or 0.0) - 60  # clocks differ
             listed = await self.client.list_groups()
             groups = [g.id for g in listed if g.name == name and g.created_at >= since]
-        taken = {r.look_id for r in n.batch.store.nodes.values()} | set(record.superseded)
+        taken = self._recorded(n) | set(record.superseded)
         for group in groups:
             looks = unrecorded_looks(await self._list_group(group), group, name, taken)
             if looks:
                 return looks[-1]  # the newest: an older one is a look made before it
         return None
+
+    def _recorded(self, n: _Node) -> set[str | None]:
+        """Looks a record holds: n's manifest, or another one made them (in this run or
+        beside it: another recipe's look in a shared group may bear one of our names)."""
+        taken: set[str | None] = set(self.options.recorded_elsewhere)
+        for batch in self.batches:
+            taken |= recorded_ids(batch.store.nodes.values(), made_only=batch is not n.batch)
+        return taken
 
     def _upstream_group(self, n: _Node) -> str | None:
         for dep in n.node.depends_on:
@@ -804,7 +879,7 @@ class Executor:
             look = await until(lambda look: not _generating(look))
             self._drop_slot(n)
             if look is not None and look.status == "pending_consent":
-                self._save(n, (n.record or record).evolve(status="blocked"))
+                self._save(n, records.awaiting_consent(n.record or record))
                 look = await until(lambda look: look.status not in ("pending_consent", None))
                 if look is not None and _generating(look):
                     self.slots.force()  # approved: its generation now runs on the server
@@ -843,11 +918,11 @@ class Executor:
     def _timed_out(self, n: _Node) -> Outcome:
         record = n.record
         assert record is not None
-        if record.status == "blocked":
+        if record.status == "awaiting_consent":
             url = self._consent_url(n) or "run `looks consent` for the URL"
             message = f"waiting for consent approval: {url}"
             self._save(n, record.evolve(error=ErrorInfo("consent_pending", message)))
-            self._report_failure(n, "blocked", message)
+            self._report_failure(n, "blocked", message, EventError("consent_pending", message))
             return "blocked"
         minutes = self.options.node_timeout / 60
         return self._fail(n, "timeout", f"still {record.status} after {minutes:g} min", status=None)
@@ -863,19 +938,30 @@ class Executor:
                 error=None,
             ),
         )
-        self.reporter.event(Event(n.address, "completed", look.id, n.batch.label))
+        group_id = look.group_id or record.group_id
+        self.reporter.event(
+            Event(n.address, "completed", look.id, n.batch.label, look.id, group_id)
+        )
 
     # -- bookkeeping -----------------------------------------------------------------------
 
     def _save(self, n: _Node, record: NodeRecord) -> None:
-        n.batch.store.record(record)
+        try:
+            n.batch.store.record(record)
+        except StateWriteError as e:
+            # Not journaled, so not acted on: the node ends here, as it was on disk.
+            self._write_failed(e)
+            raise _Stop from None
 
     def _maybe_fold(self, store: ManifestStore) -> None:
         now = time.monotonic()
         due = now - self._last_fold > FOLD_EVERY_SECONDS
         enough = max(FOLD_EVERY_CHANGES, 3 * len(store.nodes))
         if store.pending_changes >= enough or (due and store.pending_changes):
-            store.fold()
+            try:
+                store.fold()
+            except StateWriteError as e:
+                self._write_failed(e)
             self._last_fold = now
 
     def _label(self, n: _Node) -> str:
@@ -885,24 +971,3 @@ class Executor:
         counts = Counter(self.result.counts)
         counts["in_flight"] = self.slots.in_use
         self.reporter.counts(counts, self._total)
-
-
-def summarize(result: ApplyResult, batches: Iterable[Batch]) -> str:
-    """The closing lines of a run."""
-    c = result.counts
-    lines = [
-        f"Apply: {c['completed']} completed, {c['failed']} failed, {c['blocked']} blocked,"
-        f" {result.remaining} not started."
-    ]
-    for label, reason in result.failures:
-        lines.append(f"  {label}: {reason}")
-    if result.stopped == "insufficient_credit":
-        lines.append(
-            f"Out of credits: stopped submitting; {result.remaining} looks remain."
-            " Add credits and run apply again."
-        )
-    elif result.stopped == "fail-fast":
-        lines.append("Stopped at the first failure (--fail-fast).")
-    elif result.stopped == "interrupted":
-        lines.append("Interrupted: what was answered is recorded; run apply again to resume.")
-    return "\n".join(lines)

@@ -9,6 +9,7 @@ a base changes every look built on it, and moving a file without changing it doe
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
 import graphlib
 import hashlib
@@ -24,6 +25,19 @@ from engine.recipe import AvatarSpec, CreditPrices, FileSpec, LookSpec, Recipe
 ActionKind = Literal["create", "adopt", "update", "replace", "retry", "keep", "orphan"]
 # `adopt` (a look found unrecorded by `plan --refresh`) is counted only when there is one.
 ACTION_KINDS: tuple[ActionKind, ...] = ("create", "update", "replace", "retry", "keep", "orphan")
+# The words a person and a program read (text, JSON, graph): an action, except that creating
+# an existing look (an `existing` base, an adopted look) only checks that it is there.
+Verb = Literal["create", "check", "adopt", "update", "replace", "retry", "keep", "orphan"]
+VERBS: tuple[Verb, ...] = (
+    "create",
+    "check",
+    "adopt",
+    "update",
+    "replace",
+    "retry",
+    "keep",
+    "orphan",
+)
 REF_KEYS = ("$look", "$group", "$asset")
 
 
@@ -63,14 +77,52 @@ class PlanAction:
     node: PlanNode | None = None  # None for orphans
     record: NodeRecord | None = None
 
+    @property
+    def verb(self) -> Verb:
+        """The word shown for this action, the same in text and JSON."""
+        if self.action == "create" and self.node is not None and _is_existing(self.node):
+            return "check"
+        return self.action
+
+    @property
+    def file(self) -> str | None:
+        """An upload's file, as the recipe names it (relative to the recipe)."""
+        if self.kind != "upload":
+            return None
+        if self.node is not None and self.node.file is not None:
+            return self.node.file.value
+        return self.record.name if self.record is not None else None
+
+    @property
+    def changes(self) -> tuple[FieldChange, ...]:
+        """What differs between the recorded request and the recipe's, field by field."""
+        if self.node is None or self.record is None:
+            return ()
+        if self.record.fingerprint != self.node.fingerprint:
+            return _changed_fields(self.record.request or {}, self.node.stored_request)
+        if self.action == "update":
+            return (FieldChange("name", self.record.name, self.node.name),)
+        return ()
+
     def to_json(self) -> dict[str, Any]:
         return {
             "address": self.address,
-            "action": self.action,
+            "action": self.verb,
             "kind": self.kind,
             "reason": self.reason,
             "depends_on": list(self.depends_on),
+            "file": self.file,
+            "changes": [{"field": c.field, "old": c.old, "new": c.new} for c in self.changes],
         }
+
+
+@dataclass(frozen=True)
+class FieldChange:
+    """One field of a node's request, as recorded (old) and as the recipe has it now (new)."""
+
+    field: str
+    old: Any
+    new: Any
 
 
 @dataclass(frozen=True)
@@ -80,11 +132,13 @@ class Plan:
     actions: tuple[PlanAction, ...]
     nodes: Mapping[str, PlanNode] = field(default_factory=dict)
     prices: CreditPrices = field(default_factory=CreditPrices)  # the recipe's, for engine.cost
+    notes: tuple[str, ...] = ()  # one per local file not on disk, for stderr
 
     def summary(self) -> dict[str, int]:
-        counts: dict[str, int] = dict.fromkeys(ACTION_KINDS, 0)
+        """How many actions of each verb."""
+        counts: dict[str, int] = dict.fromkeys(VERBS, 0)
         for action in self.actions:
-            counts[action.action] = counts.get(action.action, 0) + 1
+            counts[action.verb] += 1
         return counts
 
     @property
@@ -100,12 +154,49 @@ class Plan:
         }
 
 
-def build_graph(recipe: Recipe) -> dict[str, PlanNode]:
-    """Every node of the recipe, in dependency order, with its fingerprint."""
+def build_graph(
+    recipe: Recipe, records: Mapping[str, NodeRecord] | None = None
+) -> dict[str, PlanNode]:
+    """Every node of the recipe, in dependency order, with its fingerprint.
+
+    A local file not on disk (a recipe loaded with optional media) takes the content of
+    its last completed upload in `records`: unchanged, it needs no bytes. Never uploaded,
+    it is addressed by its path, and only its upload fails in apply.
+    """
     drafts: dict[str, _Draft] = {}
+    uploaded = _uploaded_digests(records or {})
     for avatar in recipe.avatars:
-        _add_avatar(drafts, avatar)
+        _add_avatar(drafts, avatar, uploaded)
     return _fingerprint(drafts)
+
+
+def _uploaded_digests(records: Mapping[str, NodeRecord]) -> dict[str, str]:
+    """Recipe path -> sha256 of its most recent completed upload."""
+    latest: dict[str, NodeRecord] = {}
+    for record in records.values():
+        digest = (record.request or {}).get("sha256")
+        if record.kind != "upload" or record.status != "completed" or not record.name:
+            continue
+        if not isinstance(digest, str) or record.asset_id is None:
+            continue
+        known = latest.get(record.name)
+        if known is None or (record.submitted_at or 0) >= (known.submitted_at or 0):
+            latest[record.name] = record
+    return {name: str((r.request or {})["sha256"]) for name, r in latest.items()}
+
+
+def media_notes(nodes: Mapping[str, PlanNode]) -> tuple[str, ...]:
+    """One line per local file that is not on disk: what plan and apply make of it."""
+    notes = []
+    for node in nodes.values():
+        file = node.file
+        if node.kind != "upload" or file is None or file.local_path is not None:
+            continue
+        if file.digest is not None:
+            notes.append(f"{file.value}: not on disk; unchanged since its recorded upload")
+        else:
+            notes.append(f"{file.value}: not on disk and never uploaded; apply will fail for it")
+    return tuple(notes)
 
 
 def build_plan(
@@ -118,7 +209,7 @@ def build_plan(
 
     `adoptable`: address -> id of a look found unrecorded in the account (plan --refresh).
     """
-    nodes = build_graph(recipe)
+    nodes = build_graph(recipe, records)
     selected = select(nodes, only, records) if only else set(nodes)
     actions: dict[str, PlanAction] = {}
     for address, node in nodes.items():
@@ -131,7 +222,12 @@ def build_plan(
         actions[address] = PlanAction(
             address, "orphan", "no longer in the recipe", record.kind, record=record
         )
-    return Plan(actions=tuple(actions.values()), nodes=nodes, prices=recipe.credits)
+    return Plan(
+        actions=tuple(actions.values()),
+        nodes=nodes,
+        prices=recipe.credits,
+        notes=media_notes(nodes),
+    )
 
 
 def select(
@@ -173,22 +269,29 @@ class _Draft:
 
 
 def upload_address(file: FileSpec) -> str:
-    """Uploads are addressed by content, so one file used twice uploads once."""
-    assert file.digest is not None
-    return f"upload:{file.digest[:16]}"
+    """Uploads are addressed by content, so one file used twice uploads once (a file
+    neither on disk nor ever uploaded, by its path)."""
+    return f"upload:{file.digest[:16]}" if file.digest is not None else f"upload:{file.value}"
 
 
 def consent_address(avatar: str) -> str:
     return f"consent:{avatar}"
 
 
-def _file_ref(drafts: dict[str, _Draft], file: FileSpec) -> dict[str, Any]:
+def _file_ref(
+    drafts: dict[str, _Draft], file: FileSpec, uploaded: Mapping[str, str]
+) -> dict[str, Any]:
     if file.kind == "path":
+        if file.digest is None and file.value in uploaded:
+            file = dataclasses.replace(file, digest=uploaded[file.value])
         address = upload_address(file)
-        if address not in drafts:
+        known = drafts.get(address)
+        if known is None or (known.file and not known.file.local_path and file.local_path):
             # Content only: the media type is guessed from the host's MIME table, which
             # must not turn into a paid regeneration on another machine.
-            template = {"sha256": file.digest}
+            template: dict[str, Any] = {"sha256": file.digest}
+            if file.digest is None:
+                template["path"] = file.value
             drafts[address] = _Draft("upload", template, name=file.value, file=file)
         return {"$asset": address}
     if file.kind == "base64":
@@ -196,18 +299,20 @@ def _file_ref(drafts: dict[str, _Draft], file: FileSpec) -> dict[str, Any]:
     return {"type": file.kind, file.kind: file.value}
 
 
-def _add_avatar(drafts: dict[str, _Draft], avatar: AvatarSpec) -> None:
+def _add_avatar(drafts: dict[str, _Draft], avatar: AvatarSpec, uploaded: Mapping[str, str]) -> None:
     base = avatar.base
     template: dict[str, Any] = {"type": base.type}
     if base.type == "existing":
         template["look_id"] = base.look_id
     else:
         if base.file is not None:
-            template["file"] = _file_ref(drafts, base.file)
+            template["file"] = _file_ref(drafts, base.file, uploaded)
         if base.prompt is not None:
             template["prompt"] = base.prompt
         if base.reference_images:
-            template["reference_images"] = [_file_ref(drafts, f) for f in base.reference_images]
+            template["reference_images"] = [
+                _file_ref(drafts, f, uploaded) for f in base.reference_images
+            ]
         if avatar.group_id:
             template["avatar_group_id"] = avatar.group_id
     drafts[avatar.address] = _Draft("base", template, name=avatar.name, avatar=avatar.key)
@@ -217,10 +322,12 @@ def _add_avatar(drafts: dict[str, _Draft], avatar: AvatarSpec) -> None:
             consent["reroute_url"] = avatar.consent_reroute_url
         drafts[consent_address(avatar.key)] = _Draft("consent", consent, avatar=avatar.key)
     for look in avatar.looks:
-        _add_look(drafts, avatar, look)
+        _add_look(drafts, avatar, look, uploaded)
 
 
-def _add_look(drafts: dict[str, _Draft], avatar: AvatarSpec, look: LookSpec) -> None:
+def _add_look(
+    drafts: dict[str, _Draft], avatar: AvatarSpec, look: LookSpec, uploaded: Mapping[str, str]
+) -> None:
     if look.look_id is not None:
         # An adopted look: like an existing base, checked rather than created.
         adopted = {"type": "existing", "look_id": look.look_id}
@@ -233,7 +340,9 @@ def _add_look(drafts: dict[str, _Draft], avatar: AvatarSpec, look: LookSpec) -> 
         "avatar_id": {"$look": source},
     }
     if look.reference_images:
-        template["reference_images"] = [_file_ref(drafts, f) for f in look.reference_images]
+        template["reference_images"] = [
+            _file_ref(drafts, f, uploaded) for f in look.reference_images
+        ]
     drafts[look.address] = _Draft("look", template, name=look.name, avatar=avatar.key)
 
 
@@ -319,7 +428,9 @@ def _diff(
     if unrecorded is not None and (record is None or record.look_id is None):
         return act("adopt", f"look {unrecorded} exists, unrecorded")
     if record is None:
-        return act("create", "existing look to check" if _is_existing(node) else "new")
+        if _is_existing(node):
+            return act("create", f"existing look {node.template.get('look_id')}")
+        return act("create", "new")
     if record.fingerprint != node.fingerprint:
         reason = _change_reason(node, record, upstream)
         made_something = record.look_id is not None and not _is_existing(node)
@@ -336,6 +447,8 @@ def _diff(
         return act("retry", f"blocked: {message}")
     if record.status == "missing":
         return act("retry", "missing: deleted or failed remotely")
+    if record.status == "awaiting_consent":
+        return act("retry", "awaiting consent approval when the last run stopped")
     return act("retry", f"unfinished: {record.status} when the last run stopped")
 
 
@@ -344,12 +457,15 @@ def _is_existing(node: PlanNode) -> bool:
     return node.kind in ("base", "look") and node.template.get("type") == "existing"
 
 
+def _changed_fields(old: Mapping[str, Any], new: Mapping[str, Any]) -> tuple[FieldChange, ...]:
+    keys = sorted(old.keys() | new.keys())
+    return tuple(FieldChange(k, old.get(k), new.get(k)) for k in keys if old.get(k) != new.get(k))
+
+
 def _change_reason(node: PlanNode, record: NodeRecord, upstream: Mapping[str, PlanAction]) -> str:
-    old = dict(record.request or {})
-    new = node.stored_request
-    changed = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
+    changed = _changed_fields(record.request or {}, node.stored_request)
     if changed:
-        return ", ".join(f"{k.replace('_', ' ')} changed" for k in changed)
+        return ", ".join(f"{c.field.replace('_', ' ')} changed" for c in changed)
     words = {"replace": "replaced", "create": "changed"}
     moved = [
         f"upstream {u} {words[upstream[u].action]}"

@@ -71,7 +71,7 @@ def test_plan_without_manifest(recipes: Path, capsys: Capsys) -> None:
     assert (code, err) == (0, "")
     assert out.splitlines() == [
         f"{recipe}:",
-        f"  create   {upload}  (new)",
+        f"  create   {upload}  media/alex.mp4 (new)",
         f"  create   {'alex':<23}  (new)",
         f"  create   {'consent:alex':<23}  (new)",
         f"  create   {'alex/keynote':<23}  (new)",
@@ -100,6 +100,8 @@ def test_plan_lists_every_action_but_keep_with_its_reason(recipes: Path, capsys:
     assert out.splitlines() == [
         f"{recipe}:",
         "  replace  sarah/navy-office  (prompt changed)",
+        "           - prompt: Wearing a grey blazer, modern office background ...",
+        "           + prompt: Wearing a navy blazer, modern office background ...",
         "  retry    sarah/podcast      (failed: insufficient_credit)",
         "  create   marco/chef         (new)",
         "  replace  sarah/office-dusk  (upstream sarah/navy-office replaced)",
@@ -166,7 +168,7 @@ def test_explicit_manifest_path(recipes: Path, tmp_path: Path, capsys: Capsys) -
     code, out, _ = run(capsys, "plan", str(recipe))
     assert (
         out.splitlines()[-2]
-        == "Plan: 3 to create, 0 to replace, 0 to retry, 0 unchanged, 0 orphaned."
+        == "Plan: 2 to create, 1 to check, 0 to replace, 0 to retry, 0 unchanged, 0 orphaned."
     )
 
 
@@ -186,11 +188,14 @@ def test_plan_several_recipes(recipes: Path, capsys: Capsys) -> None:
     lines = out.splitlines()
     assert [line for line in lines if not line.startswith("  ")] == [
         *(f"{p}:" for p in paths),
-        "Plan: 25 to create, 0 to replace, 0 to retry, 0 unchanged, 0 orphaned.",
+        "Plan: 24 to create, 1 to check, 0 to replace, 0 to retry, 0 unchanged, 0 orphaned.",
         "Cost: 19 credits — photo 2 × 1, digital_twin 1 × 1, prompt 1 × 1, look 15 × 1",
     ]
-    assert "  create   riley                                 (existing look to check)" not in lines
-    assert "  create   riley         (existing look to check)" in lines
+    assert (
+        "  check    riley                                 (existing look look_demo_existing)"
+        not in lines
+    )
+    assert "  check    riley         (existing look look_demo_existing)" in lines
 
 
 # -- --only ---------------------------------------------------------------------------------
@@ -204,8 +209,8 @@ def test_only_keeps_upstream(recipes: Path, capsys: Capsys) -> None:
     assert code == 0
     assert out.splitlines() == [
         f"{recipe}:",
-        f"  create   {up_sarah}  (new)",
-        f"  create   {up_office}  (new)",
+        f"  create   {up_sarah}  media/sarah.png (new)",
+        f"  create   {up_office}  media/office.png (new)",
         f"  create   {'sarah':<23}  (new)",
         f"  create   {'sarah/navy-office':<23}  (new)",
         f"  create   {'sarah/office-dusk':<23}  (new)",
@@ -217,7 +222,7 @@ def test_only_keeps_upstream(recipes: Path, capsys: Capsys) -> None:
 def test_only_several_addresses_in_json(recipes: Path, capsys: Capsys) -> None:
     recipe = recipes / "characters.yaml"
     code, out, _ = run(
-        capsys, "plan", str(recipe), "--json", "--only", "commander/navy-suit", "*-calm"
+        capsys, "plan", str(recipe), "--json", "--only", "commander/navy-suit", "--only", "*-calm"
     )
     assert code == 0
     assert [a["address"] for a in json.loads(out)["actions"]] == [
@@ -259,6 +264,8 @@ def test_plan_json(recipes: Path, capsys: Capsys) -> None:
     assert data["version"] == 1
     assert data["summary"] == {
         "create": 5,
+        "check": 0,
+        "adopt": 0,
         "update": 0,
         "replace": 0,
         "retry": 1,
@@ -273,6 +280,8 @@ def test_plan_json(recipes: Path, capsys: Capsys) -> None:
             "kind",
             "reason",
             "depends_on",
+            "file",
+            "changes",
             "credits",
         }
     by_address = {a["address"]: a for a in data["actions"]}
@@ -285,6 +294,8 @@ def test_plan_json(recipes: Path, capsys: Capsys) -> None:
         "kind": "upload",
         "reason": "new",
         "depends_on": [],
+        "file": "media/alex.mp4",
+        "changes": [],
         "credits": 0,
     }
     assert by_address["alex"]["depends_on"] == [upload]
@@ -295,6 +306,8 @@ def test_plan_json(recipes: Path, capsys: Capsys) -> None:
         "kind": "consent",
         "reason": "new",
         "depends_on": ["alex"],
+        "file": None,
+        "changes": [],
         "credits": 0,
     }
     assert by_address["marco/chef"]["action"] == "retry"
@@ -410,10 +423,9 @@ def test_graph_shows_orphans_dashed(recipes: Path, capsys: Capsys) -> None:
 
 
 def test_graph_bad_format(recipes: Path, capsys: Capsys) -> None:
-    with pytest.raises(SystemExit) as info:
-        main(["graph", str(recipes / "sarah.yaml"), "--format", "svg"])
-    assert info.value.code == 2
-    assert "invalid choice: 'svg'" in capsys.readouterr().err
+    code, out, err = run(capsys, "graph", str(recipes / "sarah.yaml"), "--format", "svg")
+    assert (code, out) == (2, "")
+    assert "invalid choice: 'svg'" in err
 
 
 # -- pre-commit --------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from typing import TextIO
 
 import yaml
 
-from engine import lifecycle
+from engine import durable, lifecycle
 from engine._schemas import SCHEMAS
 from engine.client import HeyGenClient
 from engine.commands.apply import api_settings, open_stores
@@ -25,9 +25,10 @@ from engine.errors import LooksError, RecipeError
 from engine.executor import Batch
 from engine.lifecycle import AdoptedAvatar, Drift, PruneItem, PruneOutcome, RemoteGroup
 from engine.manifest import ManifestStore, manifest_path_for
+from engine.ownership import recorded_beside, recorded_ids
 from engine.plan import PlanNode, build_graph, consent_address
 from engine.progress import Event, Reporter
-from engine.recipe import Recipe, load_recipe
+from engine.recipe import MAX_LOOKS, Recipe, load_recipe
 
 # -- import ---------------------------------------------------------------------------
 
@@ -184,8 +185,12 @@ def _content_end(node: yaml.Node) -> int:
 
 def _write_recipe(out: Path, text: str) -> Recipe:
     """Check the new text as a recipe, then replace the file atomically."""
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
+    tmp = durable.temp_path_for(out)
+    try:
+        tmp.write_text(text, encoding="utf-8")
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise durable.write_error(tmp, e) from None
     try:
         load_recipe(tmp)
     except RecipeError as e:
@@ -194,16 +199,16 @@ def _write_recipe(out: Path, text: str) -> Recipe:
         raise LooksError(
             f"{out}: the imported recipe would be invalid ({details}); unchanged"
         ) from None
-    os.replace(tmp, out)
+    durable.replace(out, text.encode("utf-8"))  # checked, atomic, keeps the file's mode
     return load_recipe(out)
 
 
 # -- refresh --------------------------------------------------------------------------
 
 
-def run_refresh(paths: Sequence[Path], *, manifest: Path | None) -> int:
+def run_refresh(paths: Sequence[Path], *, manifest: Path | None, max_looks: int = MAX_LOOKS) -> int:
     """`looks refresh`: record the drift between the manifests and the account."""
-    _refresh(load_all(paths), manifest, sys.stdout)
+    _refresh(load_all(paths, max_looks=max_looks), manifest, sys.stdout)
     return 0
 
 
@@ -217,8 +222,9 @@ def refresh_recipes(recipes: list[Recipe], manifest: Path | None) -> list[dict[s
 
 def _refresh(recipes: list[Recipe], manifest: Path | None, out: TextIO) -> list[dict[str, str]]:
     base_url, key = api_settings()
-    graphs = [build_graph(r) for r in recipes]
     with open_stores(recipes, manifest) as stores:
+        # With the records: a file not on disk (plan --refresh) keeps its recorded upload.
+        graphs = [build_graph(r, store.nodes) for r, store in zip(recipes, stores, strict=True)]
         results = asyncio.run(_refresh_all(base_url, key, stores, graphs))
     found = False
     for recipe, (drift, unrecorded) in zip(recipes, results, strict=True):
@@ -239,11 +245,17 @@ def _refresh(recipes: list[Recipe], manifest: Path | None, out: TextIO) -> list[
 async def _refresh_all(
     base_url: str, key: str, stores: Sequence[ManifestStore], graphs: Sequence[dict[str, PlanNode]]
 ) -> list[tuple[list[Drift], dict[str, str]]]:
+    beside = recorded_beside(stores, made_only=True)
+
+    def elsewhere(store: ManifestStore) -> set[str]:
+        others = (r for s in stores if s is not store for r in s.nodes.values())
+        return {*beside, *recorded_ids(others, made_only=True)}
+
     async with HeyGenClient(base_url, key) as client:
         return [
             (
                 await lifecycle.refresh(client, store),
-                await lifecycle.find_unrecorded(client, store, graph.values()),
+                await lifecycle.find_unrecorded(client, store, graph.values(), elsewhere(store)),
             )
             for store, graph in zip(stores, graphs, strict=True)
         ]
@@ -256,8 +268,11 @@ def _prune_items(
     stores: Sequence[ManifestStore], graphs: Sequence[dict[str, PlanNode]]
 ) -> list[list[PruneItem]]:
     nodes = [n for g in graphs for n in g.values()]
+    # Another recipe's looks (a shared group) are never this run's to delete.
+    beside = recorded_beside(stores)
     protected = lifecycle.protected_ids((r for s in stores for r in s.nodes.values()), nodes)
-    existing = lifecycle.protected_ids((), nodes)
+    protected |= beside
+    existing = lifecycle.protected_ids((), nodes) | beside
 
     def used_outside(store: ManifestStore) -> set[str]:
         others = (r.look_id for s in stores if s is not store for r in s.nodes.values())
@@ -269,9 +284,11 @@ def _prune_items(
     ]
 
 
-def run_prune(paths: Sequence[Path], *, manifest: Path | None, yes: bool) -> int:
+def run_prune(
+    paths: Sequence[Path], *, manifest: Path | None, yes: bool, max_looks: int = MAX_LOOKS
+) -> int:
     """`looks prune`: show what goes, ask, delete, and record each deletion."""
-    recipes = load_all(paths)
+    recipes = load_all(paths, max_looks=max_looks)
     base_url, key = api_settings()
     with open_stores(recipes, manifest) as stores:
         plans = _prune_items(stores, [build_graph(r) for r in recipes])
@@ -379,9 +396,9 @@ def prune_batches(base_url: str, key: str, batches: Sequence[Batch], reporter: R
 # -- consent --------------------------------------------------------------------------
 
 
-def run_consent(paths: Sequence[Path], *, manifest: Path | None) -> int:
+def run_consent(paths: Sequence[Path], *, manifest: Path | None, max_looks: int = MAX_LOOKS) -> int:
     """`looks consent`: every digital twin's consent status and URL; start missing flows."""
-    recipes = load_all(paths)
+    recipes = load_all(paths, max_looks=max_looks)
     twins = [[a for a in r.avatars if a.base.type == "digital_twin"] for r in recipes]
     if not any(twins):
         print("No digital twins in these recipes.")

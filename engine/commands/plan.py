@@ -3,24 +3,22 @@
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from engine import plan_markdown
 from engine.commands.validate import load_all
-from engine.cost import action_credits, estimate, json_number
 from engine.manifest import manifest_path_for, read_manifest
+from engine.manifest import recipe_label as label_for
 from engine.plan import Plan, build_plan
-from engine.recipe import Recipe
-from engine.report import graph_text, merge_summaries, plan_lines, summary_line
+from engine.recipe import MAX_LOOKS, Recipe
+from engine.report import graph_text, plan_document, plan_text
 
 
 def recipe_label(recipe: Recipe, manifest: Path) -> str:
     """The recipe path as the manifest records it: relative to the manifest's directory."""
-    try:
-        return str(recipe.path.resolve().relative_to(manifest.parent.resolve()))
-    except ValueError:
-        return str(recipe.path.resolve())
+    return label_for(recipe.path, manifest)
 
 
 def plan_recipe(
@@ -42,59 +40,40 @@ def run(
     fmt: str,
     detailed_exitcode: bool,
     refresh: bool = False,
+    max_looks: int = MAX_LOOKS,
 ) -> int:
     """Print the plans as `fmt` (text, json or markdown)."""
-    recipes = load_all(paths)
+    recipes = load_all(paths, max_looks=max_looks, media="optional")
     adoptable: list[dict[str, str]] = [{} for _ in recipes]
     if refresh:
         from engine.commands.lifecycle import refresh_recipes
 
         adoptable = refresh_recipes(recipes, manifest)
     plans = [plan_recipe(r, manifest, only, a) for r, a in zip(recipes, adoptable, strict=True)]
+    print_notes(recipes, plans)
+    labelled = [(str(r.path), p) for r, p in zip(recipes, plans, strict=True)]
     if fmt == "json":
-        actions = [
-            {
-                "recipe": str(r.path),
-                **a.to_json(),
-                "credits": json_number(action_credits(a, p.prices)),
-            }
-            for r, p in zip(recipes, plans, strict=True)
-            for a in p.actions
-        ]
-        summary = merge_summaries(plans)
-        cost = estimate(plans)
-        document = {
-            "version": 1,
-            "actions": actions,
-            "summary": summary,
-            "credits": json_number(cost.credits),
-            "credits_breakdown": cost.to_json(),
-        }
-        print(json.dumps(document, indent=2))
+        print(json.dumps(plan_document(labelled), indent=2))
     elif fmt == "markdown":
-        labelled = [
-            plan_markdown.RecipePlan(str(r.path), p) for r, p in zip(recipes, plans, strict=True)
-        ]
-        print(plan_markdown.render(labelled, _text(recipes, plans)), end="")
+        recipe_plans = [plan_markdown.RecipePlan(label, p) for label, p in labelled]
+        print(plan_markdown.render(recipe_plans, plan_text(labelled)), end="")
     else:
-        print(_text(recipes, plans), end="")
+        print(plan_text(labelled), end="")
     if detailed_exitcode and any(p.has_changes for p in plans):
         return 2
     return 0
 
 
-def _text(recipes: Sequence[Recipe], plans: Sequence[Plan]) -> str:
-    lines: list[str] = []
+def print_notes(recipes: Sequence[Recipe], plans: Sequence[Plan]) -> None:
+    """What the plans assume of files not on disk: one line each, on stderr."""
     for recipe, plan in zip(recipes, plans, strict=True):
-        shown = plan_lines(plan.actions)
-        lines.append(f"{recipe.path}:" + ("" if shown else " up to date"))
-        lines.extend(shown)
-    lines.append(summary_line(merge_summaries(plans)))
-    lines.append(estimate(plans).line())
-    return "\n".join(lines) + "\n"
+        for note in plan.notes:
+            print(f"looks: {recipe.path}: {note}", file=sys.stderr)
 
 
-def run_graph(path: Path, *, manifest: Path | None, fmt: str) -> int:
-    (recipe,) = load_all([path])
-    print(graph_text(plan_recipe(recipe, manifest, ()), fmt), end="")
+def run_graph(path: Path, *, manifest: Path | None, fmt: str, max_looks: int = MAX_LOOKS) -> int:
+    (recipe,) = load_all([path], max_looks=max_looks, media="optional")
+    plan = plan_recipe(recipe, manifest, ())
+    print_notes([recipe], [plan])
+    print(graph_text(plan, fmt), end="")
     return 0
