@@ -42,6 +42,7 @@ from engine.uploads import DirectUpload, LocalFile
 KEY_TTL = 23 * 3600.0  # the API keeps idempotency keys 24 h; reconcile by name past this
 FOLD_EVERY_CHANGES = 5000  # or 3 per node of the manifest: O(1) amortised per change
 FOLD_EVERY_SECONDS = 30.0
+PLEDGE_SECONDS = 0.25  # a slot kept for an unblocked look, at most (it asks within ms)
 
 
 @dataclass(frozen=True)
@@ -118,13 +119,34 @@ class JobSlots:
         self._waiters: list[tuple[int, int, asyncio.Future[None]]] = []
         self._order = itertools.count()
         self._last_throttle = 0.0
+        self._pledged: dict[int, int] = {}  # pledge -> priority of the look it is kept for
 
-    async def acquire(self, priority: int) -> None:
-        if self.in_use < self.limit and not self._waiters:
+    def pledge(self, priority: int) -> int:
+        """Keep a slot, from lower priorities, for a look just unblocked that is about to
+        ask for one (it takes a few loop turns to get there); expires on its own."""
+        token = next(self._order)
+        self._pledged[token] = priority
+        asyncio.get_running_loop().call_later(PLEDGE_SECONDS, self.forget, token)
+        return token
+
+    def forget(self, token: int) -> None:
+        """The pledged look will not ask (or already has): the slot is free for anyone."""
+        if self._pledged.pop(token, None) is not None:
+            self._wake()
+
+    def _held(self, priority: int) -> int:
+        return sum(1 for p in self._pledged.values() if p > priority)
+
+    async def acquire(self, priority: int, pledge: int | None = None) -> None:
+        if pledge is not None:
+            self._pledged.pop(pledge, None)
+        outranks = not self._waiters or -self._waiters[0][0] < priority
+        if outranks and self.in_use + self._held(priority) < self.limit:
             self._take()
             return
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         heapq.heappush(self._waiters, (-priority, next(self._order), future))
+        self._wake()
         try:
             await future
         except asyncio.CancelledError:
@@ -142,14 +164,10 @@ class JobSlots:
 
     def release(self) -> None:
         self.in_use -= 1
-        if self._waiters:
-            # Offer the slot two loop turns later: a look that just finished wakes the looks
-            # built on it in the next turn, and they (the critical path) queue before it goes.
-            loop = asyncio.get_running_loop()
-            loop.call_soon(loop.call_soon, self._wake)
+        self._wake()
 
     def _wake(self) -> None:
-        while self._waiters and self.in_use < self.limit:
+        while self._waiters and self.in_use + self._held(-self._waiters[0][0]) < self.limit:
             _, _, future = heapq.heappop(self._waiters)
             if not future.done():
                 self._take()
@@ -188,6 +206,7 @@ class _Node:
     dependents: list[_Node] = field(default_factory=list)
     priority: int = 1  # generations on the longest chain from it down (itself included)
     depth: int = 0  # generations on the longest chain down to it (itself included)
+    pledge: int | None = None  # a job slot kept for it by the look it was built on
     holding: bool = False  # holds a job slot: its generation is in progress on the server
     outcome: Outcome | None = None  # None: it never ran (stopped, interrupted)
     started: bool = False
@@ -434,6 +453,8 @@ class Executor:
                     Event(n.address, "interrupted", recipe=n.batch.label, look_id=look_id)
                 )
         finally:
+            if n.pledge is not None:
+                self.slots.forget(n.pledge)
             self._drop_slot(n)
             # A node that never ran must still release its dependents (they stop too).
             for future in (n.created, n.done):
@@ -522,9 +543,18 @@ class Executor:
     # -- slots ------------------------------------------------------------------------------
 
     async def _take_slot(self, n: _Node) -> None:
-        await self.slots.acquire(n.rank)
+        await self.slots.acquire(n.rank, n.pledge)
+        n.pledge = None
         n.holding = True
         self._tick()
+
+    def _pledge_slots(self, n: _Node) -> None:
+        """The looks that n's completion unblocks get the slot n frees before lower ranks:
+        the critical path takes it, not a leaf that was queued earlier."""
+        for d in n.dependents:
+            ready = all(dep is n or (dep.done.done() and dep.done.result()) for dep in d.deps)
+            if d.runs and not d.started and d.pledge is None and ready:
+                d.pledge = self.slots.pledge(d.rank)
 
     def _drop_slot(self, n: _Node) -> None:
         if n.holding:
@@ -877,6 +907,8 @@ class Executor:
 
         try:
             look = await until(lambda look: not _generating(look))
+            if look is not None and look.usable:
+                self._pledge_slots(n)
             self._drop_slot(n)
             if look is not None and look.status == "pending_consent":
                 self._save(n, records.awaiting_consent(n.record or record))
