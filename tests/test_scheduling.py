@@ -7,6 +7,7 @@ wall-clock times.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ import pytest
 from conftest import API_KEY, Run
 
 from engine import sim
+from engine.executor import JobSlots
 
 CHAIN_BESIDE_FAN = """\
 version: 1
@@ -94,3 +96,28 @@ def test_watching_a_spread_batch_stays_within_the_request_budget(
     # (made before any duration is known) over few looks.
     assert gets / generations <= 8
     assert stats["max_jobs_in_flight"] <= 4
+
+
+def test_a_pledged_slot_waits_for_its_look_and_is_freed_when_it_will_not_come() -> None:
+    async def scenario() -> None:
+        slots = JobSlots(1)
+        await slots.acquire(1)
+        leaf = asyncio.create_task(slots.acquire(1))
+        await asyncio.sleep(0)
+        token = slots.pledge(5)  # a look just unblocked, about to ask
+        slots.release()
+        await asyncio.sleep(0)
+        assert not leaf.done()  # the slot is kept for the pledged look
+        await slots.acquire(5, token)  # it comes: served at once
+        assert slots.in_use == 1
+        slots.release()
+        await asyncio.wait_for(leaf, 5)  # then the leaf
+        slots.release()
+        # A pledge whose look never asks lapses on its own (PLEDGE_SECONDS): nothing hangs.
+        await slots.acquire(1)
+        other = asyncio.create_task(slots.acquire(1))
+        slots.pledge(5)
+        slots.release()
+        await asyncio.wait_for(other, 5)
+
+    asyncio.run(scenario())
