@@ -77,11 +77,12 @@ class Executor:
 
     async def run(self) -> ApplyResult:
         graph = NodeGraph(self.batches)
-        self.ctx.created = graph.created
+        self.ctx.graph = graph
         work = graph.work
         self.ctx.total = len(work)
         self.result.counts["queued"] = len(work)
-        for n in work:
+        # Started in slot order, so the first free slots already go to the critical path.
+        for n in sorted(work, key=lambda n: -n.rank):
             self._tasks[asyncio.create_task(self._run_node(graph, n))] = n
         heartbeat = asyncio.create_task(self._heartbeat())
         try:
@@ -164,6 +165,7 @@ class Executor:
                     Event(n.address, "interrupted", recipe=n.batch.label, look_id=look_id)
                 )
         finally:
+            self.ctx.forget_pledge(n)
             self.ctx.drop_slot(n)
             graph.release(n)  # a node that never ran still releases its dependents
             self._maybe_fold(n.batch.store)

@@ -24,6 +24,7 @@ class GraphNode:
     node: PlanNode
     batch: Batch
     priority: int = 1  # generations on the longest chain from it down (itself included)
+    depth: int = 0  # generations on the longest chain down to it (itself included)
 
     @property
     def address(self) -> str:
@@ -35,7 +36,18 @@ class GraphNode:
 
     @property
     def runs(self) -> bool:
-        return self.action.action in ("create", "adopt", "replace", "retry", "update")
+        return _runs(self.action)
+
+    @property
+    def chain(self) -> int:
+        """Generations on the longest chain through it: its place on the critical path."""
+        return self.depth + self.priority - (1 if self.runs else 0)
+
+    @property
+    def rank(self) -> int:
+        """Slot order: the longest chain through it first (a chain's last look too, not
+        only its first), then the longest chain still to run from it."""
+        return self.chain << 24 | min(self.priority, (1 << 24) - 1)
 
 
 class NodeGraph:
@@ -44,6 +56,7 @@ class NodeGraph:
     def __init__(self, batches: Sequence[Batch]) -> None:
         self.nodes: list[GraphNode] = []
         self._deps: dict[GraphNode, list[GraphNode]] = {}
+        self._dependents: dict[GraphNode, list[GraphNode]] = {}
         for batch in batches:
             self._add(batch)
         loop = asyncio.get_running_loop()
@@ -70,12 +83,19 @@ class NodeGraph:
         for action in reversed(actions):  # dependents come after what they depend on
             below = [priority[d.address] for d in dependents[action.address] if _runs(d)]
             priority[action.address] = (1 if _runs(action) else 0) + max(below, default=0)
+        depth: dict[str, int] = {}
+        for action in actions:
+            above = [depth[d] for d in deps[action.address]]
+            depth[action.address] = (1 if _runs(action) else 0) + max(above, default=0)
         by_address: dict[str, GraphNode] = {}
         for action in actions:
             assert action.node is not None
-            n = GraphNode(action, action.node, batch, priority[action.address])
+            address = action.address
+            n = GraphNode(action, action.node, batch, priority[address], depth[address])
             by_address[action.address] = n
-            self._deps[n] = [by_address[d] for d in deps[action.address]]
+            self._deps[n] = [by_address[d] for d in deps[address]]
+            for upstream in self._deps[n]:
+                self._dependents.setdefault(upstream, []).append(n)
             self.nodes.append(n)
 
     @property
@@ -115,6 +135,19 @@ class NodeGraph:
         for future in (self._created[n], self._done[n]):
             if not future.done():
                 future.set_result(False)
+
+    def unblocked_by(self, n: GraphNode) -> list[GraphNode]:
+        """The nodes that n's completion lets start: all their other upstreams are done."""
+
+        def ready(dep: GraphNode) -> bool:
+            done = self._done[dep]
+            return dep is n or (done.done() and done.result())
+
+        return [
+            d
+            for d in self._dependents.get(n, [])
+            if d.runs and d not in self._started and all(ready(u) for u in self._deps[d])
+        ]
 
     def outcome(self, n: GraphNode) -> Outcome | None:
         """What became of n; None when it never ran (stopped, interrupted)."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Sequence
 from typing import Any, TypeVar
 
 from . import records
@@ -18,7 +18,7 @@ from .client import HeyGenClient, LookInfo
 from .cost import Budget
 from .errors import StateWriteError
 from .manifest import ErrorInfo, NodeRecord, Status
-from .node_graph import GraphNode
+from .node_graph import GraphNode, NodeGraph
 from .poller import LookPoller
 from .progress import Event, EventError, Reporter
 from .runs import ApplyOptions, ApplyResult, Batch, Outcome
@@ -68,8 +68,8 @@ class RunContext:
         self.in_request: set[asyncio.Task[Any]] = set()  # sending a creating request
         self.creating: set[asyncio.Task[Any]] = set()  # of those, sending a generation
         self._holding: set[GraphNode] = set()  # generations in progress on the server
-        # Told when a node's ids (its group) are known; the executor hands it to its graph.
-        self.created: Callable[[GraphNode], None] = lambda n: None
+        self.graph: NodeGraph | None = None  # the run's, once it runs
+        self._pledges: dict[GraphNode, int] = {}  # slots kept for looks just unblocked
 
     # -- stopping -------------------------------------------------------------------------
 
@@ -162,8 +162,13 @@ class RunContext:
             for tasks in tracked:
                 tasks.discard(task)
 
+    def created(self, n: GraphNode) -> None:
+        """n's ids (its group) are known: what waits for that may start."""
+        if self.graph is not None:
+            self.graph.created(n)
+
     async def take_slot(self, n: GraphNode) -> None:
-        await self.slots.acquire(n.priority)
+        await self.slots.acquire(n.rank, self._pledges.pop(n, None))
         self._holding.add(n)
         self.tick()
 
@@ -171,6 +176,20 @@ class RunContext:
         """Count a generation the server already runs, even past the limit."""
         self.slots.force()
         self._holding.add(n)
+
+    def pledge_unblocked(self, n: GraphNode) -> None:
+        """The looks that n's completion unblocks get the slot n frees before lower ranks:
+        the critical path takes it, not a leaf that was queued earlier."""
+        if self.graph is None:
+            return
+        for d in self.graph.unblocked_by(n):
+            if d not in self._pledges:
+                self._pledges[d] = self.slots.pledge(d.rank)
+
+    def forget_pledge(self, n: GraphNode) -> None:
+        token = self._pledges.pop(n, None)
+        if token is not None:
+            self.slots.forget(token)
 
     def drop_slot(self, n: GraphNode) -> None:
         if n in self._holding:

@@ -7,6 +7,8 @@ import heapq
 import itertools
 import time
 
+PLEDGE_SECONDS = 0.25  # a slot kept for an unblocked look, at most (it asks within ms)
+
 
 class Stopped(Exception):
     """New submissions are stopped (out of credits, fail-fast, interrupt)."""
@@ -27,13 +29,34 @@ class JobSlots:
         self._waiters: list[tuple[int, int, asyncio.Future[None]]] = []
         self._order = itertools.count()
         self._last_throttle = 0.0
+        self._pledged: dict[int, int] = {}  # pledge -> priority of the look it is kept for
 
-    async def acquire(self, priority: int) -> None:
-        if self.in_use < self.limit and not self._waiters:
+    def pledge(self, priority: int) -> int:
+        """Keep a slot, from lower priorities, for a look just unblocked that is about to
+        ask for one (it takes a few loop turns to get there); expires on its own."""
+        token = next(self._order)
+        self._pledged[token] = priority
+        asyncio.get_running_loop().call_later(PLEDGE_SECONDS, self.forget, token)
+        return token
+
+    def forget(self, token: int) -> None:
+        """The pledged look will not ask (or already has): the slot is free for anyone."""
+        if self._pledged.pop(token, None) is not None:
+            self._wake()
+
+    def _held(self, priority: int) -> int:
+        return sum(1 for p in self._pledged.values() if p > priority)
+
+    async def acquire(self, priority: int, pledge: int | None = None) -> None:
+        if pledge is not None:
+            self._pledged.pop(pledge, None)
+        outranks = not self._waiters or -self._waiters[0][0] < priority
+        if outranks and self.in_use + self._held(priority) < self.limit:
             self._take()
             return
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         heapq.heappush(self._waiters, (-priority, next(self._order), future))
+        self._wake()
         try:
             await future
         except asyncio.CancelledError:
@@ -54,7 +77,7 @@ class JobSlots:
         self._wake()
 
     def _wake(self) -> None:
-        while self._waiters and self.in_use < self.limit:
+        while self._waiters and self.in_use + self._held(-self._waiters[0][0]) < self.limit:
             _, _, future = heapq.heappop(self._waiters)
             if not future.done():
                 self._take()

@@ -32,10 +32,14 @@ async def await_generation(ctx: RunContext, n: GraphNode, record: NodeRecord) ->
     async def until(predicate: Callable[[LookInfo], bool]) -> LookInfo | None:
         assert record.look_id is not None and record.group_id is not None
         remaining = max(0.0, deadline - time.monotonic())
-        return await ctx.poller.wait(record.group_id, record.look_id, started, predicate, remaining)
+        return await ctx.poller.wait(
+            record.group_id, record.look_id, started, predicate, remaining, chain=n.chain
+        )
 
     try:
         look = await until(lambda look: not generating(look))
+        if look is not None and look.usable:
+            ctx.pledge_unblocked(n)
         ctx.drop_slot(n)
         if look is not None and look.status == "pending_consent":
             ctx.save(n, records.awaiting_consent(n.record or record))
@@ -53,7 +57,6 @@ async def await_generation(ctx: RunContext, n: GraphNode, record: NodeRecord) ->
         code = look.error.code if look.error else "generation_failed"
         message = look.error.message if look.error else f"look ended {look.status}"
         return ctx.fail(n, code, message, status="failed")
-    ctx.poller.observe(time.monotonic() - started)
     return ctx.complete(n, n.record or record, look)
 
 
