@@ -21,8 +21,9 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
 
-from engine import _schemas
+from engine import _schemas, batch_source, expand
 from engine.errors import Problem, RecipeError
+from engine.expand import Move, slugify
 
 if TYPE_CHECKING:
     import jsonschema
@@ -94,6 +95,7 @@ class LookSpec:
     reference_images: tuple[FileSpec, ...] = ()
     line: int = 0
     look_id: str | None = None  # an adopted look: this existing look, not a new one
+    look_set: str | None = None  # the look set it comes from (`include`), if any
 
     @property
     def address(self) -> str:
@@ -128,6 +130,7 @@ class Recipe:
     path: Path
     avatars: tuple[AvatarSpec, ...]
     prompt_suffix: str = ""
+    moves: tuple[Move, ...] = ()
 
     @property
     def directory(self) -> Path:
@@ -147,13 +150,18 @@ class _Doc:
     lines: dict[Location, int] = field(default_factory=dict)
     problems: list[Problem] = field(default_factory=list)
     unreadable: set[Location] = field(default_factory=set)  # already reported by the parser
+    labels: dict[str, str] = field(default_factory=dict)  # expanded avatar -> "row id=ana"
 
     def line(self, loc: Location) -> int:
         while loc not in self.lines and loc:
             loc = loc[:-1]
         return self.lines.get(loc, 1)
 
-    def add(self, loc: Location, message: str) -> None:
+    def add(self, loc: Location, message: str, label: str | None = None) -> None:
+        if label is None and len(loc) >= 2 and loc[0] == "avatars":
+            label = self.labels.get(str(loc[1]))
+        if label:
+            message = f"{message} ({label})"
         path = ".".join(str(p) for p in loc)
         self.problems.append(Problem(self.file, self.line(loc), path, message))
 
@@ -220,9 +228,13 @@ def _construct(
         doc.unreadable.add(loc)
         return None
     if isinstance(node, yaml.MappingNode):
+        # Keys a merge (`<<: *anchor`) brings in yield to the mapping's own keys and to
+        # later merges, as YAML's merge key wants; only a key written twice is a duplicate.
+        written = {id(k) for k, _ in node.value if k.tag != "tag:yaml.org,2002:merge"}
         loader.flatten_mapping(node)
         result: dict[str, Any] = {}
         first_line: dict[str, int] = {}
+        merged: set[str] = set()
         for key_node, value_node in node.value:
             if key_node.tag not in _SAFE_TAGS:
                 tag = key_node.tag.replace("tag:yaml.org,2002:", "!!")
@@ -241,6 +253,11 @@ def _construct(
                 doc.add(loc + (str(key),), "keys must be strings")
                 continue
             key_line = key_node.start_mark.line + 1
+            if key in merged:
+                merged.discard(key)
+                del first_line[key]
+            if id(key_node) not in written:
+                merged.add(key)
             if key in first_line:
                 doc.lines.setdefault(loc + (key,), key_line)
                 doc.problems.append(
@@ -321,6 +338,8 @@ def _check_schema(doc: _Doc) -> set[Location] | None:
             message = f"invalid key {instance!r}: {_key_rule(error.absolute_schema_path)}"
         if len(loc) >= 2 and loc[0] == "avatars":
             broken.add(_broken_part(loc))
+        elif len(loc) >= 2 and loc[0] == "look_sets":
+            broken.add(loc[:3])  # the set's look (or the set): avatars including it wait
         elif not (loc == () and error.validator == "additionalProperties"):
             top_broken = True
         if error.validator == "not" and isinstance(instance, dict) and "look_id" in instance:
@@ -385,7 +404,7 @@ def _schema_message(error: jsonschema.ValidationError) -> str:
 
 def _key_rule(schema_path: Iterable[Any]) -> str:
     parent = [p for p in schema_path if p != "propertyNames"][-2]
-    if parent == "looks":
+    if parent in ("looks", "avatars", "additionalProperties"):  # additionalProperties: a set
         return "use lowercase letters, digits, '-', '_' and {placeholders}"
     if parent == "matrix":
         return "use lowercase letters, digits and '_', starting with a letter or '_'"
@@ -399,12 +418,75 @@ def _build(doc: _Doc, path: Path, skip: set[Location]) -> Recipe:
     data: dict[str, Any] = doc.data
     suffix = str(data.get("defaults", {}).get("prompt_suffix", ""))
     files = _FileResolver(path.parent.resolve(), doc)
+    expansion = expand.expand(data, _foreach_sources(doc, files.root), skip)
+    _place_expansion(doc, expansion, skip)
     avatars = tuple(
-        _build_avatar(doc, key, raw, suffix, files, skip)
-        for key, raw in data["avatars"].items()
-        if ("avatars", key) not in skip
+        _build_avatar(doc, a.key, a.raw, suffix, files, skip) for a in expansion.avatars
     )
-    return Recipe(path=path, avatars=avatars, prompt_suffix=suffix)
+    moves = _moves(doc, avatars)
+    return Recipe(path=path, avatars=avatars, prompt_suffix=suffix, moves=moves)
+
+
+def _foreach_sources(doc: _Doc, root: Path) -> dict[str, batch_source.Source]:
+    """The rows of every `foreach`, each CSV read and each glob matched once."""
+    read: dict[tuple[str, str], batch_source.Source] = {}
+    sources: dict[str, batch_source.Source] = {}
+    for template, raw in doc.data["avatars"].items():
+        foreach = raw.get("foreach") if isinstance(raw, dict) else None
+        if not isinstance(foreach, dict) or len(foreach) != 1:
+            continue
+        kind, value = next(iter(foreach.items()))
+        if (kind, value) not in read:
+            if kind == "csv":
+                shown = str(Path(doc.file).parent / value)
+                read[kind, value] = batch_source.read_csv(root, value, shown)
+            else:
+                read[kind, value] = batch_source.match_files(root, value, doc.file)
+        sources[template] = read[kind, value]
+    return sources
+
+
+def _place_expansion(doc: _Doc, expansion: expand.Expansion, skip: set[Location]) -> None:
+    """Report the expansion's problems; give expanded parts the lines of their templates."""
+    for loc, message, label in expansion.problems:
+        doc.add(loc, message, label)
+    doc.problems.extend(expansion.source_problems)
+    written: dict[Location, list[tuple[Location, int]]] = {}
+    for loc, line in doc.lines.items():
+        if loc[:1] == ("avatars",) and len(loc) >= 4 and loc[2] == "looks":
+            prefix = loc[:4]
+        elif loc[:1] == ("avatars",) and len(loc) >= 2:
+            prefix = loc[:2]
+        elif loc[:1] == ("look_sets",) and len(loc) >= 3:
+            prefix = loc[:3]
+        else:
+            continue
+        written.setdefault(prefix, []).append((loc[len(prefix) :], line))
+    for avatar in expansion.avatars:
+        at: Location = ("avatars", avatar.key)
+        if avatar.key != avatar.template:
+            for rest, line in written.get(("avatars", avatar.template), ()):
+                doc.lines[at + rest] = line
+        for key, origin in avatar.look_origins.items():
+            target = at + ("looks", key)
+            if origin != target:
+                for rest, line in written.get(origin, ()):
+                    doc.lines[target + rest] = line
+            if origin in skip:
+                skip.add(target)
+        if avatar.label:
+            doc.labels[avatar.key] = avatar.label
+
+
+def _moves(doc: _Doc, avatars: tuple[AvatarSpec, ...]) -> tuple[Move, ...]:
+    entries = doc.data.get("moved") or []
+    moves = [Move(e["from"], e["to"], doc.line(("moved", i))) for i, e in enumerate(entries)]
+    having: dict[str, set[str]] = {}
+    for avatar in avatars:
+        for look in avatar.looks:
+            having.setdefault(look.key, set()).add(avatar.key)
+    expand.check_moves(moves, having, lambda i, key, msg: doc.add(("moved", i, key), msg))
+    return tuple(moves)
 
 
 def _build_avatar(
@@ -542,11 +624,6 @@ def _fill(text: str, values: Mapping[str, str], slug: bool = False) -> str:
     )
 
 
-def slugify(value: str) -> str:
-    """Turn a matrix value into a key fragment: `City Street` -> `city-street`."""
-    return re.sub(r"[^a-z0-9_]+", "-", value.lower()).strip("-") or "_"
-
-
 def _build_look(
     doc: _Doc,
     loc: Location,
@@ -568,6 +645,7 @@ def _build_look(
             source="base",
             line=doc.line(loc),
             look_id=spec["look_id"],
+            look_set=spec.get(expand.SET_MARK),
         )
     prompt = _check_prompt(
         doc, loc + ("prompt",), _fill(spec["prompt"], values), suffix, key if values else None
@@ -583,6 +661,7 @@ def _build_look(
         source=source,
         reference_images=refs,
         line=doc.line(loc),
+        look_set=spec.get(expand.SET_MARK),
     )
 
 
