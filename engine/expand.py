@@ -86,6 +86,8 @@ def expand(
             continue
         looks = _merged_looks(out, template, raw, sets, skip)
         if looks is None:
+            if template in sources:  # its rows are checked all the same: one pass finds all
+                out.source_problems.extend(sources[template].problems)
             continue
         if "foreach" in raw:
             made = _foreach(out, template, raw, looks, sources[template])
@@ -225,11 +227,12 @@ def _foreach(
     out.source_problems.extend(source.problems)
     columns = set(source.columns)
     what = f"a column of {source.describe}" if kind == "csv" else "{path} or {stem}"
-    if not _placeholders_bound(out, loc, raw, looks, columns, what):
-        return []
-    in_key = PLACEHOLDER.findall(template)
+    # Rows are checked (keys) even when the template is wrong: one pass finds all.
+    bound = _placeholders_bound(out, loc, raw, looks, columns, what)
+    in_key = [name for name in PLACEHOLDER.findall(template) if name in columns]
     if not in_key:
-        out.add(loc, f"avatar key {template!r} has no placeholder, so every row gives the same key")
+        if bound:
+            out.add(loc, f"avatar key {template!r} has no placeholder, so rows give the same key")
         return []
     made: list[Expanded] = []
     first: dict[str, Row] = {}
@@ -259,7 +262,8 @@ def _foreach(
                 out.add(loc, f"key {key!r} is made by two files: {first[key].values['path']}", label)
             continue
         first[key] = row
-        made.append(_avatar(key, template, raw, looks, row.values, label))
+        if bound:
+            made.append(_avatar(key, template, raw, looks, row.values, label))
     return made
 
 
