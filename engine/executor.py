@@ -269,7 +269,9 @@ class _Node:
 
     @property
     def runs(self) -> bool:
-        return self.action.action in ("create", "adopt", "replace", "retry", "update")
+        return self.action.action in (
+            "create", "adopt", "move", "reuse", "replace", "retry", "update"
+        )
 
 
 def _superseding(record: NodeRecord) -> tuple[str, ...]:
@@ -278,6 +280,15 @@ def _superseding(record: NodeRecord) -> tuple[str, ...]:
     if record.look_id is None or adopted or record.look_id in record.superseded:
         return record.superseded
     return (*record.superseded, record.look_id)
+
+
+def _reusable(record: NodeRecord, superseded: Iterable[str]) -> dict[str, str]:
+    """The run cache once record's look is superseded: each kept look by what made it."""
+    kept = set(superseded)
+    cache = {fp: look for fp, look in record.reusable.items() if look in kept}
+    if record.status == "completed" and record.look_id in kept:
+        cache[record.fingerprint] = record.look_id
+    return cache
 
 
 def unrecorded_looks(
@@ -485,6 +496,12 @@ class Executor:
 
     async def _dispatch(self, n: _Node) -> Outcome:
         try:
+            if n.action.moved_from is not None:
+                self._rekey(n, n.action.moved_from)
+            if n.action.action == "move":
+                return await self._moved(n)
+            if n.action.action == "reuse":
+                return await self._reuse(n)
             if n.action.action == "update":
                 return await self._rename(n)
             if n.node.kind == "upload":
@@ -547,7 +564,10 @@ class Executor:
             return fresh
         if old.fingerprint == n.node.fingerprint:
             return old.evolve(name=n.node.name, request=n.node.stored_request)
-        return fresh.evolve(superseded=_superseding(old), attempts=old.attempts)
+        superseded = _superseding(old)
+        return fresh.evolve(
+            superseded=superseded, attempts=old.attempts, reusable=_reusable(old, superseded)
+        )
 
     def _with_key(self, n: _Node, record: NodeRecord) -> tuple[NodeRecord, bool]:
         """The record carrying the idempotency key to send; True when it replays a send."""
@@ -648,6 +668,62 @@ class Executor:
         await self.client.rename_look(record.look_id, n.node.name)
         self._save(n, record.evolve(name=n.node.name, error=None))
         self.reporter.event(Event(n.address, "renamed", n.node.name, n.batch.label))
+        return "completed"
+
+    def _rekey(self, n: _Node, source: str) -> None:
+        """Move the record at source to this node's address (a `moved` entry): the new
+        record is journaled before the old one is forgotten, so a crash loses neither."""
+        store = n.batch.store
+        old = store.nodes.get(source)
+        if old is None:
+            return  # re-keyed by a run that stopped before it renamed
+        store.record(old.evolve(address=n.address))
+        store.forget(source)
+
+    async def _moved(self, n: _Node) -> Outcome:
+        """A re-keyed look: nothing is generated; renamed if its name changed."""
+        record = n.record
+        assert record is not None
+        if record.look_id is not None and record.name != n.node.name:
+            return await self._rename(n)
+        self.reporter.event(Event(n.address, "moved", n.action.moved_from or "", n.batch.label))
+        return "completed"
+
+    async def _reuse(self, n: _Node) -> Outcome:
+        """The run cache: the look made from this fingerprint before, still there, again."""
+        record = n.record
+        assert record is not None
+        look_id = record.reusable_look(n.node.fingerprint)
+        look = await self._confirm_missing(look_id) if look_id is not None else None
+        if look_id is None or look is None or not look.usable:
+            # Deleted behind our back (or never finished): pay for it after all.
+            if look_id is not None:
+                cache = {f: i for f, i in record.reusable.items() if i != look_id}
+                self._save(n, record.evolve(reusable=cache))
+            return await self._make(n)
+        superseded = tuple(i for i in _superseding(record) if i != look_id)
+        cache = _reusable(record, superseded)
+        cache.pop(n.node.fingerprint, None)
+        self._save(
+            n,
+            record.evolve(
+                fingerprint=n.node.fingerprint,
+                request=n.node.stored_request,
+                status="completed",
+                look_id=look.id,
+                group_id=look.group_id or record.group_id,
+                preview_image_url=look.preview_image_url,
+                error=None,
+                superseded=superseded,
+                reusable=cache,
+                idempotency_key=None,
+                submitted_at=None,
+            ),
+        )
+        if n.node.name is not None and look.name != n.node.name:
+            await self.client.rename_look(look.id, n.node.name)
+        self._save(n, (n.record or record).evolve(name=n.node.name))
+        self.reporter.event(Event(n.address, "reused", look.id, n.batch.label))
         return "completed"
 
     async def _make(self, n: _Node) -> Outcome:

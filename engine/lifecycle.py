@@ -403,7 +403,8 @@ async def _prune_one(client: HeyGenClient, store: ManifestStore, item: PruneItem
     if record is not None:
         if item.reason == "superseded":
             left = tuple(i for i in record.superseded if i != item.look_id)
-            store.record(record.evolve(superseded=left))
+            cache = {f: i for f, i in record.reusable.items() if i != item.look_id}
+            store.record(record.evolve(superseded=left, reusable=cache))
         else:
             store.forget(item.address)
     return PruneOutcome(item, already_gone=gone)

@@ -81,7 +81,8 @@ class LiveReporter:
     _drawn: float = 0.0
 
     def event(self, event: Event) -> None:
-        notable = ("failed", "blocked", "consent", "completed", "interrupted", "pruned", "adopted")
+        notable = ("failed", "blocked", "consent", "completed", "interrupted", "pruned", "adopted",
+                   "moved", "reused")
         if event.kind in notable:
             self._clear()
             print(_line(event), file=self.out)

@@ -9,6 +9,8 @@ from engine.plan import ACTION_KINDS, Plan, PlanAction
 _SUMMARY_WORDS = {
     "create": "to create",
     "adopt": "to adopt",
+    "move": "to move",
+    "reuse": "to reuse",
     "update": "to update",
     "replace": "to replace",
     "retry": "to retry",
@@ -23,8 +25,9 @@ def summary_line(summary: Mapping[str, int]) -> str:
     Renames cost nothing and are rare, so `N to update` only appears when there are some.
     """
     kinds = [k for k in ACTION_KINDS if k != "update" or summary.get("update")]
-    if summary.get("adopt"):
-        kinds.insert(1, "adopt")
+    for kind in ("reuse", "move", "adopt"):  # only when there are some, after `create`
+        if summary.get(kind):
+            kinds.insert(1, kind)
     parts = [f"{summary.get(k, 0)} {_SUMMARY_WORDS[k]}" for k in kinds]
     return "Plan: " + ", ".join(parts) + "."
 
@@ -59,6 +62,8 @@ def graph_text(plan: Plan, fmt: str) -> str:
         styles = {
             "create": "#d4f7d4",
             "adopt": "#d4f7ef",
+            "move": "#e8dcff",
+            "reuse": "#d4f7ef",
             "update": "#fff3c4",
             "replace": "#ffd9b3",
             "retry": "#d6e6ff",
