@@ -111,7 +111,9 @@ def _check_header(header: list[str], shown: str, line: int) -> list[Problem]:
 def match_files(root: Path, pattern: str, recipe: str) -> Source:
     """One Row per file the glob matches, sorted: {path} (relative to the recipe), {stem}."""
     if Path(pattern).is_absolute() or ".." in PurePosixPath(pattern).parts:
-        return Source((), (), pattern, problem=f"{pattern!r} must stay inside the recipe's directory")
+        return Source(
+            (), (), pattern, problem=f"{pattern!r} must stay inside the recipe's directory"
+        )
     matched = sorted(glob.glob(pattern, root_dir=root, recursive=True))
     rows = tuple(
         Row({"path": PurePosixPath(Path(m)).as_posix(), "stem": Path(m).stem}, recipe, 0)

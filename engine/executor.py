@@ -270,7 +270,13 @@ class _Node:
     @property
     def runs(self) -> bool:
         return self.action.action in (
-            "create", "adopt", "move", "reuse", "replace", "retry", "update"
+            "create",
+            "adopt",
+            "move",
+            "reuse",
+            "replace",
+            "retry",
+            "update",
         )
 
 

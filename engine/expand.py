@@ -151,7 +151,9 @@ def _merged_looks(
     return looks if ok else None
 
 
-def _single(out: Expansion, template: str, raw: Mapping[str, Any], looks: list[_Look]) -> list[Expanded]:
+def _single(
+    out: Expansion, template: str, raw: Mapping[str, Any], looks: list[_Look]
+) -> list[Expanded]:
     used = PLACEHOLDER.findall(template)
     if used:
         out.add(
@@ -178,7 +180,9 @@ def _avatar(
     label: str | None,
 ) -> Expanded:
     body: dict[str, Any] = {
-        k: _fill_value(v, values) for k, v in raw.items() if k not in ("foreach", "include", "looks")
+        k: _fill_value(v, values)
+        for k, v in raw.items()
+        if k not in ("foreach", "include", "looks")
     }
     filled: dict[str, Any] = {}
     origins: dict[str, Location] = {}
@@ -241,12 +245,19 @@ def _foreach(
         empty = [c for c in in_key if not row.values[c].strip()]
         if empty and kind == "csv":
             out.source_problems.append(
-                Problem(row.file, row.line, "", f"column {empty[0]!r} is empty; the key {template!r} needs it")
+                Problem(
+                    row.file,
+                    row.line,
+                    "",
+                    f"column {empty[0]!r} is empty; the key {template!r} needs it",
+                )
             )
             continue
         key = fill(template, row.values, slug=True)
         if not _KEY.match(key):
-            out.add(loc, f"key {key!r} made from {template!r} must start with a letter or digit", label)
+            out.add(
+                loc, f"key {key!r} made from {template!r} must start with a letter or digit", label
+            )
             continue
         if key in first:
             if kind == "csv":
@@ -259,7 +270,9 @@ def _foreach(
                     )
                 )
             else:
-                out.add(loc, f"key {key!r} is made by two files: {first[key].values['path']}", label)
+                out.add(
+                    loc, f"key {key!r} is made by two files: {first[key].values['path']}", label
+                )
             continue
         first[key] = row
         if bound:
@@ -308,7 +321,9 @@ def _placeholders_bound(
         texts = _strings_placeholders(where, {k: v for k, v in spec.items() if k != "matrix"})
         names = {n for _, n in texts} | set(PLACEHOLDER.findall(look_key))
         for name in sorted(names - columns - set(matrix)):
-            out.add(where, f"placeholder {{{name}}} is not bound: not {what}, nor in this look's matrix")
+            out.add(
+                where, f"placeholder {{{name}}} is not bound: not {what}, nor in this look's matrix"
+            )
             ok = False
     return ok
 

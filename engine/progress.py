@@ -81,8 +81,17 @@ class LiveReporter:
     _drawn: float = 0.0
 
     def event(self, event: Event) -> None:
-        notable = ("failed", "blocked", "consent", "completed", "interrupted", "pruned", "adopted",
-                   "moved", "reused")
+        notable = (
+            "failed",
+            "blocked",
+            "consent",
+            "completed",
+            "interrupted",
+            "pruned",
+            "adopted",
+            "moved",
+            "reused",
+        )
         if event.kind in notable:
             self._clear()
             print(_line(event), file=self.out)

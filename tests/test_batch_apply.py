@@ -110,7 +110,11 @@ def test_moved_renames_without_a_creation_and_without_a_cascade(
     # navy-office -> navy, and office-dusk (chained on it) now says `from: navy`.
     edit(applied, "    navy-office: {prompt", "    navy: {prompt")
     edit(applied, "from: navy-office}", "from: navy}")
-    edit(applied, '  - {from: "*/conference", to: "*/keynote"}', '  - {from: "*/navy-office", to: "*/navy"}')
+    edit(
+        applied,
+        '  - {from: "*/conference", to: "*/keynote"}',
+        '  - {from: "*/navy-office", to: "*/navy"}',
+    )
     plan = plan_json(looks, applied)
     actions = {a["address"]: a for a in plan["actions"]}
     for avatar in TEAM:
@@ -139,7 +143,11 @@ def test_moved_renames_without_a_creation_and_without_a_cascade(
 def test_a_move_onto_a_recorded_address_is_an_error(
     applied: Path, looks: Callable[..., Run]
 ) -> None:
-    edit(applied, '  - {from: "*/conference", to: "*/keynote"}', "  - {from: ana/studio, to: ana/keynote}")
+    edit(
+        applied,
+        '  - {from: "*/conference", to: "*/keynote"}',
+        "  - {from: ana/studio, to: ana/keynote}",
+    )
     edit(applied, "      studio: *studio", "      stadio: *studio")
     result = looks("plan", applied)
     assert result.code == 1

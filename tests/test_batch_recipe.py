@@ -152,7 +152,10 @@ avatars:
 
 
 def test_moved_entries_are_read(tmp_path: Path) -> None:
-    text = TEAM + 'moved:\n  - {from: "*/stage", to: "*/keynote"}\n  - {from: ana/a, to: ana/navy-office}\n'
+    text = (
+        TEAM
+        + 'moved:\n  - {from: "*/stage", to: "*/keynote"}\n  - {from: ana/a, to: ana/navy-office}\n'
+    )
     recipe = load(tmp_path, text, {"people.csv": PEOPLE})
     assert [(m.source, m.target, m.line) for m in recipe.moves] == [
         ("*/stage", "*/keynote", 14),
@@ -211,15 +214,24 @@ avatars:
         (None, "recipe.yaml:9: avatars.{id}.foreach.csv: CSV file not found: people.csv"),
         ("", "people.csv:1: empty CSV: needs a header row and one row or more"),
         ("id,full_name,photo,accent\n", "people.csv:1: no rows below the header"),
-        (PEOPLE + "ana,Ana Again,ana.png,x\n", "people.csv:4: duplicate key 'ana' (first at line 2)"),
+        (
+            PEOPLE + "ana,Ana Again,ana.png,x\n",
+            "people.csv:4: duplicate key 'ana' (first at line 2)",
+        ),
         (PEOPLE + "\nchloe,Chloe,ana.png\n", "people.csv:5: 3 fields, but the header has 4"),
-        (PEOPLE + ",Nobody,ana.png,x\n", "people.csv:4: column 'id' is empty; the key '{id}' needs it"),
+        (
+            PEOPLE + ",Nobody,ana.png,x\n",
+            "people.csv:4: column 'id' is empty; the key '{id}' needs it",
+        ),
         (
             "id,Full Name,photo,accent\n",
             "people.csv:1: column 'Full Name' cannot be a placeholder: use lowercase letters,"
             " digits and '_', starting with a letter or '_'",
         ),
-        (PEOPLE + 'chloe,"unclosed,ana.png,x\n', "people.csv:4: invalid CSV: unexpected end of data"),
+        (
+            PEOPLE + 'chloe,"unclosed,ana.png,x\n',
+            "people.csv:4: invalid CSV: unexpected end of data",
+        ),
     ],
 )
 def test_csv_problems_name_the_csv_line(tmp_path: Path, csv: str | None, expected: str) -> None:
@@ -295,7 +307,10 @@ def test_an_expanded_key_clashing_with_another_avatar(tmp_path: Path) -> None:
             "{from: ana/x, to: ana/stage}",
             "recipe.yaml:14: moved.0.to: no look 'ana/stage' in the recipe",
         ),
-        ("{from: '*/x', to: '*/stage'}", "recipe.yaml:14: moved.0.to: no avatar has a look 'stage'"),
+        (
+            "{from: '*/x', to: '*/stage'}",
+            "recipe.yaml:14: moved.0.to: no avatar has a look 'stage'",
+        ),
         (
             "{from: '*/keynote', to: '*/navy-office'}",
             "recipe.yaml:14: moved.0.from: ana/keynote is still in the recipe; a move leaves it",
