@@ -404,7 +404,7 @@ def _schema_message(error: jsonschema.ValidationError) -> str:
 
 def _key_rule(schema_path: Iterable[Any]) -> str:
     parent = [p for p in schema_path if p != "propertyNames"][-2]
-    if parent in ("looks", "avatars", "additionalProperties"):  # additionalProperties: a set
+    if parent in ("looks", "additionalProperties"):  # additionalProperties: a look set
         return "use lowercase letters, digits, '-', '_' and {placeholders}"
     if parent == "matrix":
         return "use lowercase letters, digits and '_', starting with a letter or '_'"
