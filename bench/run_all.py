@@ -26,6 +26,7 @@ BENCHMARKS: list[tuple[str, str, list[str]]] = [
     ("overhead", "overhead.py", []),
     ("throughput", "throughput.py", []),
     ("chaos", "chaos.py", []),
+    ("upload_memory", "upload_memory.py", []),
 ]
 
 

@@ -1,41 +1,226 @@
-"""The `looks` command line: parses arguments and dispatches, nothing more."""
+"""The `looks` command line: parses arguments, dispatches, and is the one error boundary."""
 
 from __future__ import annotations
 
 import argparse
+import difflib
+import math
 import os
+import re
 import sys
-from collections.abc import Sequence
+import traceback
+from collections.abc import Callable, Sequence
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
+from typing import NoReturn
 
 from engine import __version__
 from engine.errors import LooksError, RecipeError, UsageError
 
+DESCRIPTION = """\
+Batch look generation for the HeyGen v3 avatar API. Declare avatars and their looks in a YAML
+recipe; `looks plan` diffs it against the manifest kept beside it, `looks apply` creates what is
+missing (concurrently, resumably, never paying twice), and the manifest records what was made."""
+
+EPILOG = """\
+environment:
+  HEYGEN_API_KEY    your API key (apply, import, refresh, prune, consent)
+  HEYGEN_BASE_URL   the API to call (default https://api.heygen.com); `looks sim` prints a local one
+  LOOKS_DEBUG=1     print the traceback of an internal error
+
+exit codes:
+  0 success, 1 failure, 2 usage error, 3 internal error, 130 interrupted;
+  plan --detailed-exitcode: 0 nothing to do, 2 changes pending, 1 any error (usage errors too)
+
+Each command has its own --help (looks plan --help)."""
+
+INTERNAL_ERROR = 3
+INTERRUPTED = 130
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse whose errors reach the error boundary instead of exiting on their own."""
+
+    def error(self, message: str) -> NoReturn:
+        if message.startswith("the following arguments are required: COMMAND"):
+            message = "no command given"
+        choice = re.search(r"invalid choice: '([^']*)' \(choose from (.*)\)$", message)
+        if choice:
+            options = re.findall(r"'([^']*)'", choice.group(2))
+            close = difflib.get_close_matches(choice.group(1), options, n=1)
+            if close:
+                message += f"; did you mean {close[0]!r}?"
+        raise UsageError(f"{message} (see '{self.prog} --help')")
+
+
+def _number(
+    what: str, *, minimum: float, above: bool = False, maximum: float | None = None
+) -> Callable[[str], float]:
+    """An argparse type: a finite float within bounds (nan, inf and out-of-range refused)."""
+    bound = f"greater than {minimum:g}" if above else f"at least {minimum:g}"
+    limit = f"{bound} and at most {maximum:g}" if maximum is not None else bound
+    expected = f"expected {what} {limit}"
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+        too_low = value <= minimum if above else value < minimum
+        if not math.isfinite(value) or too_low or (maximum is not None and value > maximum):
+            raise argparse.ArgumentTypeError(f"{expected}, not {text!r}")
+        return value
+
+    return parse
+
+
+def _integer(*, minimum: int, maximum: int | None = None) -> Callable[[str], int]:
+    """An argparse type: an integer within bounds."""
+    limit = f"at least {minimum}" + (f" and at most {maximum}" if maximum is not None else "")
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = minimum - 1
+        if value < minimum or (maximum is not None and value > maximum):
+            raise argparse.ArgumentTypeError(f"expected an integer {limit}, not {text!r}")
+        return value
+
+    return parse
+
+
+def _patterns(text: str) -> list[str]:
+    """One --only value: an address or glob, or several separated by commas."""
+    parts = [part.strip() for part in text.split(",")]
+    if not all(parts):
+        raise argparse.ArgumentTypeError(f"empty address or glob in {text!r}")
+    return parts
+
 
 def _add_sim(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser("sim", help="run the HeyGen v3 avatar API simulator on loopback")
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=0, help="0 picks a free port")
+    p = sub.add_parser(
+        "sim",
+        help="run the HeyGen v3 avatar API simulator on loopback",
+        description="Serve a simulator of the HeyGen v3 avatar API until Ctrl-C. Its first"
+        " line on stdout is HEYGEN_BASE_URL=http://HOST:PORT (docs/simulator.md).",
+    )
+    seconds = _number("seconds", minimum=0)
+    rate = _number("a fraction", minimum=0, maximum=1)
+    p.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="loopback address or localhost to listen on (default 127.0.0.1)",
+    )
+    p.add_argument(
+        "--port",
+        type=_integer(minimum=0, maximum=65535),
+        default=0,
+        help="port to listen on; 0 (the default) picks a free one",
+    )
     p.add_argument("--api-key", help="accept only this key (default: any non-empty key)")
-    p.add_argument("--generation-seconds", type=float, default=2.0)
-    p.add_argument("--failed-look-rate", type=float, default=0.0)
-    p.add_argument("--auto-consent", type=float, metavar="SECONDS")
-    p.add_argument("--max-jobs", type=int, default=10)
-    p.add_argument("--credits", type=int)
-    p.add_argument("--seed", type=int)
-    p.add_argument("--fail-rate", type=float, default=0.0)
-    p.add_argument("--drop-rate", type=float, default=0.0)
-    p.add_argument("--latency-ms", type=float, default=0.0)
-    p.add_argument("--idempotency-ttl", type=float, default=86400.0, metavar="SECONDS")
-    p.add_argument("--state", type=Path, metavar="FILE")
+    p.add_argument(
+        "--generation-seconds",
+        default="2",
+        metavar="S|LO-HI",
+        help="each generation's duration: fixed, or log-uniform between LO and HI per job"
+        " (default 2)",
+    )
+    p.add_argument(
+        "--failed-look-rate",
+        type=rate,
+        default=0.0,
+        metavar="P",
+        help="fraction of looks that end failed instead of completed (default 0)",
+    )
+    p.add_argument(
+        "--auto-consent",
+        type=seconds,
+        metavar="SECONDS",
+        help="approve a twin's consent by itself this long after its consent flow started"
+        " (default: never)",
+    )
+    p.add_argument(
+        "--max-jobs",
+        type=_integer(minimum=1),
+        default=10,
+        metavar="N",
+        help="looks processing at once per API key; one more create is a 429 (default 10)",
+    )
+    p.add_argument(
+        "--credits",
+        type=_integer(minimum=0),
+        metavar="N",
+        help="credits of the account: each successful create spends one, at zero creates answer"
+        " 402 (default: unlimited)",
+    )
+    p.add_argument(
+        "--seed",
+        type=int,
+        metavar="N",
+        help="seed of the random faults, failed looks and ids: same seed and requests, same"
+        " outcome (default: random)",
+    )
+    p.add_argument(
+        "--fail-rate",
+        type=rate,
+        default=0.0,
+        metavar="P",
+        help="fraction of /v3 requests answered 500 internal_error, nothing changed (default 0)",
+    )
+    p.add_argument(
+        "--drop-rate",
+        type=rate,
+        default=0.0,
+        metavar="P",
+        help="fraction of successful creates carried out but answered by closing the connection"
+        " (default 0)",
+    )
+    p.add_argument(
+        "--latency-ms",
+        type=_number("milliseconds", minimum=0),
+        default=0.0,
+        metavar="MS",
+        help="delay before every /v3 answer (default 0)",
+    )
+    p.add_argument(
+        "--idempotency-ttl",
+        type=seconds,
+        default=86400.0,
+        metavar="SECONDS",
+        help="how long an Idempotency-Key's answer is replayed (default 86400)",
+    )
+    p.add_argument(
+        "--upload-url-ttl",
+        type=_number("seconds", minimum=0, above=True),
+        default=3600.0,
+        metavar="SECONDS",
+        help="how long a direct upload's URL accepts the PUT (default 3600)",
+    )
+    p.add_argument(
+        "--upload-bytes-per-second",
+        type=_number("bytes per second", minimum=0, above=True),
+        metavar="N",
+        help="throttle PUTs to upload URLs, as a slow uplink would (default: no limit)",
+    )
+    p.add_argument(
+        "--state",
+        type=Path,
+        metavar="FILE",
+        help="load the API state from FILE at start, save it there on shutdown and every 10 s",
+    )
 
 
 def _run_sim(args: argparse.Namespace) -> int:
     from engine import sim
 
+    low, high = sim.parse_seconds_range(args.generation_seconds)
     config = sim.SimConfig(
         api_key=args.api_key,
-        generation_seconds=args.generation_seconds,
+        generation_seconds=low,
+        generation_seconds_max=high,
+        upload_url_ttl=args.upload_url_ttl,
+        upload_bytes_per_second=args.upload_bytes_per_second,
         failed_look_rate=args.failed_look_rate,
         auto_consent=args.auto_consent,
         max_jobs=args.max_jobs,
@@ -52,7 +237,9 @@ def _run_sim(args: argparse.Namespace) -> int:
 
 
 def _recipes(p: argparse.ArgumentParser) -> None:
-    p.add_argument("recipes", nargs="+", type=Path, metavar="RECIPE")
+    p.add_argument(
+        "recipes", nargs="+", type=Path, metavar="RECIPE", help="recipe files (YAML); one or more"
+    )
 
 
 def _manifest_option(p: argparse.ArgumentParser) -> None:
@@ -67,10 +254,12 @@ def _manifest_option(p: argparse.ArgumentParser) -> None:
 def _only_option(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--only",
-        nargs="+",
+        action="extend",
+        type=_patterns,
         default=[],
         metavar="ADDR",
-        help="addresses or globs (sarah/*); their dependencies come along",
+        help="an address or glob (sarah/*), or several separated by commas; repeat it for"
+        " more; their dependencies come along",
     )
 
 
@@ -84,20 +273,30 @@ def _add_plan(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     _recipes(p)
     _manifest_option(p)
     _only_option(p)
-    p.add_argument("--json", action="store_true", help="machine-readable plan")
+    p.add_argument("--json", action="store_true", help="machine-readable plan (--format json)")
+    p.add_argument(
+        "--format",
+        choices=["text", "json", "markdown"],
+        help="text (default), json, or markdown: a pull-request comment (docs/ci.md)",
+    )
     p.add_argument("--refresh", action="store_true", help="refresh the manifest from the API first")
     p.add_argument(
         "--detailed-exitcode",
         action="store_true",
-        help="exit 0 when there is nothing to do, 2 when changes are pending",
+        help="exit 0 when there is nothing to do, 2 when changes are pending, 1 on any error",
     )
 
 
 def _add_graph(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("graph", help="print the dependency graph with each node's action")
-    p.add_argument("recipe", type=Path, metavar="RECIPE")
+    p.add_argument("recipe", type=Path, metavar="RECIPE", help="recipe file (YAML)")
     _manifest_option(p)
-    p.add_argument("--format", choices=["mermaid", "dot"], default="mermaid")
+    p.add_argument(
+        "--format",
+        choices=["mermaid", "dot"],
+        default="mermaid",
+        help="Mermaid flowchart (default) or Graphviz dot",
+    )
 
 
 def _add_apply(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -109,12 +308,16 @@ def _add_apply(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     _manifest_option(p)
     _only_option(p)
     p.add_argument(
-        "--max-jobs", type=int, default=10, help="generations in flight at once (default 10)"
+        "--max-jobs",
+        type=_integer(minimum=1),
+        default=10,
+        metavar="N",
+        help="generations in flight at once (default 10)",
     )
     p.add_argument("--fail-fast", action="store_true", help="stop at the first failure")
     p.add_argument(
         "--timeout",
-        type=float,
+        type=_number("minutes", minimum=0, above=True, maximum=1440),
         default=15.0,
         metavar="MINUTES",
         help="per-node wait for a generation or a consent approval (default 15)",
@@ -125,25 +328,60 @@ def _add_apply(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         action="store_true",
         help="after a successful run, delete superseded and orphaned looks (no prompt)",
     )
+    p.add_argument(
+        "--max-credits",
+        type=_credits,
+        metavar="N",
+        help="refuse a plan costing more than N credits; stop submitting before passing N",
+    )
+
+
+MAX_CREDITS = 10**12
+
+
+def _credits(text: str) -> Decimal:
+    try:
+        value = Decimal(text)
+    except InvalidOperation:
+        value = Decimal("NaN")
+    # A bound keeps every figure printable: 1e999999999 would be a billion digits.
+    if not value.is_finite() or not 0 <= value <= MAX_CREDITS:
+        raise argparse.ArgumentTypeError(
+            f"must be a number of credits from 0 to {MAX_CREDITS:,}, not {text!r}"
+        )
+    return value
 
 
 def _add_status(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("status", help="what the manifests record (offline)")
     _recipes(p)
     _manifest_option(p)
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="machine-readable status")
 
 
 def _add_catalog(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("catalog", help="write an offline HTML + Markdown gallery of the looks")
     _recipes(p)
     _manifest_option(p)
-    p.add_argument("--out", type=Path, required=True, metavar="DIR")
+    p.add_argument(
+        "--out",
+        type=Path,
+        required=True,
+        metavar="DIR",
+        help="directory to write index.html, README.md and the previews into",
+    )
 
 
 def _add_import(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("import", help="adopt avatar groups an account already has")
-    p.add_argument("--group", nargs="+", required=True, metavar="GROUP_ID", dest="groups")
+    p.add_argument(
+        "--group",
+        nargs="+",
+        required=True,
+        metavar="GROUP_ID",
+        dest="groups",
+        help="avatar group ids to adopt",
+    )
     p.add_argument(
         "--out",
         type=Path,
@@ -177,12 +415,29 @@ def _add_merge_driver(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "merge-driver",
         help="git merge driver for manifests (BASE OURS THEIRS [PATH]), or `install` it",
     )
-    p.add_argument("files", nargs="+", metavar="BASE OURS THEIRS [PATH] | install")
+    p.add_argument(
+        "files",
+        nargs="+",
+        metavar="BASE OURS THEIRS [PATH] | install",
+        help="the files git passes (%%O %%A %%B %%P), or `install` to set the driver up here",
+    )
 
 
 def _single_manifest(args: argparse.Namespace) -> None:
     if args.manifest is not None and len(args.recipes) > 1:
         raise UsageError("--manifest goes with a single recipe")
+
+
+def _only_took_one(args: argparse.Namespace) -> None:
+    """`--only a b r.yaml`: b is read as a recipe; say why rather than "b: file not found"."""
+    if not args.only:
+        return
+    for path in args.recipes:
+        if path.suffix.lower() not in (".yaml", ".yml") and not path.exists():
+            raise UsageError(
+                f"{str(path)!r} is not a recipe file; --only takes one address or glob:"
+                " repeat it (--only a --only b) or separate them with commas (--only a,b)"
+            )
 
 
 def _run_validate(args: argparse.Namespace) -> int:
@@ -195,11 +450,14 @@ def _run_plan(args: argparse.Namespace) -> int:
     from engine.commands import plan
 
     _single_manifest(args)
+    _only_took_one(args)
+    if args.json and args.format not in (None, "json"):
+        raise UsageError(f"--json and --format {args.format} ask for different outputs")
     return plan.run(
         args.recipes,
         manifest=args.manifest,
         only=args.only,
-        as_json=args.json,
+        fmt="json" if args.json else args.format or "text",
         detailed_exitcode=args.detailed_exitcode,
         refresh=args.refresh,
     )
@@ -210,8 +468,7 @@ def _run_apply(args: argparse.Namespace) -> int:
     from engine.executor import ApplyOptions
 
     _single_manifest(args)
-    if args.max_jobs < 1:
-        raise UsageError("--max-jobs must be at least 1")
+    _only_took_one(args)
     options = ApplyOptions(
         max_jobs=args.max_jobs, fail_fast=args.fail_fast, node_timeout=args.timeout * 60
     )
@@ -222,6 +479,7 @@ def _run_apply(args: argparse.Namespace) -> int:
         options=options,
         log_json=args.log_json,
         prune=args.prune,
+        max_credits=args.max_credits,
     )
 
 
@@ -287,7 +545,12 @@ def _run_graph(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="looks", description=__doc__)
+    parser: argparse.ArgumentParser = _Parser(
+        prog="looks",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--version", action="version", version=f"looks {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_validate(sub)
@@ -321,27 +584,92 @@ _COMMANDS = {
 }
 
 
+def _detailed_exitcode(argv: Sequence[str]) -> bool:
+    """Whether the command line asks for --detailed-exitcode (or an abbreviation argparse
+    accepts), read from the raw words so that even a line argparse rejects honours it."""
+    for word in argv:
+        if word == "--":
+            break
+        flag = word.split("=", 1)[0]
+        if len(flag) >= 3 and "--detailed-exitcode".startswith(flag):
+            return True
+    return False
+
+
+def _unrecognized(
+    parser: argparse.ArgumentParser, args: argparse.Namespace, extra: Sequence[str]
+) -> str:
+    """argparse's "unrecognized arguments", with the flag meant when one is close, pointing
+    at the command's own help."""
+    message = f"unrecognized arguments: {' '.join(extra)}"
+    flags = [w.split("=", 1)[0] for w in extra if w.startswith("--")]
+    if flags:
+        known = [
+            f for a in _command_parser(parser, args.command)._actions for f in a.option_strings
+        ]
+        close = difflib.get_close_matches(flags[0], known, n=1)
+        if close:
+            message += f"; did you mean {close[0]!r}?"
+    if getattr(args, "only", None) and not any(word.startswith("-") for word in extra):
+        message += (
+            "; --only takes one address or glob: repeat it (--only a --only b)"
+            " or separate them with commas (--only a,b)"
+        )
+    return f"{message} (see 'looks {args.command} --help')"
+
+
+def _command_parser(parser: argparse.ArgumentParser, command: str) -> argparse.ArgumentParser:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            found: argparse.ArgumentParser = action.choices[command]
+            return found
+    return parser
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the `looks` console script."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    """Entry point of the `looks` console script: every outcome is an exit code, every error
+    one line on stderr (RecipeError: one line per problem)."""
+    words = list(sys.argv[1:] if argv is None else argv)
+    detailed = _detailed_exitcode(words)
+
+    def failed(message: str | None, code: int) -> int:
+        if message is not None:
+            print(f"looks: {message}", file=sys.stderr)
+        # With --detailed-exitcode, 2 says "changes pending" and nothing else: errors are 1.
+        return 1 if detailed and code == UsageError.exit_code else code
+
     try:
+        try:
+            parser = build_parser()
+            args, extra = parser.parse_known_args(words)
+        except SystemExit as e:  # --help and --version print, then exit 0
+            return e.code if isinstance(e.code, int) else 0
+        if extra:
+            raise UsageError(_unrecognized(parser, args, extra))
         return _COMMANDS[args.command](args)
     except RecipeError as e:
         # Problem lines stand alone (FILE:LINE: path: message), for editors and grep.
         for problem in e.problems:
             print(problem, file=sys.stderr)
-        return e.exit_code
+        return failed(None, e.exit_code)
     except LooksError as e:
-        print(f"looks: {e}", file=sys.stderr)
-        return e.exit_code
+        return failed(str(e), e.exit_code)
     except KeyboardInterrupt:
-        print("looks: interrupted", file=sys.stderr)
-        return 130
+        return failed("interrupted", INTERRUPTED)
     except BrokenPipeError:
         # `looks plan --json | head`: the reader left; say nothing more.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
+    except OSError as e:
+        # A file the system refused (a recipe, a photo, an output directory): name it.
+        where = f"{e.filename}: " if e.filename is not None else ""
+        return failed(f"{where}{e.strerror or e}", 1)
+    except Exception as e:
+        debug = bool(os.environ.get("LOOKS_DEBUG"))
+        if debug:
+            traceback.print_exc()
+        hint = "" if debug else "; set LOOKS_DEBUG=1 for the traceback"
+        return failed(f"internal error: {type(e).__name__}: {e}{hint}", INTERNAL_ERROR)
 
 
 if __name__ == "__main__":

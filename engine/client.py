@@ -10,7 +10,7 @@ import mimetypes
 import re
 import time
 import urllib.parse
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -29,11 +29,12 @@ from tenacity.retry import RetryBaseT
 from tenacity.stop import StopBaseT
 from tenacity.wait import WaitBaseT, wait_base, wait_exponential, wait_random
 
-from engine.errors import ApiError, TransportError
+from engine.errors import ApiError, FileChangedError, TransportError
 
 __all__ = [
     "ApiErrorInfo",
     "AssetInfo",
+    "DirectUploadTicket",
     "GroupInfo",
     "HeyGenClient",
     "LookInfo",
@@ -50,6 +51,9 @@ _T = TypeVar("_T")
 _IDEMPOTENCY_KEY = re.compile(r"[A-Za-z0-9_:.\-]{1,255}")
 _MAX_PAGE_SIZE = 50  # the API's documented ceiling for `limit`
 _REQUEST_IN_PROGRESS = "request_in_progress"
+# Codes that mean the same thing; the official CLI's table names validation_error beside
+# the reference's invalid_parameter.
+_CODE_ALIASES = {"validation_error": "invalid_parameter"}
 
 
 # --------------------------------------------------------------------------- data
@@ -134,16 +138,27 @@ class LookInfo:
         """Parse a Look object; raises ValueError when it has no id."""
         data = _mapping(data, "look")
         engines = data.get("supported_api_engines")
+        error = ApiErrorInfo.from_api(data.get("error"))
+        preview = _opt_str(data, "preview_image_url")
+        width, height = _opt_int(data, "image_width"), _opt_int(data, "image_height")
+        status = _opt_str(data, "status")
+        if status is None:
+            # The reference sends `status` only for private avatars; a look without one is
+            # ready once it has a preview image of non-zero size, failed once it has an error.
+            if preview and width and height:
+                status = "completed"
+            elif error is not None:
+                status = "failed"
         return cls(
             id=_req_str(data, "id", "look"),
             name=_str(data, "name"),
             avatar_type=_str(data, "avatar_type"),
             group_id=_opt_str(data, "group_id"),
-            status=_opt_str(data, "status"),
-            error=ApiErrorInfo.from_api(data.get("error")),
-            preview_image_url=_opt_str(data, "preview_image_url"),
-            image_width=_opt_int(data, "image_width"),
-            image_height=_opt_int(data, "image_height"),
+            status=status,
+            error=error,
+            preview_image_url=preview,
+            image_width=width,
+            image_height=height,
             supported_api_engines=(
                 tuple(e for e in engines if isinstance(e, str)) if isinstance(engines, list) else ()
             ),
@@ -185,6 +200,7 @@ class AssetInfo:
     url: str | None = None
     mime_type: str | None = None
     size_bytes: int | None = None
+    status: str | None = None  # a direct upload's; "completed" once usable
 
     @classmethod
     def from_api(cls, data: Mapping[str, Any]) -> AssetInfo:
@@ -195,6 +211,44 @@ class AssetInfo:
             url=_opt_str(data, "url"),
             mime_type=_opt_str(data, "mime_type"),
             size_bytes=_opt_int(data, "size_bytes"),
+            status=_opt_str(data, "status"),
+        )
+
+
+@dataclass(frozen=True)
+class DirectUploadTicket:
+    """The init answer of a direct upload: where and how to PUT the bytes, and until when."""
+
+    asset_id: str
+    upload_url: str
+    upload_headers: Mapping[str, str]
+    expires_in_seconds: float
+    max_bytes: int | None = None
+
+    def __repr__(self) -> str:  # the URL is a credential: never in a log or a message
+        return f"DirectUploadTicket(asset_id={self.asset_id!r}, url={redact_url(self.upload_url)})"
+
+    @classmethod
+    def from_api(cls, data: Mapping[str, Any]) -> DirectUploadTicket:
+        """Parse an init answer; raises ValueError when a required field is missing."""
+        data = _mapping(data, "direct upload")
+        url = _req_str(data, "upload_url", "direct upload")
+        if urllib.parse.urlsplit(url).scheme not in ("http", "https"):
+            raise ValueError("direct upload's upload_url is not an http(s) URL")
+        headers = data.get("upload_headers") or {}
+        if not isinstance(headers, Mapping) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in headers.items()
+        ):
+            raise ValueError("direct upload's upload_headers is not an object of strings")
+        expires = data.get("expires_in_seconds")
+        if isinstance(expires, bool) or not isinstance(expires, int | float) or expires <= 0:
+            raise ValueError("direct upload has no positive expires_in_seconds")
+        return cls(
+            asset_id=_req_str(data, "asset_id", "direct upload"),
+            upload_url=url,
+            upload_headers=dict(headers),
+            expires_in_seconds=float(expires),
+            max_bytes=_opt_int(data, "max_bytes"),
         )
 
 
@@ -379,6 +433,72 @@ class HeyGenClient:
             idempotency_key=idempotency_key,
         )
         return self._parse("POST", "/v3/assets", lambda: AssetInfo.from_api(data))
+
+    async def start_direct_upload(
+        self,
+        *,
+        filename: str,
+        content_type: str,
+        size_bytes: int,
+        checksum_sha256: str,
+        idempotency_key: str,
+    ) -> DirectUploadTicket:
+        """POST /v3/assets/direct-uploads: step 1 of 3 for a file over 32 MB."""
+        path = "/v3/assets/direct-uploads"
+        body = {
+            "filename": filename,
+            "content_type": content_type,
+            "size_bytes": size_bytes,
+            "checksum_sha256": checksum_sha256,
+        }
+        data = await self._call("POST", path, json=body, idempotency_key=idempotency_key)
+        return self._parse("POST", path, lambda: DirectUploadTicket.from_api(data))
+
+    async def put_upload(
+        self,
+        ticket: DirectUploadTicket,
+        path: Path,
+        size_bytes: int,
+        *,
+        on_progress: Callable[[int], None] | None = None,
+    ) -> None:
+        """PUT the file to the ticket's URL, streamed from disk, with its headers verbatim.
+
+        Step 2 of 3. Retried from the first byte on a transient failure (the same bytes to the
+        same URL). The API key is never sent: the URL is the storage's, signed for this file.
+        """
+
+        async def attempt() -> httpx.Response:
+            # Every upload header verbatim; a Content-Length of ours only if they set none
+            # (without one httpx would send the stream chunked, which signed PUTs refuse).
+            headers = dict(ticket.upload_headers)
+            if not any(name.lower() == "content-length" for name in headers):
+                headers["Content-Length"] = str(size_bytes)
+            where = f"PUT {redact_url(ticket.upload_url)}"
+            try:
+                async with self._slots:
+                    response = await self._http.request(
+                        "PUT",
+                        ticket.upload_url,
+                        content=_file_chunks(path, size_bytes, on_progress),
+                        headers=headers,
+                    )
+            except httpx.RequestError as exc:
+                raise TransportError(f"{where}: {type(exc).__name__}: {exc}") from exc
+            if response.is_success:
+                return response
+            raise _storage_error(response, where)
+
+        await self._retrying(attempt, retryable=True)
+
+    async def complete_upload(
+        self, asset_id: str, *, checksum_sha256: str, idempotency_key: str
+    ) -> AssetInfo:
+        """POST /v3/assets/{asset_id}/complete: step 3 of 3; safe to repeat."""
+        path = f"/v3/assets/{_seg(asset_id)}/complete"
+        body = {"checksum_sha256": checksum_sha256}
+        data = await self._call("POST", path, json=body, idempotency_key=idempotency_key)
+        return self._parse("POST", path, lambda: AssetInfo.from_api(data))
 
     async def start_consent(
         self, group_id: str, *, reroute_url: str | None, idempotency_key: str
@@ -619,6 +739,48 @@ def redact_url(url: str) -> str:
     return urllib.parse.urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
 
 
+_UPLOAD_CHUNK = 1 << 20
+
+
+async def _file_chunks(
+    path: Path, size_bytes: int, on_progress: Callable[[int], None] | None
+) -> AsyncIterator[bytes]:
+    """The file's first `size_bytes` bytes, a chunk at a time, read off the event loop."""
+    f = await asyncio.to_thread(path.open, "rb")
+    try:
+        sent = 0
+        while sent < size_bytes:
+            chunk = await asyncio.to_thread(f.read, min(_UPLOAD_CHUNK, size_bytes - sent))
+            if not chunk:
+                # Shorter than declared: stop (the storage drops a short body); retrying
+                # would not bring the bytes back.
+                raise FileChangedError(f"{path.name} shrank while it was being uploaded")
+            sent += len(chunk)
+            yield chunk
+            if on_progress is not None:
+                on_progress(sent)
+    finally:
+        await asyncio.to_thread(f.close)
+
+
+def _storage_error(response: httpx.Response, where: str) -> ApiError:
+    """An object store's refusal (XML, no API envelope) as an ApiError."""
+    text = response.text[:2000]
+    code = re.search(r"<Code>([^<]{1,100})</Code>", text)
+    message = re.search(r"<Message>([^<]{1,300})</Message>", text)
+    detail = ": ".join(m.group(1) for m in (code, message) if m) or (
+        response.reason_phrase or "refused"
+    )
+    status = response.status_code
+    return ApiError(
+        status,
+        "upload_refused",
+        f"{where}: storage answered {status} {detail}",
+        request_id=response.headers.get("X-Request-Id"),
+        retry_after=parse_retry_after(response.headers.get("Retry-After")),
+    )
+
+
 def _api_error(response: httpx.Response, *, secret: str) -> ApiError:
     """ApiError from an error answer; code lower-cased (the API mixes cases)."""
     status = response.status_code
@@ -642,9 +804,10 @@ def _api_error(response: httpx.Response, *, secret: str) -> ApiError:
         reason = response.reason_phrase or "error"
         text = response.text.strip()[:200] if not isinstance(body, Mapping) else ""
         message = f"{reason}: {text}" if text else reason
+    code = code.lower()
     return ApiError(
         status,
-        code.lower(),
+        _CODE_ALIASES.get(code, code),
         message.replace(secret, "***"),  # some servers echo a rejected key back
         request_id=request_id,
         retry_after=retry_after,

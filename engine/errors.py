@@ -73,5 +73,13 @@ class ApiError(LooksError):
         super().__init__(f"HTTP {status} {code}: {message}{suffix}")
 
 
+class BudgetError(LooksError):
+    """The plan costs more than `apply --max-credits` allows."""
+
+
 class TransportError(LooksError):
     """The API could not be reached, or the connection broke before an answer."""
+
+
+class FileChangedError(LooksError):
+    """A local file changed while it was being uploaded; the next apply plans its new content."""

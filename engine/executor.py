@@ -27,10 +27,13 @@ from tenacity import (
 )
 
 from engine.client import HeyGenClient, LookInfo, wait_retry_after
-from engine.errors import ApiError, LooksError, TransportError
+from engine.cost import Budget
+from engine.errors import ApiError, FileChangedError, LooksError, TransportError
 from engine.manifest import ErrorInfo, ManifestStore, NodeRecord, Status
+from engine.media import SIMPLE_UPLOAD_MAX_BYTES
 from engine.plan import Plan, PlanAction, PlanNode, consent_address, substitute
 from engine.progress import Event, Reporter
+from engine.uploads import DirectUpload, LocalFile
 
 KEY_TTL = 23 * 3600.0  # the API keeps idempotency keys 24 h; reconcile by name past this
 FOLD_EVERY_CHANGES = 5000  # or 3 per node of the manifest: O(1) amortised per change
@@ -357,8 +360,10 @@ class Executor:
         batches: Sequence[Batch],
         reporter: Reporter,
         options: ApplyOptions | None = None,
+        budget: Budget | None = None,
     ) -> None:
         self.client = client
+        self.budget = budget  # apply --max-credits: asked before each new paid generation
         self.batches = batches
         self.reporter = reporter
         self.options = options or ApplyOptions()
@@ -520,6 +525,8 @@ class Executor:
         except ApiError as e:
             if e.code == "insufficient_credit":
                 self.stop("insufficient_credit")
+            if e.code == "asset_not_available":
+                self._forget_uploads(n)
             # The request id is what HeyGen's support asks for.
             where = f" (request {e.request_id})" if e.request_id else ""
             # A refusal ends the key; an answer that says nothing of the outcome (a 5xx after
@@ -530,6 +537,17 @@ class Executor:
         except TransportError as e:
             # The request's outcome is unknown: keep the key, the next run replays it.
             return self._fail(n, "transport_error", str(e), status=None)
+
+    def _forget_uploads(self, n: _Node) -> None:
+        """The API cannot use an asset we recorded: its uploads run again on the next apply."""
+        store = n.batch.store
+        for dep in n.node.depends_on:
+            rec = store.nodes.get(dep)
+            if rec is not None and rec.kind == "upload" and rec.status == "completed":
+                message = f"asset {rec.asset_id} is not available to the API; uploaded again next"
+                self._save(
+                    n, rec.evolve(status="failed", error=ErrorInfo("asset_not_available", message))
+                )
 
     def _fail(self, n: _Node, code: str, message: str, status: Status | None) -> Outcome:
         current = n.record or self._record_for(n)
@@ -625,7 +643,14 @@ class Executor:
         async with self._uploads:
             if self._stopping:
                 raise _Stop
-            record, _ = self._with_key(n, self._record_for(n))
+            try:
+                size = file.local_path.stat().st_size
+            except OSError as e:
+                return self._fail(n, "file_unreadable", f"{file.value}: {e.strerror}", None)
+            record = self._record_for(n)
+            if size > SIMPLE_UPLOAD_MAX_BYTES or record.upload is not None:
+                return await self._direct_upload(n, record, size)
+            record, _ = self._with_key(n, record)
             self._save(n, record)
             assert record.idempotency_key is not None
             asset = await self._sending(
@@ -636,6 +661,40 @@ class Executor:
                 )
             )
         self._save(n, record.evolve(status="completed", asset_id=asset.asset_id))
+        self.reporter.event(Event(n.address, "uploaded", file.value, n.batch.label))
+        return "completed"
+
+    async def _direct_upload(self, n: _Node, record: NodeRecord, size: int) -> Outcome:
+        """A file over 32 MB: the three-step direct upload (engine/uploads.py)."""
+        file = n.node.file
+        assert file is not None and file.local_path is not None and file.digest is not None
+
+        def progress(sent: int, total: int) -> None:
+            message = f"{file.value}: {sent / 2**20:.0f}/{total / 2**20:.0f} MiB"
+            self.reporter.event(Event(n.address, "uploading", message, n.batch.label))
+
+        flow = DirectUpload(
+            self.client,
+            LocalFile(
+                file.local_path,
+                file.local_path.name,
+                file.media_type or "application/octet-stream",
+                file.digest,
+                size,
+            ),
+            save=lambda r: self._save(n, r),
+            new_key=lambda r: self._with_key(n, r)[0],
+            progress=progress,
+        )
+        try:
+            asset = await self._sending(flow.run(record))
+        except OSError as e:
+            return self._fail(n, "file_unreadable", f"{file.value}: {e.strerror or e}", None)
+        except FileChangedError as e:
+            message = f"{e}; it changed since it was planned: run apply again"
+            return self._fail(n, "file_changed", message, "failed")
+        done = (n.record or record).evolve(status="completed", asset_id=asset.asset_id)
+        self._save(n, done.evolve(upload=None, error=None))
         self.reporter.event(Event(n.address, "uploaded", file.value, n.batch.label))
         return "completed"
 
@@ -769,6 +828,9 @@ class Executor:
             if found is not None:
                 return found
             record, replay = self._with_key(n, record.evolve(status="pending"))
+        if not replay and self.budget and not self.budget.spend(n.node, n.batch.plan.prices):
+            self.stop("max-credits")  # a replayed key is free; a new one would pass the budget
+            raise _Stop
         self._save(n, record)
         body = substitute(n.node.template, lambda k, a: self._resolve(n, k, a))
         body["name"] = n.node.name

@@ -16,6 +16,7 @@ import json
 import os
 import re
 import socket
+import time
 import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -76,6 +77,9 @@ class NodeRecord:
         """The superseded (so not pruned) look made from this fingerprint, if there is one."""
         look_id = self.reusable.get(fingerprint)
         return look_id if look_id is not None and look_id in self.superseded else None
+
+    # A direct upload in progress: {"phase": "put" | "uploaded", "expires_at": unix seconds}.
+    upload: Mapping[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -418,11 +422,45 @@ class _Lock:
 
 
 def _read_holder(fd: int) -> str:
+    """Who holds the lock: `pid N on HOST since TIME`, as the holder wrote it.
+
+    A holder writes that line just after taking the lock, so an empty file is given a moment;
+    a holder that never writes it (killed in between, or another program, whose text is not
+    that line) is found in the kernel's lock table, which only lists this host's locks.
+    """
+    deadline = time.monotonic() + _HOLDER_WAIT
+    while True:
+        try:
+            text = os.pread(fd, 512, 0).decode("utf-8", "replace").strip()
+        except OSError:
+            text = ""
+        if text or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    if re.match(r"pid \d+ on \S", text):
+        return text
+    pid = _flock_pid(os.fstat(fd).st_ino)
+    return f"pid {pid if pid is not None else '(unknown)'} on {socket.gethostname()}"
+
+
+_HOLDER_WAIT = 2.0  # seconds a new holder has to write its line
+
+
+def _flock_pid(inode: int) -> int | None:
+    """The pid holding an flock on this inode, from /proc/locks (Linux), else None."""
     try:
-        text = os.pread(fd, 512, 0).decode("utf-8", "replace").strip()
+        table = Path("/proc/locks").read_text(encoding="ascii", errors="replace")
     except OSError:
-        text = ""
-    return text or "another run"
+        return None
+    for line in table.splitlines():
+        fields = line.split()
+        # "1: FLOCK  ADVISORY  WRITE 4242 fe:00:2156065 0 EOF"; "->" marks a waiter.
+        if len(fields) >= 6 and fields[1] == "FLOCK" and fields[5].endswith(f":{inode}"):
+            try:
+                return int(fields[4])
+            except ValueError:
+                return None
+    return None
 
 
 def iter_records(manifest: Manifest) -> Iterator[NodeRecord]:

@@ -20,7 +20,7 @@ from typing import Any, Literal
 
 from engine.errors import LooksError
 from engine.manifest import NodeKind, NodeRecord
-from engine.recipe import AvatarSpec, FileSpec, LookSpec, Recipe
+from engine.recipe import AvatarSpec, CreditPrices, FileSpec, LookSpec, Recipe
 
 ActionKind = Literal[
     "create", "adopt", "move", "reuse", "update", "replace", "retry", "keep", "orphan"
@@ -28,6 +28,23 @@ ActionKind = Literal[
 # `adopt` (a look found unrecorded by `plan --refresh`), `move` (a record re-keyed by the
 # recipe's `moved`) and `reuse` (the run cache) are counted only when there are some.
 ACTION_KINDS: tuple[ActionKind, ...] = ("create", "update", "replace", "retry", "keep", "orphan")
+# The words a person and a program read (text, JSON, graph): an action, except that creating
+# an existing look (an `existing` base, an adopted look) only checks that it is there.
+Verb = Literal[
+    "create", "check", "adopt", "move", "reuse", "update", "replace", "retry", "keep", "orphan"
+]
+VERBS: tuple[Verb, ...] = (
+    "create",
+    "check",
+    "adopt",
+    "move",
+    "reuse",
+    "update",
+    "replace",
+    "retry",
+    "keep",
+    "orphan",
+)
 REF_KEYS = ("$look", "$group", "$asset")
 
 
@@ -68,17 +85,55 @@ class PlanAction:
     record: NodeRecord | None = None
     moved_from: str | None = None  # the address whose record a `moved` entry re-keys here
 
+    @property
+    def verb(self) -> Verb:
+        """The word shown for this action, the same in text and JSON."""
+        if self.action == "create" and self.node is not None and _is_existing(self.node):
+            return "check"
+        return self.action
+
+    @property
+    def file(self) -> str | None:
+        """An upload's file, as the recipe names it (relative to the recipe)."""
+        if self.kind != "upload":
+            return None
+        if self.node is not None and self.node.file is not None:
+            return self.node.file.value
+        return self.record.name if self.record is not None else None
+
+    @property
+    def changes(self) -> tuple[FieldChange, ...]:
+        """What differs between the recorded request and the recipe's, field by field."""
+        if self.node is None or self.record is None:
+            return ()
+        if self.record.fingerprint != self.node.fingerprint:
+            return _changed_fields(self.record.request or {}, self.node.stored_request)
+        if self.action == "update":
+            return (FieldChange("name", self.record.name, self.node.name),)
+        return ()
+
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
             "address": self.address,
-            "action": self.action,
+            "action": self.verb,
             "kind": self.kind,
             "reason": self.reason,
             "depends_on": list(self.depends_on),
+            "file": self.file,
+            "changes": [{"field": c.field, "old": c.old, "new": c.new} for c in self.changes],
         }
         if self.moved_from is not None:
             out["moved_from"] = self.moved_from
         return out
+
+
+@dataclass(frozen=True)
+class FieldChange:
+    """One field of a node's request, as recorded (old) and as the recipe has it now (new)."""
+
+    field: str
+    old: Any
+    new: Any
 
 
 @dataclass(frozen=True)
@@ -87,11 +142,13 @@ class Plan:
 
     actions: tuple[PlanAction, ...]
     nodes: Mapping[str, PlanNode] = field(default_factory=dict)
+    prices: CreditPrices = field(default_factory=CreditPrices)  # the recipe's, for engine.cost
 
     def summary(self) -> dict[str, int]:
-        counts: dict[str, int] = dict.fromkeys(ACTION_KINDS, 0)
+        """How many actions of each verb."""
+        counts: dict[str, int] = dict.fromkeys(VERBS, 0)
         for action in self.actions:
-            counts[action.action] = counts.get(action.action, 0) + 1
+            counts[action.verb] += 1
         return counts
 
     @property
@@ -140,7 +197,7 @@ def build_plan(
         actions[address] = PlanAction(
             address, "orphan", "no longer in the recipe", record.kind, record=record
         )
-    return Plan(actions=tuple(actions.values()), nodes=nodes)
+    return Plan(actions=tuple(actions.values()), nodes=nodes, prices=recipe.credits)
 
 
 def select(
@@ -379,7 +436,9 @@ def _diff(
     if unrecorded is not None and (record is None or record.look_id is None):
         return act("adopt", f"look {unrecorded} exists, unrecorded")
     if record is None:
-        return act("create", "existing look to check" if _is_existing(node) else "new")
+        if _is_existing(node):
+            return act("create", f"existing look {node.template.get('look_id')}")
+        return act("create", "new")
     if record.fingerprint != node.fingerprint:
         reason = _change_reason(node, record, upstream)
         reusable = record.reusable_look(node.fingerprint)
@@ -407,12 +466,15 @@ def _is_existing(node: PlanNode) -> bool:
     return node.kind in ("base", "look") and node.template.get("type") == "existing"
 
 
+def _changed_fields(old: Mapping[str, Any], new: Mapping[str, Any]) -> tuple[FieldChange, ...]:
+    keys = sorted(old.keys() | new.keys())
+    return tuple(FieldChange(k, old.get(k), new.get(k)) for k in keys if old.get(k) != new.get(k))
+
+
 def _change_reason(node: PlanNode, record: NodeRecord, upstream: Mapping[str, PlanAction]) -> str:
-    old = dict(record.request or {})
-    new = node.stored_request
-    changed = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
+    changed = _changed_fields(record.request or {}, node.stored_request)
     if changed:
-        return ", ".join(f"{k.replace('_', ' ')} changed" for k in changed)
+        return ", ".join(f"{c.field.replace('_', ' ')} changed" for c in changed)
     words = {"replace": "replaced", "create": "changed", "reuse": "reused"}
     moved = [
         f"upstream {u} {words[upstream[u].action]}"

@@ -91,6 +91,7 @@ class LiveReporter:
             "adopted",
             "moved",
             "reused",
+            "uploading",
         )
         if event.kind in notable:
             self._clear()

@@ -12,16 +12,18 @@ import difflib
 import graphlib
 import hashlib
 import itertools
+import math
 import mimetypes
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
 
-from engine import _schemas, batch_source, expand
+from engine import _schemas, batch_source, expand, media
 from engine.errors import Problem, RecipeError
 from engine.expand import Move, slugify
 
@@ -124,6 +126,20 @@ class AvatarSpec:
 
 
 @dataclass(frozen=True)
+class CreditPrices:
+    """Credits one generation of each kind costs (`defaults.credits`); 1 unless set.
+
+    HeyGen publishes 1 credit per photo or digital-twin creation; prompt bases and looks
+    are not published, so a team sets what its account is charged.
+    """
+
+    photo: Decimal = Decimal(1)
+    digital_twin: Decimal = Decimal(1)
+    prompt: Decimal = Decimal(1)
+    look: Decimal = Decimal(1)
+
+
+@dataclass(frozen=True)
 class Recipe:
     """A loaded, valid recipe."""
 
@@ -131,6 +147,7 @@ class Recipe:
     avatars: tuple[AvatarSpec, ...]
     prompt_suffix: str = ""
     moves: tuple[Move, ...] = ()
+    credits: CreditPrices = CreditPrices()
 
     @property
     def directory(self) -> Path:
@@ -395,6 +412,9 @@ def _schema_message(error: jsonschema.ValidationError) -> str:
         return f"at most {value} {what} allowed; got {len(instance)}"
     if v in ("minItems", "minLength", "minProperties"):
         return "must not be empty"
+    if v in ("minimum", "maximum"):
+        bound = "at least" if v == "minimum" else "at most"
+        return f"must be {bound} {value}; got {instance!r}"
     if v == "pattern" and str(value).startswith("^https?"):
         return f"must be an http(s) URL; got {error.instance!r}"
     if v == "pattern":
@@ -424,7 +444,8 @@ def _build(doc: _Doc, path: Path, skip: set[Location]) -> Recipe:
         _build_avatar(doc, a.key, a.raw, suffix, files, skip) for a in expansion.avatars
     )
     moves = _moves(doc, avatars)
-    return Recipe(path=path, avatars=avatars, prompt_suffix=suffix, moves=moves)
+    credits = _credit_prices(doc, data.get("defaults", {}).get("credits", {}))
+    return Recipe(path=path, avatars=avatars, prompt_suffix=suffix, moves=moves, credits=credits)
 
 
 def _foreach_sources(doc: _Doc, root: Path) -> dict[str, batch_source.Source]:
@@ -487,6 +508,17 @@ def _moves(doc: _Doc, avatars: tuple[AvatarSpec, ...]) -> tuple[Move, ...]:
             having.setdefault(look.key, set()).add(avatar.key)
     expand.check_moves(moves, having, lambda i, key, msg: doc.add(("moved", i, key), msg))
     return tuple(moves)
+
+
+def _credit_prices(doc: _Doc, raw: Mapping[str, float]) -> CreditPrices:
+    """defaults.credits as exact decimals (0.1 x 3 is 0.3); the schema checked the rest."""
+    prices: dict[str, Decimal] = {}
+    for kind, value in raw.items():
+        if not math.isfinite(value):  # .nan passes the schema's bounds
+            doc.add(("defaults", "credits", kind), f"must be a finite number; got {value!r}")
+            continue
+        prices[kind] = Decimal(str(value))
+    return CreditPrices(**prices)
 
 
 def _build_avatar(
@@ -762,13 +794,15 @@ class _FileResolver:
         if not target.is_file():
             self.doc.add(loc, f"file not found: {relative}")
             return None
-        media_type = mimetypes.guess_type(target.name)[0]
-        if not self._media_ok(loc, media_type, wanted):
+        # Judged by content, not by name: a text file called fake.png is no image.
+        verdict = media.check_file(target, "video" if wanted == "video" else "image")
+        if not verdict.ok:
+            self.doc.add(loc, f"{relative}: {verdict.problem}")
             return None
         return FileSpec(
             kind="path",
             value=relative,
-            media_type=media_type,
+            media_type=verdict.media_type,
             local_path=target,
             digest=self._digest(target),
         )

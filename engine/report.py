@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
-from engine.plan import ACTION_KINDS, Plan, PlanAction
+from engine.cost import action_credits, estimate, json_number
+from engine.plan import REF_KEYS, VERBS, FieldChange, Plan, PlanAction
 
 _SUMMARY_WORDS = {
     "create": "to create",
+    "check": "to check",
     "adopt": "to adopt",
     "move": "to move",
     "reuse": "to reuse",
@@ -18,31 +22,121 @@ _SUMMARY_WORDS = {
     "orphan": "orphaned",
 }
 
+# Words shown around the first difference of a changed prompt, and the most of it shown.
+_CONTEXT_WORDS = 4
+_MAX_SHOWN = 100
+
+
+def plan_text(plans: Sequence[tuple[str, Plan]]) -> str:
+    """`looks plan` for people: per recipe, one line per action that does something (with the
+    changed fields under a replace), then the summary line and the cost line."""
+    out: list[str] = []
+    for recipe, plan in plans:
+        lines = plan_lines(plan.actions)
+        out.append(f"{recipe}:" + ("" if lines else " up to date"))
+        out.extend(lines)
+    out.append(summary_line(merge_summaries([plan for _, plan in plans])))
+    out.append(estimate(plan for _, plan in plans).line())
+    return "\n".join(out) + "\n"
+
+
+def plan_document(plans: Sequence[tuple[str, Plan]]) -> dict[str, Any]:
+    """`looks plan --json`: the same actions, with the same words, for programs."""
+    actions = [
+        {"recipe": recipe, **a.to_json(), "credits": json_number(action_credits(a, plan.prices))}
+        for recipe, plan in plans
+        for a in plan.actions
+    ]
+    cost = estimate(plan for _, plan in plans)
+    return {
+        "version": 1,
+        "actions": actions,
+        "summary": merge_summaries([plan for _, plan in plans]),
+        "credits": json_number(cost.credits),
+        "credits_breakdown": cost.to_json(),
+    }
+
 
 def summary_line(summary: Mapping[str, int]) -> str:
     """`Plan: N to create, N to replace, N to retry, N unchanged, N orphaned.`
 
-    Renames cost nothing and are rare, so `N to update` only appears when there are some.
+    Renames, checks of existing looks and adoptions cost nothing and are rare, so
+    `N to update`, `N to check` and `N to adopt` only appear when there are some.
     """
-    kinds = [k for k in ACTION_KINDS if k != "update" or summary.get("update")]
-    for kind in ("reuse", "move", "adopt"):  # only when there are some, after `create`
-        if summary.get(kind):
-            kinds.insert(1, kind)
+    optional = ("check", "adopt", "move", "reuse", "update")  # only when there are some
+    kinds = [k for k in VERBS if k not in optional or summary.get(k)]
     parts = [f"{summary.get(k, 0)} {_SUMMARY_WORDS[k]}" for k in kinds]
     return "Plan: " + ", ".join(parts) + "."
 
 
 def plan_lines(actions: Iterable[PlanAction]) -> list[str]:
-    """One line per action that does something: action, address and reason, aligned."""
+    """One line per action that does something: verb, address, an upload's file and the
+    reason, aligned; a replaced request's changed fields follow as `- old` / `+ new` lines."""
     shown = [a for a in actions if a.action != "keep"]
     if not shown:
         return []
     width = max(len(a.address) for a in shown)
-    return [f"  {a.action:<8} {a.address:<{width}}  ({a.reason})" for a in shown]
+    lines = []
+    for a in shown:
+        file = f"{a.file} " if a.file else ""
+        lines.append(f"  {a.verb:<8} {a.address:<{width}}  {file}({a.reason})")
+        if a.action != "update":  # a rename's reason already says old -> new
+            lines.extend(f"{' ' * 11}{line}" for c in a.changes for line in change_lines(c))
+    return lines
+
+
+def change_lines(change: FieldChange) -> list[str]:
+    """`- field: old` and `+ field: new`, prompts trimmed around what differs."""
+    old, new = _shown(change.old), _shown(change.new)
+    if isinstance(change.old, str) and isinstance(change.new, str):
+        old, new = trim_around_difference(old, new)
+    label = change.field.replace("_", " ")
+    return [f"- {label}: {_cut(old)}", f"+ {label}: {_cut(new)}"]
+
+
+def trim_around_difference(old: str, new: str) -> tuple[str, str]:
+    """Both texts cut to the words that differ, with a few words of context either side."""
+    a, b = old.split(), new.split()
+    same_start = 0
+    while same_start < min(len(a), len(b)) and a[same_start] == b[same_start]:
+        same_start += 1
+    same_end = 0
+    while (
+        same_end < min(len(a), len(b)) - same_start
+        and a[len(a) - 1 - same_end] == b[len(b) - 1 - same_end]
+    ):
+        same_end += 1
+    start = max(0, same_start - _CONTEXT_WORDS)
+    keep_end = max(0, same_end - _CONTEXT_WORDS)
+
+    def window(words: list[str]) -> str:
+        text = " ".join(words[start : len(words) - keep_end])
+        return ("... " if start else "") + text + (" ..." if keep_end else "")
+
+    return window(a), window(b)
+
+
+def _shown(value: Any) -> str:
+    """A request field as text: a reference by the address it points at, absent as `-`."""
+    if value is None:
+        return "(none)"
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict):
+        for key in REF_KEYS:
+            if key in value and len(value) == 1:
+                return str(value[key])
+    if isinstance(value, list):
+        return ", ".join(_shown(v) for v in value)
+    return json.dumps(value, sort_keys=True, ensure_ascii=False)
+
+
+def _cut(text: str) -> str:
+    return text if len(text) <= _MAX_SHOWN else text[: _MAX_SHOWN - 4].rstrip() + " ..."
 
 
 def merge_summaries(plans: Sequence[Plan]) -> dict[str, int]:
-    total: dict[str, int] = dict.fromkeys(ACTION_KINDS, 0)
+    total: dict[str, int] = dict.fromkeys(VERBS, 0)
     for plan in plans:
         for kind, count in plan.summary().items():
             total[kind] = total.get(kind, 0) + count
@@ -55,12 +149,13 @@ def graph_text(plan: Plan, fmt: str) -> str:
     if fmt == "mermaid":
         lines = ["flowchart LR"]
         for a in plan.actions:
-            label = f"{a.address}<br/>{a.kind}: {a.action}".replace('"', "'")
-            lines.append(f'  {ids[a.address]}["{label}"]:::{a.action}')
+            label = f"{a.address}<br/>{a.kind}: {a.verb}".replace('"', "'")
+            lines.append(f'  {ids[a.address]}["{label}"]:::{a.verb}')
         for a in plan.actions:
             lines.extend(f"  {ids[d]} --> {ids[a.address]}" for d in a.depends_on if d in ids)
         styles = {
             "create": "#d4f7d4",
+            "check": "#e8f4e8",
             "adopt": "#d4f7ef",
             "move": "#e8dcff",
             "reuse": "#d4f7ef",
@@ -74,7 +169,7 @@ def graph_text(plan: Plan, fmt: str) -> str:
         return "\n".join(lines) + "\n"
     lines = ["digraph looks {", "  rankdir=LR;", "  node [shape=box];"]
     for a in plan.actions:
-        label = f"{a.address}\\n{a.kind}: {a.action}".replace('"', "'")
+        label = f"{a.address}\\n{a.kind}: {a.verb}".replace('"', "'")
         style = ', style="dashed"' if a.action == "orphan" else ""
         lines.append(f'  {ids[a.address]} [label="{label}"{style}];')
     for a in plan.actions:

@@ -71,12 +71,13 @@ def test_plan_without_manifest(recipes: Path, capsys: Capsys) -> None:
     assert (code, err) == (0, "")
     assert out.splitlines() == [
         f"{recipe}:",
-        f"  create   {upload}  (new)",
+        f"  create   {upload}  media/alex.mp4 (new)",
         f"  create   {'alex':<23}  (new)",
         f"  create   {'consent:alex':<23}  (new)",
         f"  create   {'alex/keynote':<23}  (new)",
         f"  create   {'alex/studio':<23}  (new)",
         "Plan: 5 to create, 0 to replace, 0 to retry, 0 unchanged, 0 orphaned.",
+        "Cost: 3 credits — digital_twin 1 × 1, look 2 × 1",
     ]
 
 
@@ -99,11 +100,14 @@ def test_plan_lists_every_action_but_keep_with_its_reason(recipes: Path, capsys:
     assert out.splitlines() == [
         f"{recipe}:",
         "  replace  sarah/navy-office  (prompt changed)",
+        "           - prompt: Wearing a grey blazer, modern office background ...",
+        "           + prompt: Wearing a navy blazer, modern office background ...",
         "  retry    sarah/podcast      (failed: insufficient_credit)",
         "  create   marco/chef         (new)",
         "  replace  sarah/office-dusk  (upstream sarah/navy-office replaced)",
         "  orphan   sarah/gone         (no longer in the recipe)",
         "Plan: 1 to create, 2 to replace, 1 to retry, 5 unchanged, 1 orphaned.",
+        "Cost: 4 credits — look 4 × 1",
     ]
 
 
@@ -117,6 +121,7 @@ def test_plan_with_a_rename_counts_updates(recipes: Path, capsys: Capsys) -> Non
     assert out.splitlines()[1:] == [
         "  update   marco  (name changed: 'Marc' -> 'Marco')",
         "Plan: 0 to create, 1 to update, 0 to replace, 0 to retry, 8 unchanged, 0 orphaned.",
+        "Cost: 0 credits",  # a rename is a free PATCH
     ]
 
 
@@ -128,6 +133,7 @@ def test_detailed_exitcode_is_0_when_everything_is_kept(recipes: Path, capsys: C
     assert out.splitlines() == [
         f"{recipe}: up to date",
         "Plan: 0 to create, 0 to replace, 0 to retry, 9 unchanged, 0 orphaned.",
+        "Cost: 0 credits",
     ]
 
 
@@ -138,9 +144,10 @@ def test_detailed_exitcode_ignores_orphans(recipes: Path, capsys: Capsys) -> Non
     write_manifest(recipe, records)
     code, out, _ = run(capsys, "plan", str(recipe), "--detailed-exitcode")
     assert code == 0
-    assert out.splitlines()[-2:] == [
+    assert out.splitlines()[-3:] == [
         "  orphan   bob  (no longer in the recipe)",
         "Plan: 0 to create, 0 to replace, 0 to retry, 9 unchanged, 1 orphaned.",
+        "Cost: 0 credits",
     ]
 
 
@@ -160,8 +167,8 @@ def test_explicit_manifest_path(recipes: Path, tmp_path: Path, capsys: Capsys) -
     assert (code, out.splitlines()[0]) == (0, f"{recipe}: up to date")
     code, out, _ = run(capsys, "plan", str(recipe))
     assert (
-        out.splitlines()[-1]
-        == "Plan: 3 to create, 0 to replace, 0 to retry, 0 unchanged, 0 orphaned."
+        out.splitlines()[-2]
+        == "Plan: 2 to create, 1 to check, 0 to replace, 0 to retry, 0 unchanged, 0 orphaned."
     )
 
 
@@ -181,10 +188,14 @@ def test_plan_several_recipes(recipes: Path, capsys: Capsys) -> None:
     lines = out.splitlines()
     assert [line for line in lines if not line.startswith("  ")] == [
         *(f"{p}:" for p in paths),
-        "Plan: 25 to create, 0 to replace, 0 to retry, 0 unchanged, 0 orphaned.",
+        "Plan: 24 to create, 1 to check, 0 to replace, 0 to retry, 0 unchanged, 0 orphaned.",
+        "Cost: 19 credits — photo 2 × 1, digital_twin 1 × 1, prompt 1 × 1, look 15 × 1",
     ]
-    assert "  create   riley                                 (existing look to check)" not in lines
-    assert "  create   riley         (existing look to check)" in lines
+    assert (
+        "  check    riley                                 (existing look look_demo_existing)"
+        not in lines
+    )
+    assert "  check    riley         (existing look look_demo_existing)" in lines
 
 
 # -- --only ---------------------------------------------------------------------------------
@@ -198,19 +209,20 @@ def test_only_keeps_upstream(recipes: Path, capsys: Capsys) -> None:
     assert code == 0
     assert out.splitlines() == [
         f"{recipe}:",
-        f"  create   {up_sarah}  (new)",
-        f"  create   {up_office}  (new)",
+        f"  create   {up_sarah}  media/sarah.png (new)",
+        f"  create   {up_office}  media/office.png (new)",
         f"  create   {'sarah':<23}  (new)",
         f"  create   {'sarah/navy-office':<23}  (new)",
         f"  create   {'sarah/office-dusk':<23}  (new)",
         "Plan: 5 to create, 0 to replace, 0 to retry, 0 unchanged, 0 orphaned.",
+        "Cost: 3 credits — photo 1 × 1, look 2 × 1",
     ]
 
 
 def test_only_several_addresses_in_json(recipes: Path, capsys: Capsys) -> None:
     recipe = recipes / "characters.yaml"
     code, out, _ = run(
-        capsys, "plan", str(recipe), "--json", "--only", "commander/navy-suit", "*-calm"
+        capsys, "plan", str(recipe), "--json", "--only", "commander/navy-suit", "--only", "*-calm"
     )
     assert code == 0
     assert [a["address"] for a in json.loads(out)["actions"]] == [
@@ -242,10 +254,20 @@ def test_plan_json(recipes: Path, capsys: Capsys) -> None:
     code, out, err = run(capsys, "plan", str(twin), str(sarah), "--json", "--detailed-exitcode")
     assert (code, err) == (2, "")
     data = json.loads(out)
-    assert set(data) == {"version", "actions", "summary"}
+    assert set(data) == {"version", "actions", "summary", "credits", "credits_breakdown"}
+    # The twin and its two looks, and marco/chef, whose lost send may not have gone through.
+    assert data["credits"] == 4
+    assert data["credits_breakdown"] == [
+        {"kind": "digital_twin", "count": 1, "price": 1, "credits": 1},
+        {"kind": "look", "count": 3, "price": 1, "credits": 3},
+    ]
     assert data["version"] == 1
     assert data["summary"] == {
         "create": 5,
+        "check": 0,
+        "adopt": 0,
+        "move": 0,
+        "reuse": 0,
         "update": 0,
         "replace": 0,
         "retry": 1,
@@ -253,7 +275,17 @@ def test_plan_json(recipes: Path, capsys: Capsys) -> None:
         "orphan": 1,
     }
     for action in data["actions"]:
-        assert set(action) == {"recipe", "address", "action", "kind", "reason", "depends_on"}
+        assert set(action) == {
+            "recipe",
+            "address",
+            "action",
+            "kind",
+            "reason",
+            "depends_on",
+            "file",
+            "changes",
+            "credits",
+        }
     by_address = {a["address"]: a for a in data["actions"]}
     twin_nodes = build_graph(load_recipe(twin))
     upload = next(a for a in twin_nodes if a.startswith("upload:"))
@@ -264,6 +296,9 @@ def test_plan_json(recipes: Path, capsys: Capsys) -> None:
         "kind": "upload",
         "reason": "new",
         "depends_on": [],
+        "file": "media/alex.mp4",
+        "changes": [],
+        "credits": 0,
     }
     assert by_address["alex"]["depends_on"] == [upload]
     assert by_address["consent:alex"] == {
@@ -273,6 +308,9 @@ def test_plan_json(recipes: Path, capsys: Capsys) -> None:
         "kind": "consent",
         "reason": "new",
         "depends_on": ["alex"],
+        "file": None,
+        "changes": [],
+        "credits": 0,
     }
     assert by_address["marco/chef"]["action"] == "retry"
     assert by_address["marco/chef"]["reason"] == "unfinished: submitted when the last run stopped"
@@ -387,10 +425,9 @@ def test_graph_shows_orphans_dashed(recipes: Path, capsys: Capsys) -> None:
 
 
 def test_graph_bad_format(recipes: Path, capsys: Capsys) -> None:
-    with pytest.raises(SystemExit) as info:
-        main(["graph", str(recipes / "sarah.yaml"), "--format", "svg"])
-    assert info.value.code == 2
-    assert "invalid choice: 'svg'" in capsys.readouterr().err
+    code, out, err = run(capsys, "graph", str(recipes / "sarah.yaml"), "--format", "svg")
+    assert (code, out) == (2, "")
+    assert "invalid choice: 'svg'" in err
 
 
 # -- pre-commit --------------------------------------------------------------------------------

@@ -202,7 +202,7 @@ def test_import_extends_a_recipe_and_refuses_to_clobber(
         "    # a trailing comment inside avatars\n\ndefaults: {prompt_suffix: ', studio'}\n"
     )
     plan = looks("plan", recipe)
-    assert "  create   sarah  (existing look to check)\n" in plan.out
+    assert "  check    sarah  (existing look look_handmade)\n" in plan.out
     assert "marco" not in plan.out
     keys = yaml.safe_load(text)["avatars"]["marco"]["looks"]
     assert list(keys) == ["chef", "chef-2"]

@@ -338,10 +338,14 @@ def test_no_manifest_creates_everything(tmp_path: Path) -> None:
     plan = build_plan(load_recipe(tmp_path / "recipe.yaml"), {})
     assert list(actions(plan)) == list(nodes)
     expected = {a: ("create", "new") for a in nodes}
-    expected["riley"] = ("create", "existing look to check")
+    expected["riley"] = ("create", "existing look look_1")
     assert actions(plan) == expected
     assert plan.summary() == {
-        "create": 15,
+        "create": 14,
+        "check": 1,
+        "adopt": 0,
+        "move": 0,
+        "reuse": 0,
         "update": 0,
         "replace": 0,
         "retry": 0,
@@ -412,6 +416,10 @@ def test_a_prompt_change_replaces_the_look_and_its_chain(tmp_path: Path) -> None
     }
     assert plan.summary() == {
         "create": 0,
+        "check": 0,
+        "adopt": 0,
+        "move": 0,
+        "reuse": 0,
         "update": 0,
         "replace": 3,
         "retry": 0,
@@ -633,6 +641,10 @@ def test_plan_to_json(tmp_path: Path) -> None:
     assert data["version"] == 1
     assert data["summary"] == {
         "create": 1,
+        "check": 0,
+        "adopt": 0,
+        "move": 0,
+        "reuse": 0,
         "update": 0,
         "replace": 0,
         "retry": 0,
@@ -646,6 +658,8 @@ def test_plan_to_json(tmp_path: Path) -> None:
         "kind": "look",
         "reason": "new",
         "depends_on": ["alex"],
+        "file": None,
+        "changes": [],
     }
     assert by_address["gone"] == {
         "address": "gone",
@@ -653,6 +667,8 @@ def test_plan_to_json(tmp_path: Path) -> None:
         "kind": "base",
         "reason": "no longer in the recipe",
         "depends_on": [],
+        "file": None,
+        "changes": [],
     }
     assert by_address["sarah/navy"]["depends_on"] == sorted(["sarah", UP_OFFICE])
 
@@ -678,7 +694,8 @@ def test_adopted_look_is_an_existing_node_others_build_on(tmp_path: Path) -> Non
     assert nodes["nia/beach"].depends_on == ()
     assert nodes["nia/dusk"].depends_on == ("nia/beach",)
     plan = build_plan(load_recipe(make(tmp_path, ADOPTED)), {})
-    assert actions(plan)["nia/beach"] == ("create", "existing look to check")
+    assert actions(plan)["nia/beach"] == ("create", "existing look look_beach")
+    assert next(a for a in plan.actions if a.address == "nia/beach").verb == "check"
 
 
 def test_adopted_look_recorded_is_kept_and_never_renamed(tmp_path: Path) -> None:

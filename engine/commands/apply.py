@@ -8,12 +8,14 @@ import os
 import signal
 import sys
 from collections.abc import Iterator, Sequence
+from decimal import Decimal
 from pathlib import Path
 
 from engine.client import HeyGenClient
 from engine.commands.plan import recipe_label
 from engine.commands.validate import load_all
-from engine.errors import UsageError
+from engine.cost import Budget, credits_text, estimate, number_text
+from engine.errors import BudgetError, UsageError
 from engine.executor import ApplyOptions, ApplyResult, Batch, Executor, summarize
 from engine.manifest import ManifestStore, manifest_path_for
 from engine.plan import build_plan
@@ -54,6 +56,7 @@ def run(
     options: ApplyOptions,
     log_json: bool,
     prune: bool = False,
+    max_credits: Decimal | None = None,
 ) -> int:
     recipes = load_all(paths)
     base_url, key = api_settings()
@@ -67,10 +70,11 @@ def run(
             )
             for recipe, store in zip(recipes, stores, strict=True)
         ]
+        budget = None if max_credits is None else _budget(batches, max_credits)
         # Nothing to do: no event loop, no connection, not a single request.
         work = any(batch.plan.has_changes for batch in batches)
         result = (
-            asyncio.run(_apply(base_url, key, batches, options, reporter))
+            asyncio.run(_apply(base_url, key, batches, options, reporter, budget))
             if work
             else ApplyResult()
         )
@@ -79,10 +83,24 @@ def run(
             from engine.commands.lifecycle import prune_batches
 
             pruned = prune_batches(base_url, key, batches, reporter)
-    reporter.close(summarize(result, batches))
+    summary = summarize(result, batches)
+    if result.stopped == "max-credits" and budget is not None:
+        summary += "\n" + budget.stopped_line()
+    reporter.close(summary)
     if result.stopped == "interrupted":
         return INTERRUPTED
     return 0 if result.ok and pruned else 1
+
+
+def _budget(batches: Sequence[Batch], limit: Decimal) -> Budget:
+    """The run's budget; refused before any request when the plan alone passes it."""
+    cost = estimate(batch.plan for batch in batches).credits
+    if cost > limit:
+        raise BudgetError(
+            f"the plan costs {credits_text(cost)}, more than --max-credits {number_text(limit)};"
+            " nothing was sent"
+        )
+    return Budget(limit)
 
 
 async def _apply(
@@ -91,6 +109,7 @@ async def _apply(
     batches: Sequence[Batch],
     options: ApplyOptions,
     reporter: Reporter,
+    budget: Budget | None = None,
 ) -> ApplyResult:
     executor: Executor | None = None
 
@@ -99,7 +118,7 @@ async def _apply(
             executor.on_retry(exc, wait)
 
     async with HeyGenClient(base_url, key, on_retry=on_retry) as client:
-        executor = Executor(client, batches, reporter, options)
+        executor = Executor(client, batches, reporter, options, budget)
         loop = asyncio.get_running_loop()
         interrupts = 0
 

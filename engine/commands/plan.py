@@ -6,11 +6,12 @@ import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from engine import plan_markdown
 from engine.commands.validate import load_all
 from engine.manifest import manifest_path_for, read_manifest
 from engine.plan import Plan, build_plan
 from engine.recipe import Recipe
-from engine.report import graph_text, merge_summaries, plan_lines, summary_line
+from engine.report import graph_text, plan_document, plan_text
 
 
 def recipe_label(recipe: Recipe, manifest: Path) -> str:
@@ -37,10 +38,11 @@ def run(
     *,
     manifest: Path | None,
     only: Sequence[str],
-    as_json: bool,
+    fmt: str,
     detailed_exitcode: bool,
     refresh: bool = False,
 ) -> int:
+    """Print the plans as `fmt` (text, json or markdown)."""
     recipes = load_all(paths)
     adoptable: list[dict[str, str]] = [{} for _ in recipes]
     if refresh:
@@ -48,21 +50,14 @@ def run(
 
         adoptable = refresh_recipes(recipes, manifest)
     plans = [plan_recipe(r, manifest, only, a) for r, a in zip(recipes, adoptable, strict=True)]
-    if as_json:
-        actions = [
-            {"recipe": str(r.path), **a.to_json()}
-            for r, p in zip(recipes, plans, strict=True)
-            for a in p.actions
-        ]
-        summary = merge_summaries(plans)
-        print(json.dumps({"version": 1, "actions": actions, "summary": summary}, indent=2))
+    labelled = [(str(r.path), p) for r, p in zip(recipes, plans, strict=True)]
+    if fmt == "json":
+        print(json.dumps(plan_document(labelled), indent=2))
+    elif fmt == "markdown":
+        recipe_plans = [plan_markdown.RecipePlan(label, p) for label, p in labelled]
+        print(plan_markdown.render(recipe_plans, plan_text(labelled)), end="")
     else:
-        for recipe, plan in zip(recipes, plans, strict=True):
-            lines = plan_lines(plan.actions)
-            print(f"{recipe.path}:" + ("" if lines else " up to date"))
-            for line in lines:
-                print(line)
-        print(summary_line(merge_summaries(plans)))
+        print(plan_text(labelled), end="")
     if detailed_exitcode and any(p.has_changes for p in plans):
         return 2
     return 0

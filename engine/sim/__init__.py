@@ -5,7 +5,7 @@ background thread for tests. docs/simulator.md describes the behaviour and its a
 """
 
 from engine.sim._api import Request, Response, Simulator
-from engine.sim._config import RUNTIME_FIELDS, SimConfig
+from engine.sim._config import RUNTIME_FIELDS, SimConfig, parse_seconds_range
 from engine.sim._server import RunningSimulator, SimServer, running_simulator, serve
 
 __all__ = [
@@ -16,6 +16,7 @@ __all__ = [
     "SimConfig",
     "SimServer",
     "Simulator",
+    "parse_seconds_range",
     "running_simulator",
     "serve",
 ]

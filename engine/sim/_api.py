@@ -30,6 +30,7 @@ from urllib.parse import parse_qs, urlsplit
 from engine.errors import UsageError
 from engine.sim._config import RUNTIME_FIELDS, SimConfig
 from engine.sim._png import PREVIEW_HEIGHT, PREVIEW_WIDTH, preview_png
+from engine.sim._uploads import DIRECT_MAX_BYTES, DirectUploads, UploadSink, valid_sha256
 
 # Documented cap of POST /v3/assets (and of a decoded base64 file); a module constant so tests
 # can lower it instead of sending 32 MB.
@@ -58,6 +59,7 @@ _FILE_FIELDS = {
     "asset_id": frozenset({"type", "asset_id"}),
     "base64": frozenset({"type", "media_type", "data"}),
 }
+_DIRECT_FIELDS = frozenset({"filename", "content_type", "size_bytes", "checksum_sha256"})
 # Answers a retry must re-execute rather than replay: transient by nature.
 _NOT_REPLAYED = frozenset({409, 429})
 
@@ -158,6 +160,7 @@ class _Look:
     request: dict[str, Any]
     idempotency_key: str | None
     tags: list[str] = field(default_factory=list)
+    started_at: float | None = None  # when its generation started (None: waits for consent)
 
 
 @dataclass(frozen=True)
@@ -168,6 +171,7 @@ class _Asset:
     size_bytes: int
     sha256: str
     created_at: float
+    status: str = "completed"  # "pending_upload" until a direct upload is completed
 
 
 @dataclass
@@ -365,6 +369,9 @@ class Simulator:
         self._looks: dict[str, _Look] = {}
         self._assets: dict[str, _Asset] = {}
         self._asset_data: dict[str, bytes] = {}
+        self._uploads = DirectUploads()
+        # Durations come from their own stream, so ids and faults do not shift them.
+        self._timing_rng = random.Random(f"{self.config.seed}:generation")
         self._consent_tokens: dict[str, str] = {}  # token -> group id
         self._group_order: dict[str, list[tuple[int, str]]] = {}  # per key; deletions lazy
         self._look_order: dict[str, list[tuple[int, str]]] = {}
@@ -459,13 +466,21 @@ class Simulator:
         for _, look_id in group.looks:
             look = self._looks[look_id]
             if look.ready_at is None:
-                look.ready_at = at + self.config.generation_seconds
+                look.ready_at = at + self._duration()
                 self._start_job(look, at)
+
+    def _duration(self) -> float:
+        """One job's generation time: fixed, or log-uniform over the configured range."""
+        low, high = self.config.generation_seconds, self.config.generation_seconds_max
+        if high is None or high == low:
+            return low
+        return math.exp(self._timing_rng.uniform(math.log(low), math.log(high)))
 
     def _start_job(self, look: _Look, at: float) -> None:
         # Events arrive in time order (creates at "now", auto-consents at their due time, which
         # is after the previous request), so pruning at `at` never drops a job still running.
         assert look.ready_at is not None
+        look.started_at = at
         heap = self._jobs.setdefault(look.api_key, [])
         heapq.heappush(heap, (look.ready_at, look.id))
         running = len(self._running_jobs(look.api_key, at))
@@ -642,6 +657,14 @@ class Simulator:
             asset = self._assets.get(asset_id)
             if asset is None or asset.api_key != ctx.key:
                 raise invalid(f"{param}.asset_id", f"asset {asset_id!r} not found")
+            if asset.status != "completed":
+                raise Reject(
+                    400,
+                    "asset_not_available",
+                    f"asset {asset_id!r} is {asset.status}: a direct upload is usable only"
+                    " once POST /v3/assets/{asset_id}/complete succeeded",
+                    f"{param}.asset_id",
+                )
             if _kind_of_mime(asset.mime_type) != kind:
                 raise invalid(f"{param}.asset_id", f"asset {asset_id!r} is not {what}")
         else:
@@ -763,7 +786,7 @@ class Simulator:
             avatar_type=_AVATAR_TYPES[ctype],
             created_at=ctx.now,
             seq=self._next_seq(),
-            ready_at=None if waits_for_consent else ctx.now + self.config.generation_seconds,
+            ready_at=None if waits_for_consent else ctx.now + self._duration(),
             fails=fails,
             request=_summarise(body),
             idempotency_key=ctx.idempotency_key,
@@ -964,6 +987,99 @@ class Simulator:
             }
         )
 
+    def _direct_init(self, ctx: _Ctx) -> Response:
+        body = _json_object(ctx.req)
+        _reject_unknown(body, _DIRECT_FIELDS)
+        filename = _required_str(body, "filename")
+        content_type = _required_str(body, "content_type")
+        if content_type not in IMAGE_TYPES | VIDEO_TYPES:
+            raise invalid("content_type", "content_type must be an image or video media type")
+        size = body.get("size_bytes")
+        if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+            raise invalid("size_bytes", "size_bytes must be a positive integer")
+        if size > DIRECT_MAX_BYTES:
+            raise Reject(
+                413, "payload_too_large", f"size_bytes is over max_bytes {DIRECT_MAX_BYTES}"
+            )
+        checksum = body.get("checksum_sha256")
+        if checksum is not None and not valid_sha256(checksum):
+            raise invalid("checksum_sha256", "checksum_sha256 must be 64 lower-case hex digits")
+        asset_id = self._new_id("asset", self._assets)
+        self._assets[asset_id] = _Asset(
+            asset_id, ctx.key, content_type, size, checksum or "", ctx.now, "pending_upload"
+        )
+        _, answer = self._uploads.start(
+            asset_id, ctx.key, {**body, "filename": filename}, ctx.now, self.config, self.base_url
+        )
+        self.mutations += 1
+        return ok(answer)
+
+    def _direct_complete(self, ctx: _Ctx) -> Response:
+        asset_id = ctx.params["asset_id"]
+        asset = self._assets.get(asset_id)
+        if asset is None or asset.api_key != ctx.key:
+            raise not_found("asset", asset_id)
+        body = _json_object(ctx.req, allow_empty=True)
+        _reject_unknown(body, frozenset({"checksum_sha256"}))
+        checksum = body.get("checksum_sha256")
+        if checksum is not None and not valid_sha256(checksum):
+            raise invalid("checksum_sha256", "checksum_sha256 must be 64 lower-case hex digits")
+        if asset.status == "pending_upload":
+            upload = self._uploads.pending.get(asset_id)
+            if upload is None or upload.received_sha256 is None:
+                raise Reject(
+                    409,
+                    "upload_incomplete",
+                    f"no complete upload was received for asset {asset_id!r}; PUT its bytes"
+                    " to the upload_url first",
+                )
+            mime = sniff_mime(upload.received_head) or upload.content_type
+            asset = replace(
+                asset, status="completed", sha256=upload.received_sha256, mime_type=mime
+            )
+            self._assets[asset_id] = asset
+            del self._uploads.pending[asset_id]
+            self.mutations += 1
+        if checksum is not None and checksum != asset.sha256:
+            raise Reject(
+                400,
+                "checksum_mismatch",
+                "checksum_sha256 differs from the uploaded bytes",
+                "checksum_sha256",
+            )
+        return ok(
+            {
+                "asset_id": asset.id,
+                "url": f"{self.base_url}/_sim/assets/{asset.id}",
+                "mime_type": asset.mime_type,
+                "size_bytes": asset.size_bytes,
+                "status": asset.status,
+            }
+        )
+
+    def upload_sink(self, path: str, query: str, headers: Mapping[str, str]) -> UploadSink:
+        """Where the server streams a PUT to an upload_url (storage, not the /v3 API)."""
+        self._stats.by_route["PUT /_sim/uploads/{asset_id}"] += 1
+        return self._uploads.sink(path, query, headers, self._clock())
+
+    def is_upload_put(self, method: str, path: str) -> bool:
+        return self._uploads.is_upload_put(method, path)
+
+    def _asset_view(self, asset: _Asset, now: float) -> dict[str, Any]:
+        status = asset.status
+        upload = self._uploads.pending.get(asset.id)
+        if status == "pending_upload" and (
+            upload is None or (upload.expires_at <= now and upload.received_sha256 is None)
+        ):
+            status = "expired"  # its URL can no longer take the bytes: never usable
+        return {
+            "asset_id": asset.id,
+            "status": status,
+            "mime_type": asset.mime_type,
+            "size_bytes": asset.size_bytes,
+            "created_at": asset.created_at,
+        }
+
     # ----- /_sim/ introspection -----
 
     def _handle_sim(self, req: Request) -> Response:
@@ -992,8 +1108,16 @@ class Simulator:
             view = self.look_view(look, now)
             view["request"] = look.request
             view["idempotency_key"] = look.idempotency_key
+            view["started_at"] = look.started_at
+            done = look.ready_at is not None and now >= look.ready_at
+            view["finished_at"] = look.ready_at if done else None
             looks.append(view)
         return {"groups": [self.group_view(g, now) for g in self._groups.values()], "looks": looks}
+
+    def assets(self) -> list[dict[str, Any]]:
+        """Every asset with its status (completed, pending_upload, expired)."""
+        now = self._clock()
+        return [self._asset_view(a, now) for a in self._assets.values()]
 
     def stats(self) -> dict[str, Any]:
         s = self._stats
@@ -1018,6 +1142,9 @@ class Simulator:
 
     def _sim_state(self, ctx: _Ctx) -> Response:
         return Response(200, _dump(self.state()))
+
+    def _sim_assets(self, ctx: _Ctx) -> Response:
+        return Response(200, _dump({"assets": self.assets()}))
 
     def _sim_stats(self, ctx: _Ctx) -> Response:
         return Response(200, _dump(self.stats()))
@@ -1198,12 +1325,27 @@ _V3_ROUTES = _compile(
         "/v3/avatars/{group_id}": {"GET": Simulator._get_group, "DELETE": Simulator._delete_group},
         "/v3/avatars/{group_id}/consent": {"POST": Simulator._consent},
         "/v3/assets": {"POST": Simulator._upload_asset},
+        "/v3/assets/direct-uploads": {"POST": Simulator._direct_init},
+        "/v3/assets/{asset_id}/complete": {"POST": Simulator._direct_complete},
     }
 )
 _IDEMPOTENT = frozenset(
-    {"POST /v3/avatars", "POST /v3/assets", "POST /v3/avatars/{group_id}/consent"}
+    {
+        "POST /v3/avatars",
+        "POST /v3/assets",
+        "POST /v3/avatars/{group_id}/consent",
+        "POST /v3/assets/direct-uploads",
+        "POST /v3/assets/{asset_id}/complete",
+    }
 )
-_DROPPABLE = frozenset({"POST /v3/avatars", "POST /v3/assets"})
+_DROPPABLE = frozenset(
+    {
+        "POST /v3/avatars",
+        "POST /v3/assets",
+        "POST /v3/assets/direct-uploads",
+        "POST /v3/assets/{asset_id}/complete",
+    }
+)
 
 _SIM_ROUTES = _compile(
     {
@@ -1212,6 +1354,7 @@ _SIM_ROUTES = _compile(
         "/_sim/reset": {"POST": Simulator._sim_reset},
         "/_sim/config": {"GET": Simulator._sim_get_config, "POST": Simulator._sim_set_config},
         "/_sim/previews/{file}": {"GET": Simulator._sim_preview},
+        "/_sim/assets": {"GET": Simulator._sim_assets},
         "/_sim/assets/{asset_id}": {"GET": Simulator._sim_asset},
         "/_sim/consent/{token}": {
             "GET": Simulator._consent_page,

@@ -19,7 +19,10 @@ RUNTIME_FIELDS = frozenset(
         "credits",
         "failed_look_rate",
         "generation_seconds",
+        "generation_seconds_max",
         "auto_consent",
+        "upload_url_ttl",
+        "upload_bytes_per_second",
     }
 )
 
@@ -31,6 +34,23 @@ def _number(name: str, value: object, *, optional: bool = False) -> None:
         raise UsageError(f"sim: {name} must be a finite number, not {value!r}")
     if value < 0:
         raise UsageError(f"sim: {name} must not be negative, not {value!r}")
+
+
+def parse_seconds_range(text: str) -> tuple[float, float | None]:
+    """`S` or `LO-HI` (seconds) as (low, high or None); UsageError names what is wrong."""
+    low, sep, high = text.partition("-")
+    try:
+        values = (float(low), float(high) if sep else None)
+    except ValueError:
+        raise UsageError(
+            f"sim: --generation-seconds takes S or LO-HI (seconds), not {text!r}"
+        ) from None
+    low_value, high_value = values
+    if high_value is not None and not 0 < low_value <= high_value:
+        raise UsageError(
+            f"sim: --generation-seconds LO-HI needs 0 < LO <= HI (log-uniform), not {text!r}"
+        )
+    return values
 
 
 def _integer(name: str, value: object, *, optional: bool = False, minimum: int = 0) -> None:
@@ -48,6 +68,8 @@ class SimConfig:
 
     api_key: str | None = None
     generation_seconds: float = 2.0
+    # With a maximum, each job's duration is drawn log-uniformly in [generation_seconds, max].
+    generation_seconds_max: float | None = None
     failed_look_rate: float = 0.0
     auto_consent: float | None = None
     max_jobs: int = 10
@@ -57,13 +79,27 @@ class SimConfig:
     drop_rate: float = 0.0
     latency_ms: float = 0.0
     idempotency_ttl: float = 86400.0
+    upload_url_ttl: float = 3600.0
+    upload_bytes_per_second: float | None = None  # a slow uplink for PUTs to upload URLs
     state_file: Path | None = None
 
     def __post_init__(self) -> None:
         if self.api_key is not None and (not isinstance(self.api_key, str) or not self.api_key):
             raise UsageError("sim: api_key must be a non-empty string")
-        for name in ("generation_seconds", "latency_ms", "idempotency_ttl"):
+        for name in ("generation_seconds", "latency_ms", "idempotency_ttl", "upload_url_ttl"):
             _number(name, getattr(self, name))
+        _number("generation_seconds_max", self.generation_seconds_max, optional=True)
+        _number("upload_bytes_per_second", self.upload_bytes_per_second, optional=True)
+        if self.upload_bytes_per_second == 0:
+            raise UsageError("sim: upload_bytes_per_second must be above 0")
+        if self.generation_seconds_max is not None:
+            if self.generation_seconds <= 0:
+                raise UsageError("sim: a generation_seconds range must start above 0")
+            if self.generation_seconds_max < self.generation_seconds:
+                raise UsageError(
+                    "sim: generation_seconds_max must be at least generation_seconds, not"
+                    f" {self.generation_seconds_max!r}"
+                )
         _number("auto_consent", self.auto_consent, optional=True)
         for name in ("failed_look_rate", "fail_rate", "drop_rate"):
             value = getattr(self, name)

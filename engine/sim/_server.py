@@ -140,6 +140,10 @@ class SimServer:
         if not isinstance(event, h11.Request):
             raise _Dropped
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in event.headers}
+        target = event.target.decode("latin-1")
+        path, _, query = target.partition("?")
+        if self.sim.is_upload_put(event.method.decode("ascii"), path):
+            return await self._upload(conn, reader, writer, path, query, headers)
         cap = _body_cap()
         length = headers.get("content-length")
         if length is not None and length.isdigit() and int(length) > cap:
@@ -162,8 +166,6 @@ class SimServer:
                 break
             else:
                 return False
-        target = event.target.decode("latin-1")
-        path, _, query = target.partition("?")
         request = Request(event.method.decode("ascii"), path, query, headers, b"".join(chunks))
         try:
             response = await self.sim.handle(request)
@@ -175,6 +177,36 @@ class SimServer:
         self._write(conn, writer, response)
         if writer.transport.get_write_buffer_size() > _READ_CHUNK:
             await writer.drain()
+        return conn.our_state is h11.DONE and conn.their_state is h11.DONE
+
+    async def _upload(
+        self,
+        conn: h11.Connection,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        path: str,
+        query: str,
+        headers: dict[str, str],
+    ) -> bool:
+        """Stream a PUT to an upload_url into its sink: hashed as it arrives, never held."""
+        sink = self.sim.upload_sink(path, query, headers)
+        if conn.they_are_waiting_for_100_continue:
+            writer.write(conn.send(h11.InformationalResponse(status_code=100, headers=[])))
+        while True:
+            part = await self._next_event(conn, reader)
+            if isinstance(part, h11.Data):
+                sink.feed(bytes(part.data))
+                rate = self.sim.config.upload_bytes_per_second
+                if rate:
+                    await asyncio.sleep(len(part.data) / rate)
+            elif isinstance(part, h11.EndOfMessage):
+                break
+            else:
+                return False  # the client went away mid-body: nothing was stored
+        answer = sink.finish()
+        self._write(
+            conn, writer, Response(answer.status, answer.body, answer.content_type, answer.headers)
+        )
         return conn.our_state is h11.DONE and conn.their_state is h11.DONE
 
     def _write(
@@ -234,6 +266,11 @@ class RunningSimulator:
 
     def stats(self) -> dict[str, Any]:
         return self._get("/_sim/stats")
+
+    def assets(self) -> list[dict[str, Any]]:
+        """Every asset with its status: completed, pending_upload or expired."""
+        assets: list[dict[str, Any]] = self._get("/_sim/assets")["assets"]
+        return assets
 
     def config(self) -> dict[str, Any]:
         return self._get("/_sim/config")
