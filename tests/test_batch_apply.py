@@ -266,3 +266,22 @@ def test_a_reused_look_deleted_remotely_is_made_again(
     assert creations(simulator) == made + 1
     record = nodes_of(applied)["ana/studio"]
     assert record["look_id"] != first and record["status"] == "completed"
+
+
+def test_the_gallery_groups_looks_by_avatar_then_set(
+    recipes: Path, looks: Callable[..., Run]
+) -> None:
+    out = recipes.parent / "catalog"
+    result = looks("catalog", recipes / "team.yaml", "--out", out)
+    assert result.code == 0, result.err
+    html = (out / "index.html").read_text(encoding="utf-8")
+    ana = html[html.index("<code>ana</code>") : html.index("<code>ben</code>")]
+    order = [
+        ana.index(s) for s in ("ana/studio", "look set <code>office</code>", "ana/navy-office")
+    ]
+    order += [
+        ana.index(s) for s in ("ana/office-dusk", "look set <code>stage</code>", "ana/keynote")
+    ]
+    assert order == sorted(order)
+    markdown = (out / "catalog.md").read_text(encoding="utf-8")
+    assert markdown.count("look set `office`") == 5 and markdown.count("look set `stage`") == 3
