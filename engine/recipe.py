@@ -443,7 +443,9 @@ def _build(doc: _Doc, path: Path, skip: set[Location]) -> Recipe:
     avatars = tuple(
         _build_avatar(doc, a.key, a.raw, suffix, files, skip) for a in expansion.avatars
     )
-    moves = _moves(doc, avatars)
+    # A template that failed to expand would make every move onto its looks look wrong.
+    expanded = not (expansion.problems or expansion.source_problems)
+    moves = _moves(doc, avatars, check=expanded)
     credits = _credit_prices(doc, data.get("defaults", {}).get("credits", {}))
     return Recipe(path=path, avatars=avatars, prompt_suffix=suffix, moves=moves, credits=credits)
 
@@ -499,9 +501,11 @@ def _place_expansion(doc: _Doc, expansion: expand.Expansion, skip: set[Location]
             doc.labels[avatar.key] = avatar.label
 
 
-def _moves(doc: _Doc, avatars: tuple[AvatarSpec, ...]) -> tuple[Move, ...]:
+def _moves(doc: _Doc, avatars: tuple[AvatarSpec, ...], check: bool) -> tuple[Move, ...]:
     entries = doc.data.get("moved") or []
     moves = [Move(e["from"], e["to"], doc.line(("moved", i))) for i, e in enumerate(entries)]
+    if not check:
+        return tuple(moves)
     having: dict[str, set[str]] = {}
     for avatar in avatars:
         for look in avatar.looks:
