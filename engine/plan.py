@@ -370,6 +370,13 @@ def _fingerprint(drafts: dict[str, _Draft]) -> dict[str, PlanNode]:
 # -- moved --------------------------------------------------------------------------
 
 
+def pending_moves(
+    recipe: Recipe, nodes: Mapping[str, PlanNode], records: Mapping[str, NodeRecord]
+) -> dict[str, str]:
+    """target -> source of every `moved` entry a run has yet to apply to these records."""
+    return _rekeyed(recipe, nodes, records)[1]
+
+
 def _rekeyed(
     recipe: Recipe, nodes: Mapping[str, PlanNode], records: Mapping[str, NodeRecord]
 ) -> tuple[Mapping[str, NodeRecord], dict[str, str]]:

@@ -107,14 +107,7 @@ def test_moved_renames_without_a_creation_and_without_a_cascade(
 ) -> None:
     before = nodes_of(applied)
     made = creations(simulator)
-    # navy-office -> navy, and office-dusk (chained on it) now says `from: navy`.
-    edit(applied, "    navy-office: {prompt", "    navy: {prompt")
-    edit(applied, "from: navy-office}", "from: navy}")
-    edit(
-        applied,
-        '  - {from: "*/conference", to: "*/keynote"}',
-        '  - {from: "*/navy-office", to: "*/navy"}',
-    )
+    rename_navy(applied)  # and office-dusk, chained on it, now says `from: navy`
     plan = plan_json(looks, applied)
     actions = {a["address"]: a for a in plan["actions"]}
     for avatar in TEAM:
@@ -285,3 +278,48 @@ def test_the_gallery_groups_looks_by_avatar_then_set(
     assert order == sorted(order)
     markdown = (out / "catalog.md").read_text(encoding="utf-8")
     assert markdown.count("look set `office`") == 5 and markdown.count("look set `stage`") == 3
+
+
+def rename_navy(recipe: Path) -> None:
+    """navy-office -> navy in the set, with its `moved` entry."""
+    edit(recipe, "    navy-office: {prompt", "    navy: {prompt")
+    edit(recipe, "from: navy-office}", "from: navy}")
+    edit(
+        recipe,
+        '  - {from: "*/conference", to: "*/keynote"}',
+        '  - {from: "*/navy-office", to: "*/navy"}',
+    )
+
+
+def test_prune_before_a_pending_move_keeps_the_moved_looks(
+    applied: Path, simulator: sim.RunningSimulator, looks: Callable[..., Run]
+) -> None:
+    rename_navy(applied)
+    pruned = looks("prune", "--yes", applied)
+    assert pruned.code == 0, pruned.err
+    assert "Nothing to prune." in pruned.out
+    made = creations(simulator)
+    assert looks("apply", applied).code == 0
+    assert creations(simulator) == made
+    assert all(look["status"] == "completed" for look in simulator.state()["looks"])
+
+
+def test_a_move_half_recorded_by_a_dead_run_is_finished(
+    applied: Path, simulator: sim.RunningSimulator, looks: Callable[..., Run]
+) -> None:
+    rename_navy(applied)
+    # As if a run died between journaling ana/navy and forgetting ana/navy-office.
+    path = manifest_path_for(applied)
+    manifest = json.loads(path.read_text())
+    manifest["nodes"]["ana/navy"] = manifest["nodes"]["ana/navy-office"]
+    path.write_text(json.dumps(manifest))
+    actions = {a["address"]: a for a in plan_json(looks, applied)["actions"]}
+    assert (actions["ana/navy"]["action"], actions["ana/navy"]["moved_from"]) == (
+        "move",
+        "ana/navy-office",
+    )
+    made = creations(simulator)
+    assert looks("apply", applied).code == 0
+    assert creations(simulator) == made
+    nodes = nodes_of(applied)
+    assert "ana/navy-office" not in nodes and nodes["ana/navy"]["status"] == "completed"

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
 from typing import TextIO
 
@@ -25,7 +25,7 @@ from engine.errors import LooksError, RecipeError
 from engine.executor import Batch
 from engine.lifecycle import AdoptedAvatar, Drift, PruneItem, PruneOutcome, RemoteGroup
 from engine.manifest import ManifestStore, manifest_path_for
-from engine.plan import PlanNode, build_graph, consent_address
+from engine.plan import PlanNode, build_graph, consent_address, pending_moves
 from engine.progress import Event, Reporter
 from engine.recipe import Recipe, load_recipe
 
@@ -253,8 +253,13 @@ async def _refresh_all(
 
 
 def _prune_items(
-    stores: Sequence[ManifestStore], graphs: Sequence[dict[str, PlanNode]]
+    stores: Sequence[ManifestStore],
+    graphs: Sequence[dict[str, PlanNode]],
+    moving: Sequence[Collection[str]] = (),
 ) -> list[list[PruneItem]]:
+    """What to prune per store; `moving`: per store, addresses a pending `moved` entry
+    re-keys into the recipe (not orphans: their looks are to be kept, not paid for again)."""
+    moving = moving or [()] * len(stores)
     nodes = [n for g in graphs for n in g.values()]
     protected = lifecycle.protected_ids((r for s in stores for r in s.nodes.values()), nodes)
     existing = lifecycle.protected_ids((), nodes)
@@ -264,8 +269,10 @@ def _prune_items(
         return existing | {look_id for look_id in others if look_id}
 
     return [
-        lifecycle.prune_items(store.nodes, graph.keys(), protected, used_outside(store))
-        for store, graph in zip(stores, graphs, strict=True)
+        lifecycle.prune_items(
+            store.nodes, graph.keys() | set(moved), protected, used_outside(store)
+        )
+        for store, graph, moved in zip(stores, graphs, moving, strict=True)
     ]
 
 
@@ -274,7 +281,12 @@ def run_prune(paths: Sequence[Path], *, manifest: Path | None, yes: bool) -> int
     recipes = load_all(paths)
     base_url, key = api_settings()
     with open_stores(recipes, manifest) as stores:
-        plans = _prune_items(stores, [build_graph(r) for r in recipes])
+        graphs = [build_graph(r) for r in recipes]
+        moving = [
+            pending_moves(r, g, s.nodes).values()
+            for r, g, s in zip(recipes, graphs, stores, strict=True)
+        ]
+        plans = _prune_items(stores, graphs, moving)
         if not any(plans):
             print("Nothing to prune.")
             return 0
