@@ -767,6 +767,11 @@ class Executor:
                 self._save(n, record.evolve(reusable=cache))
             return await self._make(n)
         superseded = tuple(i for i in _superseding(record) if i != look_id)
+        if record.status == "submitted":
+            # B's send lost its answer: what it may have made is superseded, never unaccounted.
+            made = await self._find_made(n, record)
+            if made is not None and made.id not in superseded:
+                superseded = (*superseded, made.id)
         cache = _reusable(record, superseded)
         cache.pop(n.node.fingerprint, None)
         self._save(
