@@ -153,7 +153,12 @@ def _card(
     if record is None:
         return Card(address, kind, name, built_from, NOT_APPLIED)
     reason = None
-    if record.error is not None and record.status in ("failed", "blocked", "missing"):
+    if record.error is not None and record.status in (
+        "failed",
+        "blocked",
+        "awaiting_consent",
+        "missing",
+    ):
         reason = f"{record.error.code}: {record.error.message}"
     note = None
     if action is not None and action.action == "replace":
@@ -291,7 +296,7 @@ figcaption { padding: 10px 12px 12px; display: flex; flex-direction: column; gap
 .kind { color: var(--muted); }
 .status-completed { color: var(--ok); }
 .status-failed { color: var(--bad); }
-.status-blocked, .status-missing { color: var(--warn); }
+.status-blocked, .status-awaiting_consent, .status-missing { color: var(--warn); }
 .status-pending, .status-submitted, .status-processing { color: var(--wip); }
 .status-not-applied { color: var(--muted); }
 .prompt { margin: 0; }

@@ -324,6 +324,13 @@ def _add_apply(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     )
     p.add_argument("--log-json", action="store_true", help="one JSON object per event")
     p.add_argument(
+        "--progress-every",
+        type=_number("seconds", minimum=0, above=True),
+        default=30.0,
+        metavar="SECONDS",
+        help="without a terminal, a progress line at least this often (default 30)",
+    )
+    p.add_argument(
         "--prune",
         action="store_true",
         help="after a successful run, delete superseded and orphaned looks (no prompt)",
@@ -480,6 +487,7 @@ def _run_apply(args: argparse.Namespace) -> int:
         log_json=args.log_json,
         prune=args.prune,
         max_credits=args.max_credits,
+        progress_every=args.progress_every,
     )
 
 

@@ -26,13 +26,15 @@ from tenacity import (
     wait_random,
 )
 
+from engine import records
 from engine.client import HeyGenClient, LookInfo, wait_retry_after
 from engine.cost import Budget
 from engine.errors import ApiError, FileChangedError, LooksError, TransportError
 from engine.manifest import ErrorInfo, ManifestStore, NodeRecord, Status
 from engine.media import SIMPLE_UPLOAD_MAX_BYTES
 from engine.plan import Plan, PlanAction, PlanNode, consent_address, substitute
-from engine.progress import Event, Reporter
+from engine.progress import Event, EventError, Reporter
+from engine.summary import RunSummary
 from engine.uploads import DirectUpload, LocalFile
 
 KEY_TTL = 23 * 3600.0  # the API keeps idempotency keys 24 h; reconcile by name past this
@@ -50,6 +52,7 @@ class ApplyOptions:
     poll_min: float = 0.01
     poll_max: float = 10.0
     upload_concurrency: int = 2
+    heartbeat: float = 1.0  # seconds between progress updates while nothing happens
     missing_after: float = 30.0  # seconds a look may be absent from listings before a GET
     interrupt_grace: float = 5.0
 
@@ -65,17 +68,25 @@ class Batch:
 
 @dataclass
 class ApplyResult:
-    """What a run achieved."""
+    """What a run achieved.
+
+    Once the run is over, `counts` holds each node it was asked to work on under exactly
+    one of engine.summary.OUTCOMES (while it runs, also `queued`).
+    """
 
     counts: Counter[str] = field(default_factory=Counter)
     failures: list[tuple[str, str]] = field(default_factory=list)
     stopped: str | None = None  # why new submissions stopped early, if they did
-    remaining: int = 0
     requests_429: int = 0
 
     @property
     def ok(self) -> bool:
-        return not self.failures and self.stopped is None and self.remaining == 0
+        unfinished = self.counts["in_flight"] + self.counts["not_started"]
+        return not self.failures and self.stopped is None and unfinished == 0
+
+    def summary(self) -> RunSummary:
+        counts = {k: v for k, v in self.counts.items() if k != "queued"}
+        return RunSummary(counts, self.stopped, tuple(self.failures))
 
 
 def idempotency_key(lineage: str, address: str, fingerprint: str, attempt: int) -> str:
@@ -283,23 +294,6 @@ class _Node:
         )
 
 
-def _superseding(record: NodeRecord) -> tuple[str, ...]:
-    """The record's superseded ids plus its own look, which a new creation replaces."""
-    adopted = (record.request or {}).get("type") == "existing"  # not made here: never pruned
-    if record.look_id is None or adopted or record.look_id in record.superseded:
-        return record.superseded
-    return (*record.superseded, record.look_id)
-
-
-def _reusable(record: NodeRecord, superseded: Iterable[str]) -> dict[str, str]:
-    """The run cache once record's look is superseded: each kept look by what made it."""
-    kept = set(superseded)
-    cache = {fp: look for fp, look in record.reusable.items() if look in kept}
-    if record.status == "completed" and record.look_id in kept:
-        cache[record.fingerprint] = record.look_id
-    return cache
-
-
 def unrecorded_looks(
     looks: Iterable[LookInfo], group: str, name: str | None, taken: Collection[str | None]
 ) -> list[LookInfo]:
@@ -340,6 +334,11 @@ def shared_names(nodes: Iterable[PlanNode]) -> set[tuple[str | None, str | None]
     """(avatar, name) of looks sharing a name: which of them would a look by that name be?"""
     seen = Counter((n.avatar, n.name) for n in nodes if n.kind == "look")
     return {key for key, count in seen.items() if count > 1}
+
+
+def _ids(record: NodeRecord | None) -> tuple[str | None, str | None]:
+    """The look and group a record holds, for events."""
+    return (record.look_id, record.group_id) if record is not None else (None, None)
 
 
 def _outcome_unknown(error: ApiError) -> bool:
@@ -416,15 +415,35 @@ class Executor:
         self.result.counts["queued"] = len(work)
         for n in work:
             self._tasks[asyncio.create_task(self._run_node(n))] = n
+        heartbeat = asyncio.create_task(self._heartbeat())
         try:
             if self._tasks:
                 await asyncio.gather(*self._tasks)
         finally:
+            heartbeat.cancel()
             await self.poller.aclose()
             for batch in self.batches:
                 batch.store.fold()
-        self.result.remaining = sum(1 for n in work if n.outcome is None)
+        self._count_unfinished(work)
         return self.result
+
+    async def _heartbeat(self) -> None:
+        """Progress (rate, ETA, the periodic line in logs) moves even while nothing happens."""
+        while True:
+            await asyncio.sleep(self.options.heartbeat)
+            self._tick()
+
+    def _count_unfinished(self, work: Sequence[_Node]) -> None:
+        """Nodes without an outcome: still generating (sent, maybe billed) or not started."""
+        del self.result.counts["queued"]
+        for n in work:
+            if n.outcome is None:
+                record = n.record
+                sent = record is not None and records.in_flight(record)
+                self.result.counts["in_flight" if sent else "not_started"] += 1
+        for outcome in ("completed", "failed", "blocked", "in_flight", "not_started"):
+            self.result.counts[outcome] += 0
+        self.reporter.counts(self.result.counts, self._total)
 
     def interrupt(self) -> None:
         """First Ctrl-C: stop submitting, give answers in flight a grace period, then stop."""
@@ -469,12 +488,16 @@ class Executor:
             self.result.counts[outcome] += 1
             self._tick()
             if outcome != "completed" and self.options.fail_fast:
-                self.stop("fail-fast")
+                self.stop("fail_fast")
         except _Stop:
             pass
         except asyncio.CancelledError:
             if n.started:
-                self.reporter.event(Event(n.address, "interrupted", recipe=n.batch.label))
+                record = n.record
+                look_id = record.look_id if record is not None else None
+                self.reporter.event(
+                    Event(n.address, "interrupted", recipe=n.batch.label, look_id=look_id)
+                )
         finally:
             self._drop_slot(n)
             # A node that never ran must still release its dependents (they stop too).
@@ -486,24 +509,25 @@ class Executor:
     async def _wait_for_deps(self, n: _Node) -> str | None:
         """The first upstream that will not be ready, or None once all are."""
         for dep in n.deps:
-            ready = await (dep.created if n.node.kind == "consent" else dep.done)
+            # Shielded: cancelling this node (an interrupt) must not cancel the future the
+            # upstream shares with its other dependents and will still resolve.
+            ready = await asyncio.shield(dep.created if n.node.kind == "consent" else dep.done)
             if not ready:
                 return dep.address
         return None
 
     def _block(self, n: _Node, upstream: str) -> Outcome:
         message = f"upstream {upstream} did not complete"
-        error = ErrorInfo("blocked", message)
-        if n.record is not None and n.record.status == "submitted":
-            self._save(n, n.record.evolve(error=error))  # its key may still replay a look
-        elif n.record is None or n.record.status != "completed":
-            self._save(n, self._record_for(n).evolve(status="blocked", error=error))
-        self._report_failure(n, "blocked", message)
+        record = records.blocked(n.node, n.record, upstream)
+        if record is not None:
+            self._save(n, record)
+        self._report_failure(n, "blocked", message, EventError("blocked", message))
         return "blocked"
 
-    def _report_failure(self, n: _Node, kind: str, message: str) -> None:
+    def _report_failure(self, n: _Node, kind: str, message: str, error: EventError) -> None:
         self.result.failures.append((self._label(n), f"{kind}: {message}"))
-        self.reporter.event(Event(n.address, kind, message, n.batch.label))
+        ids = _ids(n.record)
+        self.reporter.event(Event(n.address, kind, message, n.batch.label, *ids, error))
 
     async def _dispatch(self, n: _Node) -> Outcome:
         try:
@@ -527,13 +551,11 @@ class Executor:
                 self.stop("insufficient_credit")
             if e.code == "asset_not_available":
                 self._forget_uploads(n)
-            # The request id is what HeyGen's support asks for.
-            where = f" (request {e.request_id})" if e.request_id else ""
             # A refusal ends the key; an answer that says nothing of the outcome (a 5xx after
             # every retry, a request still in progress, an unreadable success) keeps it, so
             # the next run replays it rather than paying again.
             status: Status | None = None if _outcome_unknown(e) else "failed"
-            return self._fail(n, e.code, e.message + where, status=status)
+            return self._fail(n, e.code, e.message, status=status, request_id=e.request_id)
         except TransportError as e:
             # The request's outcome is unknown: keep the key, the next run replays it.
             return self._fail(n, "transport_error", str(e), status=None)
@@ -549,13 +571,23 @@ class Executor:
                     n, rec.evolve(status="failed", error=ErrorInfo("asset_not_available", message))
                 )
 
-    def _fail(self, n: _Node, code: str, message: str, status: Status | None) -> Outcome:
+    def _fail(
+        self,
+        n: _Node,
+        code: str,
+        message: str,
+        status: Status | None,
+        request_id: str | None = None,
+    ) -> Outcome:
+        # The request id is what HeyGen's support asks for.
+        stored = f"{message} (request {request_id})" if request_id else message
         current = n.record or self._record_for(n)
-        changes: dict[str, Any] = {"error": ErrorInfo(code, message)}
+        changes: dict[str, Any] = {"error": ErrorInfo(code, stored)}
         if status is not None:
             changes["status"] = status
         self._save(n, current.evolve(**changes))
-        self._report_failure(n, "failed", f"{code}: {message}")
+        error = EventError(code, message, request_id)
+        self._report_failure(n, "failed", f"{code}: {stored}", error)
         return "failed"
 
     # -- slots ------------------------------------------------------------------------------
@@ -575,23 +607,7 @@ class Executor:
 
     def _record_for(self, n: _Node) -> NodeRecord:
         """The node's record brought to the current fingerprint, name and request."""
-        old = n.record
-        fresh = NodeRecord(
-            address=n.address,
-            kind=n.node.kind,
-            fingerprint=n.node.fingerprint,
-            status="pending",
-            name=n.node.name,
-            request=n.node.stored_request,
-        )
-        if old is None:
-            return fresh
-        if old.fingerprint == n.node.fingerprint:
-            return old.evolve(name=n.node.name, request=n.node.stored_request)
-        superseded = _superseding(old)
-        return fresh.evolve(
-            superseded=superseded, attempts=old.attempts, reusable=_reusable(old, superseded)
-        )
+        return records.current(n.node, n.record)
 
     def _with_key(self, n: _Node, record: NodeRecord) -> tuple[NodeRecord, bool]:
         """The record carrying the idempotency key to send; True when it replays a send."""
@@ -599,17 +615,8 @@ class Executor:
             return record, True
         attempt = record.attempts + 1
         lineage = n.batch.store.manifest.lineage
-        fresh = record.evolve(
-            idempotency_key=idempotency_key(lineage, n.address, n.node.fingerprint, attempt),
-            attempts=attempt,
-            submitted_at=round(time.time(), 3),
-            status="submitted",
-            error=None,
-            look_id=None,
-            preview_image_url=None,
-            superseded=_superseding(record),  # a failed look stays recorded, for prune
-        )
-        return fresh, False
+        key = idempotency_key(lineage, n.address, n.node.fingerprint, attempt)
+        return records.submitted(record, key, time.time()), False
 
     def _resolve(self, n: _Node, ref_kind: str, address: str) -> Any:
         dep = n.batch.store.nodes[address]
@@ -766,30 +773,11 @@ class Executor:
                 cache = {f: i for f, i in record.reusable.items() if i != look_id}
                 self._save(n, record.evolve(reusable=cache))
             return await self._make(n)
-        superseded = tuple(i for i in _superseding(record) if i != look_id)
+        made = None
         if record.status == "submitted":
             # B's send lost its answer: what it may have made is superseded, never unaccounted.
             made = await self._find_made(n, record)
-            if made is not None and made.id not in superseded:
-                superseded = (*superseded, made.id)
-        cache = _reusable(record, superseded)
-        cache.pop(n.node.fingerprint, None)
-        self._save(
-            n,
-            record.evolve(
-                fingerprint=n.node.fingerprint,
-                request=n.node.stored_request,
-                status="completed",
-                look_id=look.id,
-                group_id=look.group_id or record.group_id,
-                preview_image_url=look.preview_image_url,
-                error=None,
-                superseded=superseded,
-                reusable=cache,
-                idempotency_key=None,
-                submitted_at=None,
-            ),
-        )
+        self._save(n, records.reused(n.node, record, look, [made.id] if made else []))
         if n.node.name is not None and look.name != n.node.name:
             await self.client.rename_look(look.id, n.node.name)
         self._save(n, (n.record or record).evolve(name=n.node.name))
@@ -800,7 +788,9 @@ class Executor:
         """Create a base or a look (or pick up one made earlier) and see it through."""
         old = n.record
         record = self._record_for(n)  # carries a look id only when the fingerprint is the same
-        if record.look_id is not None and record.status in ("processing", "blocked"):
+        if records.legacy_blocked(record):
+            record = await self._settle_legacy(n, record)
+        if records.is_live(record):
             self.slots.force()  # its generation already runs on the server
             n.holding = True
         elif (adopted := await self._adopt(n, record)) is not None:
@@ -822,6 +812,24 @@ class Executor:
         n.created.set_result(True)
         return await self._await_generation(n, record)
 
+    async def _settle_legacy(self, n: _Node, record: NodeRecord) -> NodeRecord:
+        """An older manifest's `blocked` record with a look id: a consent wait (live) or a
+        failed look's stale id (to be superseded by a new creation); the server tells."""
+        assert record.look_id is not None
+        look = await self._confirm_missing(record.look_id)  # None: deleted meanwhile
+        group = (look.group_id if look is not None else None) or record.group_id
+        alive = look is not None and (
+            _generating(look) or look.usable or look.status == "pending_consent"
+        )
+        if look is None or group is None or not alive:
+            settled = record.evolve(status="failed")  # a new attempt supersedes it
+        elif look.status == "pending_consent":
+            settled = records.awaiting_consent(record.evolve(group_id=group))
+        else:
+            settled = records.created(record, look.id, group)
+        self._save(n, settled)
+        return settled
+
     async def _submit(self, n: _Node, record: NodeRecord) -> NodeRecord:
         """Send the create while holding a job slot; its key is journaled first."""
         await self._take_slot(n)
@@ -834,7 +842,7 @@ class Executor:
                 return found
             record, replay = self._with_key(n, record.evolve(status="pending"))
         if not replay and self.budget and not self.budget.spend(n.node, n.batch.plan.prices):
-            self.stop("max-credits")  # a replayed key is free; a new one would pass the budget
+            self.stop("max_credits")  # a replayed key is free; a new one would pass the budget
             raise _Stop
         self._save(n, record)
         body = substitute(n.node.template, lambda k, a: self._resolve(n, k, a))
@@ -848,8 +856,9 @@ class Executor:
                     self.client.create_avatar(body, idempotency_key=key), job=True
                 )
         self.slots.succeeded()
-        record = record.evolve(status="processing", look_id=look.id, group_id=group.id, error=None)
+        record = records.created(record, look.id, group.id)
         self._save(n, record)
+        self.reporter.event(Event(n.address, "created", look.id, n.batch.label, look.id, group.id))
         if replay and n.node.name and look.name != n.node.name:
             # Renamed in the recipe since the answer was lost: the replay has the old name.
             await self.client.rename_look(look.id, n.node.name)
@@ -895,7 +904,9 @@ class Executor:
         if older:
             found = found.evolve(superseded=(*found.superseded, *older))
             self._save(n, found)
-        self.reporter.event(Event(n.address, "adopted", str(found.look_id), n.batch.label))
+        self.reporter.event(
+            Event(n.address, "adopted", str(found.look_id), n.batch.label, *_ids(found))
+        )
         return found
 
     def _may_exist(self, n: _Node) -> bool:
@@ -961,7 +972,7 @@ class Executor:
             look = await until(lambda look: not _generating(look))
             self._drop_slot(n)
             if look is not None and look.status == "pending_consent":
-                self._save(n, (n.record or record).evolve(status="blocked"))
+                self._save(n, records.awaiting_consent(n.record or record))
                 look = await until(lambda look: look.status not in ("pending_consent", None))
                 if look is not None and _generating(look):
                     self.slots.force()  # approved: its generation now runs on the server
@@ -1001,11 +1012,11 @@ class Executor:
     def _timed_out(self, n: _Node) -> Outcome:
         record = n.record
         assert record is not None
-        if record.status == "blocked":
+        if record.status == "awaiting_consent":
             url = self._consent_url(n) or "run `looks consent` for the URL"
             message = f"waiting for consent approval: {url}"
             self._save(n, record.evolve(error=ErrorInfo("consent_pending", message)))
-            self._report_failure(n, "blocked", message)
+            self._report_failure(n, "blocked", message, EventError("consent_pending", message))
             return "blocked"
         minutes = self.options.node_timeout / 60
         return self._fail(n, "timeout", f"still {record.status} after {minutes:g} min", status=None)
@@ -1021,7 +1032,10 @@ class Executor:
                 error=None,
             ),
         )
-        self.reporter.event(Event(n.address, "completed", look.id, n.batch.label))
+        group_id = look.group_id or record.group_id
+        self.reporter.event(
+            Event(n.address, "completed", look.id, n.batch.label, look.id, group_id)
+        )
 
     # -- bookkeeping -----------------------------------------------------------------------
 
@@ -1043,24 +1057,3 @@ class Executor:
         counts = Counter(self.result.counts)
         counts["in_flight"] = self.slots.in_use
         self.reporter.counts(counts, self._total)
-
-
-def summarize(result: ApplyResult, batches: Iterable[Batch]) -> str:
-    """The closing lines of a run."""
-    c = result.counts
-    lines = [
-        f"Apply: {c['completed']} completed, {c['failed']} failed, {c['blocked']} blocked,"
-        f" {result.remaining} not started."
-    ]
-    for label, reason in result.failures:
-        lines.append(f"  {label}: {reason}")
-    if result.stopped == "insufficient_credit":
-        lines.append(
-            f"Out of credits: stopped submitting; {result.remaining} looks remain."
-            " Add credits and run apply again."
-        )
-    elif result.stopped == "fail-fast":
-        lines.append("Stopped at the first failure (--fail-fast).")
-    elif result.stopped == "interrupted":
-        lines.append("Interrupted: what was answered is recorded; run apply again to resume.")
-    return "\n".join(lines)

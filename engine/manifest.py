@@ -29,11 +29,21 @@ from engine.errors import ManifestError, ManifestLockedError
 FORMAT_VERSION = 1
 
 NodeKind = Literal["upload", "base", "consent", "look"]
-Status = Literal["pending", "submitted", "processing", "completed", "failed", "blocked", "missing"]
+Status = Literal[
+    "pending",
+    "submitted",
+    "processing",
+    "awaiting_consent",
+    "completed",
+    "failed",
+    "blocked",
+    "missing",
+]
 STATUSES: tuple[Status, ...] = (
     "pending",
     "submitted",
     "processing",
+    "awaiting_consent",
     "completed",
     "failed",
     "blocked",

@@ -465,6 +465,8 @@ def _diff(
         return act("retry", f"blocked: {message}")
     if record.status == "missing":
         return act("retry", "missing: deleted or failed remotely")
+    if record.status == "awaiting_consent":
+        return act("retry", "awaiting consent approval when the last run stopped")
     return act("retry", f"unfinished: {record.status} when the last run stopped")
 
 

@@ -185,7 +185,7 @@ def test_out_of_credits_stops_and_resumes(
     failed = [a for a, n in nodes.items() if n["status"] == "failed"]
     assert len(completed) == 3
     assert [nodes[a]["error"]["code"] for a in failed] == ["insufficient_credit"]
-    assert remaining == 8 - 3 - 1
+    assert remaining == 8 - 3  # 1 failed for want of credit, 4 not started
     plan = looks("plan", recipe)
     assert "(failed: insufficient_credit)" in plan.out
     simulator.configure(credits=100)
@@ -315,7 +315,7 @@ def test_digital_twin_waits_for_consent_then_resumes(
     url = nodes["consent:alex"]["consent_url"]
     assert url.startswith(simulator.base_url)
     assert f"consent:alex: consent (the subject must approve: {url})" in first.out
-    assert nodes["alex"]["status"] == "blocked"
+    assert nodes["alex"]["status"] == "awaiting_consent"
     assert nodes["alex"]["error"]["message"] == f"waiting for consent approval: {url}"
     assert nodes["alex/keynote"]["status"] == "blocked"
     consent_posts = simulator.stats()["by_route"].get("POST /v3/avatars/{group_id}/consent")

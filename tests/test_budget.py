@@ -16,11 +16,12 @@ from conftest import API_KEY, Run
 from engine import sim
 from engine.client import HeyGenClient
 from engine.cost import Budget
-from engine.executor import ApplyOptions, Batch, Executor, summarize
+from engine.executor import ApplyOptions, Batch, Executor
 from engine.manifest import ManifestStore, manifest_path_for
 from engine.plan import build_plan
 from engine.progress import PlainReporter
 from engine.recipe import load_recipe
+from engine.summary import summary_text
 
 SARAH_COST = 6  # 2 photo bases and 4 looks
 
@@ -168,7 +169,7 @@ def _run_with_budget(base_url: str, recipe: Path, budget: Budget) -> tuple[Any, 
                 return await Executor(client, batches, reporter, options, budget).run()
 
         result = asyncio.run(run())
-        return result, summarize(result, batches)
+        return result, summary_text(result.summary())
 
 
 def test_the_budget_stops_submitting_mid_run(
@@ -180,9 +181,9 @@ def test_the_budget_stops_submitting_mid_run(
     recipe = recipes / "sarah.yaml"
     budget = Budget(Decimal(3))
     result, summary = _run_with_budget(simulator.base_url, recipe, budget)
-    assert result.stopped == "max-credits" and not result.ok
+    assert result.stopped == "max_credits" and not result.ok
     assert posts(simulator) == 3 and budget.spent == 3
-    assert result.remaining == 3
+    assert result.counts["not_started"] == 3
     assert "3 not started" in summary
     assert budget.stopped_line() == (
         "Budget reached: 3 credits sent; the next generation would pass --max-credits 3,"

@@ -436,7 +436,7 @@ def test_insufficient_credit_stops_new_submissions_and_lets_in_flight_finish(
         "insufficient_credit", "not enough credits (request req_1)"
     )
     assert "cid" not in project.store.nodes  # never started: left for the next apply
-    assert result.remaining == 1
+    assert result.counts["not_started"] == 1
 
 
 def test_insufficient_credit_sends_no_further_create(project: Project) -> None:
@@ -448,7 +448,7 @@ def test_insufficient_credit_sends_no_further_create(project: Project) -> None:
 
     assert len(client.creates()) == 1
     assert result.stopped == "insufficient_credit"
-    assert result.remaining == 2
+    assert result.counts["not_started"] == 2
     assert [r.status for r in project.store.nodes.values()] == ["failed"]
 
 
@@ -467,7 +467,7 @@ def test_a_stop_with_chains_still_pending_ends_the_run(project: Project) -> None
     result = asyncio.run(run_guarded())
     assert len(client.creates()) == 1
     assert result.stopped == "insufficient_credit"
-    assert result.remaining == 3  # the other base and both looks: none of them started
+    assert result.counts["not_started"] == 3  # the other base and both looks: none of them started
 
 
 def test_fail_fast_stops_after_the_first_failure(project: Project) -> None:
@@ -476,8 +476,8 @@ def test_fail_fast_stops_after_the_first_failure(project: Project) -> None:
     result = project.apply(client, max_jobs=1, fail_fast=True)
 
     assert len(client.creates()) == 1
-    assert result.stopped == "fail-fast"
-    assert result.remaining == 1
+    assert result.stopped == "fail_fast"
+    assert result.counts["not_started"] == 1
     assert len(project.store.nodes) == 1
 
 
@@ -487,7 +487,7 @@ def test_without_fail_fast_independent_work_continues(project: Project) -> None:
     result = project.apply(client, max_jobs=1)
 
     assert len(client.creates()) == 2
-    assert result.stopped is None and result.remaining == 0
+    assert result.stopped is None and result.counts["not_started"] == 0
     assert {a: r.status for a, r in project.store.nodes.items()} == {
         "ann": "failed",
         "bob": "failed",
@@ -612,7 +612,12 @@ def test_twin_pending_consent_is_blocked_then_completed_once_approved(
     result = project.apply(client)
 
     assert result.ok, result.failures
-    assert project.journal.statuses("alex") == ["submitted", "processing", "blocked", "completed"]
+    assert project.journal.statuses("alex") == [
+        "submitted",
+        "processing",
+        "awaiting_consent",
+        "completed",
+    ]
     consents = [c for c in client.calls if c[0] == "consent"]
     assert len(consents) == 1
     (_, group, reroute, key) = consents[0]
@@ -640,7 +645,7 @@ def test_a_consent_timeout_blocks_with_the_url_and_the_next_apply_resumes(
 
     url = "https://app.example.com/consent/group_1"
     alex = project.record("alex")
-    assert alex.status == "blocked" and alex.look_id == "look_1"
+    assert alex.status == "awaiting_consent" and alex.look_id == "look_1"
     assert alex.error == ErrorInfo("consent_pending", f"waiting for consent approval: {url}")
     assert project.record("alex/keynote").status == "blocked"
     assert ("alex", f"blocked: waiting for consent approval: {url}") in result.failures
@@ -914,3 +919,53 @@ def test_a_look_absent_from_listings_is_confirmed_by_a_get(project: Project, gon
         assert ann.error == ErrorInfo("missing", f"look {ann.look_id} no longer exists")
     else:
         assert ann.status == "completed" and result.ok
+
+
+# -- manifests written before `awaiting_consent` ------------------------------------------
+
+
+def legacy_blocked_red(project: Project, error: ErrorInfo | None) -> FakeClient:
+    """Ava completed; Ava Red recorded `blocked` with look_9, as older versions wrote."""
+    project.write(PROMPT).open()
+    client = FakeClient()
+    assert project.apply(client).ok
+    red = project.record("ava/red")
+    project.store.record(red.evolve(status="blocked", look_id="look_9", error=error))
+    project.store.fold()
+    client.calls.clear()
+    return client
+
+
+def test_a_legacy_blocked_record_with_a_failed_look_is_created_again(project: Project) -> None:
+    client = legacy_blocked_red(project, ErrorInfo("blocked", "upstream ava did not complete"))
+    client.existing["look_9"] = LookInfo("look_9", "Ava Red", "photo", "group_1", "failed")
+    project.open()
+    assert project.apply(client).ok
+    assert [body["name"] for _, body, _ in client.creates()] == ["Ava Red"]
+    red = project.record("ava/red")
+    assert red.status == "completed" and red.look_id != "look_9"
+    assert "look_9" in red.superseded
+
+
+def test_a_legacy_blocked_consent_wait_is_polled_not_created_again(project: Project) -> None:
+    client = legacy_blocked_red(project, ErrorInfo("consent_pending", "waiting for consent"))
+    client.existing["look_9"] = LookInfo("look_9", "Ava Red", "photo", "group_1", "processing")
+    client.add_look(FakeLook("look_9", "group_1", "Ava Red", ["completed"]))
+    project.open()
+    assert project.apply(client).ok
+    assert client.creates() == []
+    red = project.record("ava/red")
+    assert red.status == "completed" and red.look_id == "look_9"
+
+
+def test_a_legacy_blocked_twin_still_awaiting_consent_is_not_created_again(
+    project: Project,
+) -> None:
+    client = legacy_blocked_red(project, ErrorInfo("consent_pending", "waiting for consent"))
+    client.existing["look_9"] = LookInfo("look_9", "Ava Red", "photo", "group_1", "pending_consent")
+    client.add_look(FakeLook("look_9", "group_1", "Ava Red", ["pending_consent", "completed"]))
+    project.open()
+    assert project.apply(client).ok
+    assert client.creates() == []
+    assert project.journal.statuses("ava/red")[:1] == ["awaiting_consent"]
+    assert project.record("ava/red").status == "completed"

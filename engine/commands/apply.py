@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import os
 import signal
 import sys
@@ -16,10 +17,10 @@ from engine.commands.plan import recipe_label
 from engine.commands.validate import load_all
 from engine.cost import Budget, credits_text, estimate, number_text
 from engine.errors import BudgetError, UsageError
-from engine.executor import ApplyOptions, ApplyResult, Batch, Executor, summarize
+from engine.executor import ApplyOptions, ApplyResult, Batch, Executor
 from engine.manifest import ManifestStore, manifest_path_for
 from engine.plan import build_plan
-from engine.progress import Reporter, reporter_for
+from engine.progress import PROGRESS_EVERY, Reporter, reporter_for
 from engine.recipe import Recipe
 
 DEFAULT_BASE_URL = "https://api.heygen.com"
@@ -57,10 +58,11 @@ def run(
     log_json: bool,
     prune: bool = False,
     max_credits: Decimal | None = None,
+    progress_every: float = PROGRESS_EVERY,
 ) -> int:
     recipes = load_all(paths)
     base_url, key = api_settings()
-    reporter = reporter_for(sys.stdout, log_json=log_json)
+    reporter = reporter_for(sys.stdout, log_json=log_json, every=progress_every)
     with open_stores(recipes, manifest) as stores:
         batches = [
             Batch(
@@ -83,9 +85,9 @@ def run(
             from engine.commands.lifecycle import prune_batches
 
             pruned = prune_batches(base_url, key, batches, reporter)
-    summary = summarize(result, batches)
-    if result.stopped == "max-credits" and budget is not None:
-        summary += "\n" + budget.stopped_line()
+    summary = result.summary()
+    if result.stopped == "max_credits" and budget is not None:
+        summary = dataclasses.replace(summary, notes=(budget.stopped_line(),))
     reporter.close(summary)
     if result.stopped == "interrupted":
         return INTERRUPTED
