@@ -4,11 +4,14 @@ globs, placeholders and `moved`; every rule with a good input and its exact erro
 from __future__ import annotations
 
 import base64
+import json
 from pathlib import Path
 
 import pytest
 
 from engine.errors import RecipeError
+from engine.manifest import Manifest, NodeRecord
+from engine.manifest_merge import Side, merge_manifests
 from engine.recipe import Recipe, load_recipe
 
 PNG = base64.b64decode(
@@ -325,3 +328,33 @@ def test_an_expanded_key_clashing_with_another_avatar(tmp_path: Path) -> None:
 def test_bad_moves(tmp_path: Path, moved: str, expected: str) -> None:
     found = problems(tmp_path, TEAM + f"moved:\n  - {moved}\n", {"people.csv": PEOPLE})
     assert len(found) == 1 and found[0].startswith(expected), found
+
+
+# -- the run cache in records and merges ------------------------------------------------------
+
+
+def test_a_merge_keeps_the_losing_sides_look_reusable() -> None:
+    def text(*records: NodeRecord, serial: int) -> str:
+        manifest = Manifest(lineage="0b5f8a4e-1d2c-4e3f-9a8b-7c6d5e4f3a2b", recipe="r.yaml")
+        manifest.serial = serial
+        manifest.nodes = {r.address: r for r in records}
+        return manifest.dumps()
+
+    def look(look_id: str, fingerprint: str, at: float) -> NodeRecord:
+        return NodeRecord("s/a", "look", fingerprint, "completed", look_id=look_id, submitted_at=at)
+
+    base = look("look_0", "0" * 64, 100.0)
+    ours = look("look_a", "a" * 64, 200.0).evolve(
+        superseded=("look_0",), reusable={"0" * 64: "look_0"}
+    )
+    theirs = look("look_b", "b" * 64, 300.0).evolve(superseded=("look_0",))
+    merged = merge_manifests(
+        Side(text(base, serial=1), "base"),
+        Side(text(ours, serial=2), "ours"),
+        Side(text(theirs, serial=3), "theirs"),
+        "r.manifest.json",
+    )
+    record = NodeRecord.from_json("s/a", json.loads(merged.text)["nodes"]["s/a"])
+    assert record.look_id == "look_b"
+    assert record.reusable_look("a" * 64) == "look_a"  # ours, superseded by the merge
+    assert record.reusable_look("0" * 64) == "look_0"
