@@ -382,8 +382,9 @@ def _schema_of(error: jsonschema.ValidationError) -> Mapping[str, Any]:
 
 def _unexpected(error: jsonschema.ValidationError) -> list[str]:
     allowed = _schema_of(error).get("properties", {})
+    patterns = _schema_of(error).get("patternProperties", {})  # x- keys at the top level
     instance: Any = error.instance
-    return [k for k in instance if k not in allowed]
+    return [k for k in instance if k not in allowed and not any(re.match(p, k) for p in patterns)]
 
 
 def _unknown_key(key: str, allowed: list[str]) -> str:

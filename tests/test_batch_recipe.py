@@ -358,3 +358,11 @@ def test_a_merge_keeps_the_losing_sides_look_reusable() -> None:
     assert record.look_id == "look_b"
     assert record.reusable_look("a" * 64) == "look_a"  # ours, superseded by the merge
     assert record.reusable_look("0" * 64) == "look_0"
+
+
+def test_x_keys_are_not_named_among_unknown_keys(tmp_path: Path) -> None:
+    text = "version: 1\nx-a: &a {prompt: p}\navatarz: {}\navatars:\n  s:\n    name: S\n"
+    text += "    base: {type: existing, look_id: x}\n"
+    assert problems(tmp_path, text) == [
+        "recipe.yaml:3: avatarz: unknown key 'avatarz'; did you mean 'avatars'?"
+    ]
