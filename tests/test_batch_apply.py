@@ -3,6 +3,8 @@ guests, look sets), `moved` renames and the run cache, none of which may pay twi
 
 from __future__ import annotations
 
+import asyncio
+import io
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -10,11 +12,16 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import Run
+from conftest import API_KEY, Run
+from tenacity import stop_after_attempt, wait_none
+from test_resilience import LoseLookAnswers
 
 from engine import sim
-from engine.manifest import NodeRecord, manifest_path_for
+from engine.client import HeyGenClient, RetryPolicy
+from engine.executor import Batch, Executor
+from engine.manifest import ManifestStore, NodeRecord, manifest_path_for
 from engine.plan import build_plan
+from engine.progress import PlainReporter
 from engine.recipe import load_recipe
 
 TEAM = ["ana", "ben", "chloe", "guest-kim", "guest-lee"]
@@ -323,3 +330,44 @@ def test_a_move_half_recorded_by_a_dead_run_is_finished(
     assert creations(simulator) == made
     nodes = nodes_of(applied)
     assert "ana/navy-office" not in nodes and nodes["ana/navy"]["status"] == "completed"
+
+
+def test_a_revert_after_a_lost_answer_reuses_and_accounts_for_the_lost_look(
+    tmp_path: Path, simulator: sim.RunningSimulator
+) -> None:
+    """A -> B (B's answer lost) -> A: A's look comes back, B's is superseded, not forgotten."""
+    recipe = tmp_path / "r.yaml"
+
+    def apply(prompt: str, transport: httpx.AsyncBaseTransport | None = None) -> str:
+        recipe.write_text(
+            "version: 1\navatars:\n  bob:\n    name: Bob\n"
+            "    base: {type: prompt, prompt: A friendly man}\n"
+            f"    looks:\n      office: {{prompt: {prompt}}}\n"
+        )
+        with ManifestStore(manifest_path_for(recipe), "r.yaml") as store:
+            plan = build_plan(load_recipe(recipe), store.nodes)
+
+            async def run() -> None:
+                policy = RetryPolicy(stop=stop_after_attempt(2), wait=wait_none())
+                async with HeyGenClient(
+                    simulator.base_url, API_KEY, transport=transport, retry=policy
+                ) as client:
+                    await Executor(client, [Batch(plan, store)], PlainReporter(io.StringIO())).run()
+
+            asyncio.run(run())
+        return {a.address: a.action for a in plan.actions}["bob/office"]
+
+    assert apply("In an office") == "create"
+    first = nodes_of(recipe)["bob/office"]["look_id"]
+    assert apply("In an office at night", LoseLookAnswers()) == "replace"
+    assert nodes_of(recipe)["bob/office"]["status"] == "submitted"
+    assert apply("In an office") == "reuse"
+    office = nodes_of(recipe)["bob/office"]
+    looks = simulator.state()["looks"]
+    assert len(looks) == 3  # the base, A, and B (whose answer was lost); nothing more
+    lost = ({look["id"] for look in looks} - {first, nodes_of(recipe)["bob"]["look_id"]}).pop()
+    assert (office["look_id"], office["status"], office["superseded"]) == (
+        first,
+        "completed",
+        [lost],
+    )
