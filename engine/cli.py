@@ -417,6 +417,26 @@ def _add_consent(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     _manifest_option(p)
 
 
+def _add_repair(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "repair", help="keep every complete change of a damaged journal; set the rest aside"
+    )
+    p.add_argument(
+        "recipe", type=Path, metavar="RECIPE", help="the recipe whose manifest's journal to mend"
+    )
+    _manifest_option(p)
+
+
+def _add_rehome(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "rehome", help="make a manifest this recipe's own (after renaming or moving a recipe)"
+    )
+    p.add_argument(
+        "recipe", type=Path, metavar="RECIPE", help="the recipe the manifest belongs to from now on"
+    )
+    _manifest_option(p)
+
+
 def _add_merge_driver(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "merge-driver",
@@ -532,6 +552,18 @@ def _run_consent(args: argparse.Namespace) -> int:
     return lifecycle.run_consent(args.recipes, manifest=args.manifest)
 
 
+def _run_repair(args: argparse.Namespace) -> int:
+    from engine.commands import repair
+
+    return repair.run_repair(args.recipe, manifest=args.manifest)
+
+
+def _run_rehome(args: argparse.Namespace) -> int:
+    from engine.commands import repair
+
+    return repair.run_rehome(args.recipe, manifest=args.manifest)
+
+
 def _run_merge_driver(args: argparse.Namespace) -> int:
     from engine.commands import merge_driver
 
@@ -571,6 +603,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_refresh(sub)
     _add_prune(sub)
     _add_consent(sub)
+    _add_repair(sub)
+    _add_rehome(sub)
     _add_merge_driver(sub)
     _add_sim(sub)
     return parser
@@ -587,6 +621,8 @@ _COMMANDS = {
     "refresh": _run_refresh,
     "prune": _run_prune,
     "consent": _run_consent,
+    "repair": _run_repair,
+    "rehome": _run_rehome,
     "merge-driver": _run_merge_driver,
     "sim": _run_sim,
 }

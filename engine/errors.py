@@ -48,6 +48,16 @@ class ManifestLockedError(ManifestError):
     """Another run holds the manifest's lock."""
 
 
+class StateWriteError(ManifestError):
+    """A state file (manifest, journal, lock, temp file) could not be written in full.
+
+    Whatever was recorded before the failure is intact; a run that meets it stops
+    submitting and exits 1.
+    """
+
+    torn = False  # an append that failed could not be cut back: the file ends mid-line
+
+
 class MergeConflictError(LooksError):
     """Two versions of a manifest cannot be merged by address; git reports a conflict."""
 

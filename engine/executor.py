@@ -29,7 +29,7 @@ from tenacity import (
 from engine import records
 from engine.client import HeyGenClient, LookInfo, wait_retry_after
 from engine.cost import Budget
-from engine.errors import ApiError, FileChangedError, LooksError, TransportError
+from engine.errors import ApiError, FileChangedError, LooksError, StateWriteError, TransportError
 from engine.manifest import ErrorInfo, ManifestStore, NodeRecord, Status
 from engine.media import SIMPLE_UPLOAD_MAX_BYTES
 from engine.plan import Plan, PlanAction, PlanNode, consent_address, substitute
@@ -78,6 +78,7 @@ class ApplyResult:
     failures: list[tuple[str, str]] = field(default_factory=list)
     stopped: str | None = None  # why new submissions stopped early, if they did
     requests_429: int = 0
+    write_error: StateWriteError | None = None  # the state write that stopped the run
 
     @property
     def ok(self) -> bool:
@@ -423,7 +424,10 @@ class Executor:
             heartbeat.cancel()
             await self.poller.aclose()
             for batch in self.batches:
-                batch.store.fold()
+                try:
+                    batch.store.fold()
+                except StateWriteError as e:
+                    self._write_failed(e)
         self._count_unfinished(work)
         return self.result
 
@@ -463,6 +467,13 @@ class Executor:
             self._stopping = why
             self.result.stopped = why
             self.slots.cancel_waiters()
+
+    def _write_failed(self, error: StateWriteError) -> None:
+        """State cannot be written: submit nothing more, but answers in flight are still
+        recorded if the disk lets them (what is journaled already is safe either way)."""
+        if self.result.write_error is None:
+            self.result.write_error = error
+        self.stop("state_write")
 
     def on_retry(self, exc: BaseException, wait: float) -> None:
         """Called by the client before each retry sleep."""
@@ -1040,14 +1051,22 @@ class Executor:
     # -- bookkeeping -----------------------------------------------------------------------
 
     def _save(self, n: _Node, record: NodeRecord) -> None:
-        n.batch.store.record(record)
+        try:
+            n.batch.store.record(record)
+        except StateWriteError as e:
+            # Not journaled, so not acted on: the node ends here, as it was on disk.
+            self._write_failed(e)
+            raise _Stop from None
 
     def _maybe_fold(self, store: ManifestStore) -> None:
         now = time.monotonic()
         due = now - self._last_fold > FOLD_EVERY_SECONDS
         enough = max(FOLD_EVERY_CHANGES, 3 * len(store.nodes))
         if store.pending_changes >= enough or (due and store.pending_changes):
-            store.fold()
+            try:
+                store.fold()
+            except StateWriteError as e:
+                self._write_failed(e)
             self._last_fold = now
 
     def _label(self, n: _Node) -> str:

@@ -11,11 +11,13 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime
+import errno
 import fcntl
 import json
 import os
 import re
 import socket
+import sys
 import time
 import uuid
 from collections.abc import Iterator, Mapping
@@ -23,8 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from engine import _schemas
-from engine.errors import ManifestError, ManifestLockedError
+from engine import _schemas, durable
+from engine.errors import ManifestError, ManifestLockedError, StateWriteError
 
 FORMAT_VERSION = 1
 
@@ -150,14 +152,39 @@ class Manifest:
 
 
 def manifest_path_for(recipe: Path) -> Path:
-    """`<recipe stem>.manifest.json` beside the recipe."""
+    """`<recipe stem>.manifest.json` beside the recipe: the real file, when it is a symlink."""
+    recipe = real_path(recipe)
     return recipe.with_name(f"{recipe.stem}.manifest.json")
 
 
+def real_path(path: Path) -> Path:
+    """The file a symlink points to; any other path as given.
+
+    One recipe has one manifest however it is reached, and a rewrite replaces the manifest
+    a link points to, not the link.
+    """
+    try:
+        return path.resolve() if path.is_symlink() else path
+    except OSError:
+        return path
+
+
+def recipe_label(recipe: Path, manifest: Path) -> str:
+    """The recipe as its manifest records it: its real path relative to the manifest's
+    directory, so moving or cloning the repository keeps the two together."""
+    directory = real_path(manifest).parent.resolve()
+    return Path(os.path.relpath(recipe.resolve(), directory)).as_posix()
+
+
 _RECOVER = (
-    "restore it from version control (git checkout -- {name}), or move it aside to start"
-    " a new manifest (the looks it recorded are then forgotten, not deleted)"
+    "restore it from version control (git checkout HEAD -- {name}) or a backup; do not"
+    " delete it: a new manifest would pay again for every look this one records"
 )
+
+
+def _note(message: str) -> None:
+    """A remark on stderr that needs no action (stdout may be --json)."""
+    print(f"looks: note: {message}", file=sys.stderr)
 
 
 _CONFLICT_MARKER = re.compile(r"^<<<<<<< ", re.MULTILINE)
@@ -201,22 +228,70 @@ def parse_manifest(text: str, path: Path) -> Manifest:
     )
 
 
-def _load(path: Path, recipe: str) -> tuple[Manifest, str | None, bool]:
+def _load(path: Path, recipe: str, *, rehome: bool = False) -> tuple[Manifest, str | None, bool]:
     """The manifest at path (or a new one) with its journal replayed, its text as on disk
-    less the serial (None when there is none), and whether the journal changed anything."""
+    less the serial (None when there is none), and whether it differs from the file."""
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        manifest, written = Manifest.new(recipe), None
-    except (OSError, UnicodeDecodeError) as e:
+        manifest, written, changed = Manifest.new(recipe), None, False
+    except UnicodeDecodeError as e:
         recover = _RECOVER.format(name=path.name)
         raise ManifestError(f"{path}: cannot read manifest ({e}); {recover}") from None
+    except OSError as e:
+        raise ManifestError(f"{path}: cannot read manifest ({_cause(e)})") from None
     else:
         manifest, written = parse_manifest(text, path), _SERIAL_LINE.sub("", text, count=1)
+        home = recipe if rehome else _home(path, manifest.recipe, recipe)
+        changed, manifest.recipe = home != manifest.recipe, home
     changes = read_journal(journal_path_for(path))
     for change in changes:
         apply_change(manifest, change)
-    return manifest, written, bool(changes)
+    return manifest, written, changed or bool(changes)
+
+
+def _cause(e: OSError) -> str:
+    name = errno.errorcode.get(e.errno or 0)
+    return f"{e.strerror or e} [{name}]" if name else str(e.strerror or e)
+
+
+def _home(path: Path, stored: str, recipe: str) -> str:
+    """The recipe field to keep; a manifest that belongs to another recipe is refused."""
+    if stored == recipe:
+        return stored
+    theirs, mine = path.parent / stored, path.parent / recipe
+    if _same_file(theirs, mine):
+        return recipe  # the same file spelt another way (an absolute path, say)
+    if not theirs.exists() and theirs.name == mine.name:
+        _note(
+            f"{path}: its recipe {stored} no longer exists; taken to be {recipe} (same name),"
+            " moved with its repository"
+        )
+        return recipe
+    shown = os.path.relpath(mine)
+    raise ManifestError(
+        f"{path}: this manifest belongs to recipe {os.path.relpath(theirs)}, not {shown};"
+        f" nothing was done. Pass that recipe or {shown}'s own manifest; to make this one"
+        f" {shown}'s (a recipe renamed or moved), run: looks rehome {shown} --manifest {path}"
+    )
+
+
+def _refuse_another_recipe(path: Path, recipe: str) -> None:
+    """_home's refusal alone, without replaying the journal (it may be damaged)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return  # nothing recorded there, or _load reports why it cannot be read
+    stored = parse_manifest(text, path).recipe
+    if stored != recipe and not _same_file(path.parent / stored, path.parent / recipe):
+        _home(path, stored, recipe)
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return os.path.realpath(a) == os.path.realpath(b)
 
 
 # The serial's line as Manifest.dumps writes it (between "recipe" and "version").
@@ -225,7 +300,7 @@ _SERIAL_LINE = re.compile(r'^  "serial": \d+,\n', re.MULTILINE)
 
 def read_manifest(path: Path, recipe: str) -> Manifest:
     """The manifest at path with its journal replayed, or a new one; never writes."""
-    return _load(path, recipe)[0]
+    return _load(real_path(path), recipe)[0]
 
 
 # -- journal ------------------------------------------------------------------------
@@ -239,14 +314,25 @@ def lock_path_for(manifest: Path) -> Path:
     return manifest.with_name(manifest.name + ".lock")
 
 
-def read_journal(path: Path) -> list[dict[str, Any]]:
-    """Every complete change in a journal; a torn last line (a crash mid-append) is dropped."""
+@dataclass(frozen=True)
+class JournalScan:
+    """A journal read line by line: its changes and the lines that are not one."""
+
+    changes: list[dict[str, Any]]
+    good: list[bytes]  # the lines of those changes, as written
+    damaged: list[tuple[int, bytes]]  # (line number, bytes) of complete lines that are no change
+    torn: int | None  # the number of an unfinished last line (a write cut off), if any
+
+
+def scan_journal(path: Path) -> JournalScan:
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
-        return []
+        raw = b""
+    except OSError as e:
+        raise ManifestError(f"{path}: cannot read journal ({_cause(e)})") from None
     lines = raw.split(b"\n")
-    changes = []
+    scan = JournalScan([], [], [], None)
     for number, line in enumerate(lines, 1):
         if not line.strip():
             continue
@@ -255,14 +341,57 @@ def read_journal(path: Path) -> list[dict[str, Any]]:
             if not _is_change(change):
                 raise ValueError("not a change")
         except ValueError:
-            if number == len(lines):  # the last line was being written when the run died
-                break
-            raise ManifestError(
-                f"{path}:{number}: journal is corrupt; it was left untouched. Move it aside to"
-                " recover the manifest as last folded (changes after that are lost)"
-            ) from None
-        changes.append(change)
-    return changes
+            if number == len(lines):  # no newline after it: the write was cut off
+                return dataclasses.replace(scan, torn=number)
+            scan.damaged.append((number, line))
+            continue
+        scan.changes.append(change)
+        scan.good.append(line)
+    return scan
+
+
+def read_journal(path: Path) -> list[dict[str, Any]]:
+    """Every change in a journal; a torn last line (a crash mid-append) is dropped with a
+    note; a damaged line anywhere else is refused, the journal left as it is."""
+    scan = scan_journal(path)
+    if scan.damaged:
+        number = scan.damaged[0][0]
+        raise ManifestError(
+            f"{path}:{number}: journal is damaged; it was left untouched. Run `looks repair"
+            " RECIPE` (with --manifest if not the default) to keep every complete change and"
+            " set the damaged lines aside; do not delete the journal: the looks it records"
+            " would be paid for again"
+        )
+    if scan.torn is not None:
+        _note(f"{path}:{scan.torn}: ignored an unfinished last line (a write cut off by a crash)")
+    return scan.changes
+
+
+def repair_journal(path: Path) -> JournalScan:
+    """Keep every change of a damaged journal; its damaged lines are appended to
+    `<journal>.damaged`, never dropped. Only under the manifest's lock.
+
+    Safe from paying twice: an idempotency key is derived from the lineage, the address,
+    the fingerprint and the attempt, so a lost line's key is derived again, and the API
+    replays what it made.
+    """
+    scan = scan_journal(path)
+    if scan.damaged:
+        aside = damaged_path_for(path)
+        try:
+            fd = os.open(aside, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644)
+        except OSError as e:
+            raise durable.write_error(aside, e) from None
+        try:
+            durable.append(fd, b"".join(line + b"\n" for _, line in scan.damaged), aside)
+        finally:
+            os.close(fd)
+        durable.replace(path, b"".join(line + b"\n" for line in scan.good))
+    return scan
+
+
+def damaged_path_for(journal: Path) -> Path:
+    return journal.with_name(journal.name + ".damaged")
 
 
 def _is_change(change: Any) -> bool:
@@ -284,20 +413,32 @@ def apply_change(manifest: Manifest, change: Mapping[str, Any]) -> None:
 
 
 class ManifestStore:
-    """An open, locked manifest: records changes durably and folds them atomically."""
+    """An open, locked manifest: records changes durably and folds them atomically.
 
-    def __init__(self, path: Path, recipe: str) -> None:
-        self.path = path
+    A write that fails (disk full, read-only, no permission) raises StateWriteError and
+    changes nothing recorded before: the last good manifest and the journal stay as they
+    were, and the change is not taken as made.
+    """
+
+    def __init__(
+        self, path: Path, recipe: str, *, rehome: bool = False, repair: bool = False
+    ) -> None:
+        """Lock and open; `rehome` makes the manifest recipe's (an explicit act), `repair`
+        first sets a damaged journal's bad lines aside (see repair_journal)."""
+        self.path = path = real_path(path)
         self.journal_path = journal_path_for(path)
-        self._lock = _Lock(lock_path_for(path))
+        self.failed: StateWriteError | None = None  # the first write that failed
+        self._torn = False  # a failed append left a partial line: append no more
+        self._lock = _Lock(lock_path_for(path), path)
         self._lock.acquire()
-        for stale in path.parent.glob(f".{path.name}.*.tmp"):
-            stale.unlink(missing_ok=True)  # a run died between writing and renaming
         try:
-            self.manifest, self._written, replayed = _load(path, recipe)
+            for stale in path.parent.glob(f".{path.name}.*.tmp"):
+                durable.unlink(stale)  # a run died between writing and renaming
+            if repair and not rehome:
+                _refuse_another_recipe(path, recipe)  # before the journal is touched
+            self.repaired = repair_journal(self.journal_path) if repair else None
             # Only a change can change the file: a run that changes nothing serialises nothing.
-            self._dirty = replayed or self.manifest.recipe != recipe
-            self.manifest.recipe = recipe
+            self.manifest, self._written, self._dirty = _load(path, recipe, rehome=rehome)
             self._journal: int | None = None
             self._pending = 0
             self.fold()
@@ -325,14 +466,21 @@ class ManifestStore:
         self._dirty = True
 
     def _append(self, change: dict[str, Any]) -> None:
-        if self._journal is None:
-            self._journal = os.open(
-                self.journal_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644
-            )
-            _fsync_dir(self.path.parent)
-        line = json.dumps(change, separators=(",", ":"), ensure_ascii=False)
-        os.write(self._journal, line.encode() + b"\n")
-        os.fsync(self._journal)
+        if self._torn:
+            assert self.failed is not None
+            raise self.failed
+        line = json.dumps(change, separators=(",", ":"), ensure_ascii=False).encode() + b"\n"
+        try:
+            if self._written is None:
+                # A first change: the lineage (part of every idempotency key) goes to disk first.
+                self._write(self.manifest.dumps(with_serial=False))
+            if self._journal is None:
+                self._journal = _open_journal(self.journal_path)
+            durable.append(self._journal, line, self.journal_path)
+        except StateWriteError as e:
+            self.failed = self.failed or e
+            self._torn = self._torn or e.torn
+            raise
         self._pending += 1
 
     @property
@@ -340,28 +488,50 @@ class ManifestStore:
         return self._pending
 
     def fold(self) -> None:
-        """Write the manifest atomically if its content changed, then drop the journal."""
-        if self._dirty:
-            body = self.manifest.dumps(with_serial=False)
-            # No empty manifest for a run that made nothing.
-            fresh = self._written is None
-            if (fresh and self.manifest.nodes) or (not fresh and body != self._written):
-                self.manifest.serial += 1
-                _atomic_write(self.path, self.manifest.dumps())
-                self._written = body
-            self._dirty = False
-        if self._journal is not None:
-            os.close(self._journal)
-            self._journal = None
-        with contextlib.suppress(FileNotFoundError):
-            self.journal_path.unlink()
-            _fsync_dir(self.path.parent)
+        """Write the manifest atomically if its content changed, then drop the journal.
+
+        When the manifest cannot be written, it and the journal are left as they were.
+        """
+        try:
+            if self._dirty:
+                body = self.manifest.dumps(with_serial=False)
+                # No empty manifest for a run that made nothing.
+                fresh = self._written is None
+                if (fresh and self.manifest.nodes) or (not fresh and body != self._written):
+                    self._write(body)
+                self._dirty = False
+            if self._journal is not None:
+                os.close(self._journal)
+                self._journal = None
+            durable.unlink(self.journal_path)
+        except StateWriteError as e:
+            self.failed = self.failed or e
+            raise
         self._pending = 0
+        self._torn = False  # the journal, torn or not, is folded and gone
+
+    def _write(self, body: str) -> None:
+        self.manifest.serial += 1
+        try:
+            durable.replace(self.path, self.manifest.dumps().encode("utf-8"))
+        except StateWriteError:
+            self.manifest.serial -= 1
+            raise
+        self._written = body
 
     def close(self) -> None:
+        """Fold and unlock. A write that fails again is not raised twice: the first
+        failure already was."""
+        already = self.failed
         try:
             self.fold()
+        except StateWriteError:
+            if already is None:
+                raise
         finally:
+            if self._journal is not None:
+                os.close(self._journal)
+                self._journal = None
             self._lock.release()
 
     def __enter__(self) -> ManifestStore:
@@ -371,43 +541,36 @@ class ManifestStore:
         self.close()
 
 
-def _atomic_write(path: Path, content: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+def _open_journal(path: Path) -> int:
     try:
-        os.write(fd, content.encode("utf-8"))
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644)
+    except OSError as e:
+        raise durable.write_error(path, e) from None
     try:
-        os.fsync(fd)
-    finally:
+        durable.fsync_dir(path.parent)
+    except StateWriteError:
         os.close(fd)
+        raise
+    return fd
 
 
 class _Lock:
     """An flock on a side file: the OS frees it when its holder dies, even by kill -9."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, manifest: Path) -> None:
         self.path = path
+        self.manifest = manifest
         self._fd: int | None = None
 
     def acquire(self) -> None:
         while True:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            fd = self._open()
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 holder = _read_holder(fd)
                 os.close(fd)
-                manifest = self.path.with_suffix("")
-                raise ManifestLockedError(f"{manifest} is locked by {holder}") from None
+                raise ManifestLockedError(f"{self.manifest} is locked by {holder}") from None
             # The previous holder may have unlinked the file between our open and flock.
             try:
                 same = os.fstat(fd).st_ino == os.stat(self.path).st_ino
@@ -418,14 +581,33 @@ class _Lock:
             os.close(fd)
         now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         info = f"pid {os.getpid()} on {socket.gethostname()} since {now}\n"
-        os.ftruncate(fd, 0)
-        os.write(fd, info.encode())
         self._fd = fd
+        try:
+            os.ftruncate(fd, 0)
+            durable.write_all(fd, info.encode(), self.path)
+        except OSError as e:
+            self.release()
+            raise durable.write_error(self.path, e) from None
+        except StateWriteError:
+            self.release()
+            raise
+
+    def _open(self) -> int:
+        try:
+            return os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        except FileNotFoundError:
+            raise ManifestError(
+                f"{self.manifest}: directory {self.path.parent} does not exist:"
+                " create it, or pass another --manifest"
+            ) from None
+        except OSError as e:
+            raise durable.write_error(self.path, e) from None
 
     def release(self) -> None:
         if self._fd is None:
             return
-        with contextlib.suppress(FileNotFoundError):
+        # A lock file left behind is harmless (a lock is the flock, not the file).
+        with contextlib.suppress(OSError):
             self.path.unlink()
         os.close(self._fd)
         self._fd = None

@@ -438,7 +438,7 @@ def _key_rule(schema_path: Iterable[Any]) -> str:
 def _build(doc: _Doc, path: Path, skip: set[Location]) -> Recipe:
     data: dict[str, Any] = doc.data
     suffix = str(data.get("defaults", {}).get("prompt_suffix", ""))
-    files = _FileResolver(path.parent.resolve(), doc)
+    files = _FileResolver(path.resolve().parent, doc)  # a symlink: beside the real file
     expansion = expand.expand(data, _foreach_sources(doc, files.root), skip)
     _place_expansion(doc, expansion, skip)
     avatars = tuple(

@@ -11,6 +11,8 @@ OUTCOMES = ("completed", "failed", "blocked", "in_flight", "not_started")
 STOP_REASONS = {
     "interrupted": "Interrupted: what was answered is recorded; run apply again to resume.",
     "fail_fast": "Stopped at the first failure (--fail-fast).",
+    "state_write": "Stopped: state could not be written (below); every change before it is"
+    " kept. Run apply again once it can be.",
 }
 
 

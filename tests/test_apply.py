@@ -252,7 +252,7 @@ def test_corrupt_manifest_is_never_overwritten(
         assert result.code == 1
         assert "Traceback" not in result.err
         assert result.err.startswith(f"looks: {path}:2: manifest is corrupt")
-        assert "git checkout -- sarah.manifest.json" in result.err
+        assert "git checkout HEAD -- sarah.manifest.json" in result.err
     assert path.read_text() == '{"version": 1, "lineage": "x", "nodes": {\n'
     assert posts(simulator) == 0
 

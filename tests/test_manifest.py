@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
@@ -17,7 +18,7 @@ from typing import Any
 import jsonschema
 import pytest
 
-from engine.errors import ManifestError, ManifestLockedError
+from engine.errors import ManifestError, ManifestLockedError, StateWriteError
 from engine.executor import idempotency_key
 from engine.manifest import (
     ErrorInfo,
@@ -83,7 +84,10 @@ def test_record_appends_one_journal_line_before_returning(store: ManifestStore, 
     first = rec(status="submitted", idempotency_key="looks:k1", attempts=1)
     store.record(first)
     assert journal_lines(store) == [{"address": "sarah", "record": first.to_json()}]
-    assert not path.exists()  # nothing folded yet: the journal alone holds the change
+    # The lineage (part of every key) went to disk before the first change; the change
+    # itself is in the journal alone until a fold.
+    assert manifest_json(path)["lineage"] == store.manifest.lineage
+    assert manifest_json(path)["nodes"] == {}
 
     second = first.evolve(status="processing", look_id="look_1", group_id="group_1")
     store.record(second)
@@ -118,7 +122,7 @@ def test_fold_writes_the_manifest_and_removes_the_journal(store: ManifestStore, 
             "status": "completed",
         },
     }
-    assert data["serial"] == 1 and data["recipe"] == "r.yaml" and data["version"] == 1
+    assert data["serial"] == 2 and data["recipe"] == "r.yaml" and data["version"] == 1
     assert [p.name for p in path.parent.iterdir() if p.name.endswith(".tmp")] == []
     # The journal starts again with the next change.
     store.record(rec("marco", status="submitted"))
@@ -142,12 +146,15 @@ def test_reopening_after_a_crash_replays_the_journal(path: Path) -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     subprocess.run([sys.executable, "-c", script], env=env, check=True, timeout=60)
     journal = journal_path_for(path)
-    assert not path.exists()
+    assert manifest_json(path)["nodes"] == {}  # the lineage alone, written before the journal
+    lineage = manifest_json(path)["lineage"]
     assert len(journal.read_text().splitlines()) == 3
 
     # Reading alone replays but writes nothing.
+    before = path.read_bytes()
     assert read_manifest(path, "r.yaml").nodes["sarah"].status == "processing"
-    assert not path.exists() and journal.exists()
+    assert read_manifest(path, "r.yaml").lineage == lineage
+    assert path.read_bytes() == before and journal.exists()
 
     with ManifestStore(path, "r.yaml") as store:
         assert store.nodes == {
@@ -227,8 +234,9 @@ def test_a_corrupt_journal_line_in_the_middle_is_an_error(path: Path) -> None:
     with pytest.raises(ManifestError) as caught:
         ManifestStore(path, "r.yaml")
     message = str(caught.value)
-    assert message.startswith(f"{journal}:2: journal is corrupt")
-    assert "Move it aside" in message
+    assert message.startswith(f"{journal}:2: journal is damaged")
+    assert "looks repair" in message and "do not delete" in message
+    assert "aside to" not in message  # the old advice, which made every look again
     assert path.read_bytes() == manifest and journal.read_text() == text
     assert not lock_path_for(path).exists()  # the failed open released its lock
 
@@ -236,7 +244,7 @@ def test_a_corrupt_journal_line_in_the_middle_is_an_error(path: Path) -> None:
 def test_a_journal_line_that_is_not_a_change_is_an_error(path: Path) -> None:
     journal = journal_path_for(path)
     journal.write_text('["not", "a", "change"]\n' + change("sarah", rec().to_json()))
-    with pytest.raises(ManifestError, match=re.escape(f"{journal}:1: journal is corrupt")):
+    with pytest.raises(ManifestError, match=re.escape(f"{journal}:1: journal is damaged")):
         ManifestStore(path, "r.yaml")
     assert not path.exists()
 
@@ -258,7 +266,7 @@ def test_a_journal_line_with_a_malformed_record_is_an_error(
     journal = journal_path_for(path)
     text = change("sarah", rec().to_json()) + json.dumps(line) + "\n" + change("ann", None)
     journal.write_text(text)
-    with pytest.raises(ManifestError, match=re.escape(f"{journal}:2: journal is corrupt")):
+    with pytest.raises(ManifestError, match=re.escape(f"{journal}:2: journal is damaged")):
         ManifestStore(path, "r.yaml")
     assert path.read_bytes() == manifest and journal.read_text() == text
 
@@ -268,7 +276,7 @@ def test_a_journal_record_the_schema_rejects_is_never_folded(path: Path) -> None
     journal = journal_path_for(path)
     bad = {**rec().to_json(), "status": "bogus"}
     journal.write_text(change("sarah", bad))
-    with pytest.raises(ManifestError, match=re.escape(f"{journal}:1: journal is corrupt")):
+    with pytest.raises(ManifestError, match=re.escape(f"{journal}:1: journal is damaged")):
         ManifestStore(path, "r.yaml").close()
     assert path.read_bytes() == manifest
     assert journal.exists()
@@ -299,10 +307,10 @@ def test_a_failed_fold_leaves_the_old_manifest_and_the_journal(
     store.record(rec("sarah", status="completed", look_id="L1"))
 
     def crash(src: object, dst: object) -> None:
-        raise OSError("disk full")
+        raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(os, "replace", crash)
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(StateWriteError, match=r"No space left on device \[ENOSPC\]"):
         store.close()
     monkeypatch.undo()
     assert path.read_bytes() == before  # never half-written
@@ -324,28 +332,29 @@ def test_serial_increments_on_every_write_that_changes_content_only(path: Path) 
 
     with ManifestStore(path, "r.yaml") as store:
         store.record(rec())
+        assert serial() == 1  # the lineage, written before the first change
         store.fold()
-        assert serial() == 1
+        assert serial() == 2
         store.fold()  # nothing new
-        assert serial() == 1
+        assert serial() == 2
         store.record(rec(status="submitted"))
         store.record(rec(status="processing"))
         store.fold()
-        assert serial() == 2  # one write, however many changes
+        assert serial() == 3  # one write, however many changes
         store.record(rec(status="completed"))
         store.record(rec(status="processing"))  # back to what was written
         store.fold()
-        assert serial() == 2
-    assert serial() == 2  # close folds nothing new
+        assert serial() == 3
+    assert serial() == 3  # close folds nothing new
     with ManifestStore(path, "r.yaml") as store:
         pass
-    assert serial() == 2
+    assert serial() == 3
     with ManifestStore(path, "r.yaml") as store:
         store.forget("sarah")
-    assert serial() == 3
-    with ManifestStore(path, "other.yaml"):  # the recipe moved: that is a change too
+    assert serial() == 4
+    with ManifestStore(path, "other.yaml", rehome=True):  # re-homed: that is a change too
         pass
-    assert serial() == 4 and manifest_json(path)["recipe"] == "other.yaml"
+    assert serial() == 5 and manifest_json(path)["recipe"] == "other.yaml"
 
 
 def test_open_and_close_without_changes_leaves_the_file_untouched(path: Path) -> None:
@@ -506,7 +515,8 @@ def test_a_corrupt_or_invalid_manifest_is_an_error_and_left_untouched(
     message = str(caught.value)
     assert str(path) in message
     assert "left untouched" in message
-    assert "git checkout -- r.manifest.json" in message and "move it aside" in message
+    assert "git checkout HEAD -- r.manifest.json" in message and "do not delete it" in message
+    assert "move it aside" not in message  # a new manifest would pay for every look again
     assert path.read_text() == text
     assert journal_path_for(path).exists()  # not folded, not dropped
     assert not lock_path_for(path).exists()

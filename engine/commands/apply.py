@@ -89,6 +89,8 @@ def run(
     if result.stopped == "max_credits" and budget is not None:
         summary = dataclasses.replace(summary, notes=(budget.stopped_line(),))
     reporter.close(summary)
+    if result.write_error is not None:
+        raise result.write_error  # its one line names the file and the cause; exit 1
     if result.stopped == "interrupted":
         return INTERRUPTED
     return 0 if result.ok and pruned else 1

@@ -15,7 +15,7 @@ from typing import TextIO
 
 import yaml
 
-from engine import lifecycle
+from engine import durable, lifecycle
 from engine._schemas import SCHEMAS
 from engine.client import HeyGenClient
 from engine.commands.apply import api_settings, open_stores
@@ -184,8 +184,12 @@ def _content_end(node: yaml.Node) -> int:
 
 def _write_recipe(out: Path, text: str) -> Recipe:
     """Check the new text as a recipe, then replace the file atomically."""
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
+    tmp = durable.temp_path_for(out)
+    try:
+        tmp.write_text(text, encoding="utf-8")
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise durable.write_error(tmp, e) from None
     try:
         load_recipe(tmp)
     except RecipeError as e:
@@ -194,7 +198,7 @@ def _write_recipe(out: Path, text: str) -> Recipe:
         raise LooksError(
             f"{out}: the imported recipe would be invalid ({details}); unchanged"
         ) from None
-    os.replace(tmp, out)
+    durable.replace(out, text.encode("utf-8"))  # checked, atomic, keeps the file's mode
     return load_recipe(out)
 
 

@@ -15,7 +15,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from engine.errors import LooksError, ManifestError, MergeConflictError
+from engine import durable
+from engine.errors import LooksError, ManifestError, MergeConflictError, StateWriteError
 from engine.manifest import journal_path_for, lock_path_for, read_journal
 from engine.manifest_merge import Side, merge_manifests, touched_by
 
@@ -101,26 +102,10 @@ def _lock_holder(lock: Path) -> str | None:
 
 def _replace(path: Path, text: str) -> None:
     """Write the merged text atomically: a failure leaves ours as it was (a conflict)."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.merge.tmp")
-    data = text.encode("utf-8")
     try:
-        mode = path.stat().st_mode & 0o777
-    except OSError:
-        mode = 0o644
-    try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
-    except OSError as e:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise MergeConflictError(f"{path}: cannot write the merged manifest ({e})") from None
+        durable.replace(path, text.encode("utf-8"))
+    except StateWriteError as e:
+        raise MergeConflictError(f"cannot write the merged manifest: {e}") from None
 
 
 # -- install --------------------------------------------------------------------------

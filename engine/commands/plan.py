@@ -9,6 +9,7 @@ from pathlib import Path
 from engine import plan_markdown
 from engine.commands.validate import load_all
 from engine.manifest import manifest_path_for, read_manifest
+from engine.manifest import recipe_label as label_for
 from engine.plan import Plan, build_plan
 from engine.recipe import Recipe
 from engine.report import graph_text, plan_document, plan_text
@@ -16,10 +17,7 @@ from engine.report import graph_text, plan_document, plan_text
 
 def recipe_label(recipe: Recipe, manifest: Path) -> str:
     """The recipe path as the manifest records it: relative to the manifest's directory."""
-    try:
-        return str(recipe.path.resolve().relative_to(manifest.parent.resolve()))
-    except ValueError:
-        return str(recipe.path.resolve())
+    return label_for(recipe.path, manifest)
 
 
 def plan_recipe(
