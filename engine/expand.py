@@ -296,7 +296,7 @@ def _placeholders_bound(
 ) -> bool:
     """Every placeholder of the template is a column (or, in a look, its matrix's), once."""
     ok = True
-    unbound = [n for n in PLACEHOLDER.findall(loc[1]) if n not in columns]  # type: ignore[arg-type]
+    unbound = [n for n in PLACEHOLDER.findall(str(loc[1])) if n not in columns]
     for name in unbound[:1]:
         out.add(loc, f"placeholder {{{name}}} in the key is not bound: not {what}")
         ok = False

@@ -366,3 +366,11 @@ def test_x_keys_are_not_named_among_unknown_keys(tmp_path: Path) -> None:
     assert problems(tmp_path, text) == [
         "recipe.yaml:3: avatarz: unknown key 'avatarz'; did you mean 'avatars'?"
     ]
+
+
+def test_a_key_placeholder_must_be_a_column(tmp_path: Path) -> None:
+    text = TEAM.replace('"{id}":', '"{ident}":')
+    assert problems(tmp_path, text, {"people.csv": PEOPLE}) == [
+        "recipe.yaml:8: avatars.{ident}: placeholder {ident} in the key is not bound:"
+        " not a column of people.csv"
+    ]
