@@ -15,6 +15,7 @@ from pathlib import Path, PurePosixPath
 from engine.errors import Problem
 
 _COLUMN = re.compile(r"^[a-z_][a-z0-9_]*$")
+MAX_ROWS = 100_000  # rows (or files) per foreach: a bound on a hostile or mistaken input
 
 
 @dataclass(frozen=True)
@@ -78,6 +79,11 @@ def read_csv(root: Path, relative: str, shown: str) -> Source:
                     )
                 )
                 continue
+            if len(rows) == MAX_ROWS:
+                problems.append(
+                    Problem(shown, line, "", f"more than {MAX_ROWS} rows; split the CSV")
+                )
+                break
             rows.append(Row(dict(zip(header, record, strict=True)), shown, line))
     except csv.Error as e:
         problems.append(Problem(shown, start, "", f"invalid CSV: {e}"))
@@ -122,4 +128,7 @@ def match_files(root: Path, pattern: str, recipe: str) -> Source:
     )
     if not rows:
         return Source((), ("path", "stem"), pattern, problem=f"{pattern!r} matches no file")
+    if len(rows) > MAX_ROWS:
+        problem = f"{pattern!r} matches {len(rows)} files; at most {MAX_ROWS}"
+        return Source((), ("path", "stem"), pattern, problem=problem)
     return Source(rows, ("path", "stem"), pattern)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from engine import batch_source
 from engine.errors import RecipeError
 from engine.manifest import Manifest, NodeRecord
 from engine.manifest_merge import Side, merge_manifests
@@ -374,3 +375,11 @@ def test_a_key_placeholder_must_be_a_column(tmp_path: Path) -> None:
         "recipe.yaml:8: avatars.{ident}: placeholder {ident} in the key is not bound:"
         " not a column of people.csv"
     ]
+
+
+def test_a_csv_has_a_bounded_number_of_rows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(batch_source, "MAX_ROWS", 2)
+    found = problems(tmp_path, TEAM, {"people.csv": PEOPLE + "chloe,Chloe,ana.png,x\n"})
+    assert found == ["people.csv:4: more than 2 rows; split the CSV"]
