@@ -32,6 +32,7 @@ from engine.cost import Budget
 from engine.errors import ApiError, FileChangedError, LooksError, StateWriteError, TransportError
 from engine.manifest import ErrorInfo, ManifestStore, NodeRecord, Status
 from engine.media import SIMPLE_UPLOAD_MAX_BYTES
+from engine.ownership import recorded_ids
 from engine.plan import Plan, PlanAction, PlanNode, consent_address, substitute
 from engine.progress import Event, EventError, Reporter
 from engine.summary import RunSummary
@@ -55,6 +56,7 @@ class ApplyOptions:
     heartbeat: float = 1.0  # seconds between progress updates while nothing happens
     missing_after: float = 30.0  # seconds a look may be absent from listings before a GET
     interrupt_grace: float = 5.0
+    recorded_elsewhere: frozenset[str] = frozenset()  # made by other manifests: never adopted
 
 
 @dataclass(frozen=True)
@@ -909,7 +911,7 @@ class Executor:
         assert found.group_id is not None
         # Older looks of the name, unrecorded too (the record lost with a replaced look's
         # superseded ids): made here for this address all the same, so prune deletes them.
-        taken = {r.look_id for r in n.batch.store.nodes.values()}
+        taken = self._recorded(n)
         listing = await self._list_group(found.group_id)
         older = [look.id for look in unrecorded_looks(listing, found.group_id, n.node.name, taken)]
         if older:
@@ -952,12 +954,20 @@ class Executor:
             since = (record.submitted_at or 0.0) - 60  # clocks differ
             listed = await self.client.list_groups()
             groups = [g.id for g in listed if g.name == name and g.created_at >= since]
-        taken = {r.look_id for r in n.batch.store.nodes.values()} | set(record.superseded)
+        taken = self._recorded(n) | set(record.superseded)
         for group in groups:
             looks = unrecorded_looks(await self._list_group(group), group, name, taken)
             if looks:
                 return looks[-1]  # the newest: an older one is a look made before it
         return None
+
+    def _recorded(self, n: _Node) -> set[str | None]:
+        """Looks a record holds: n's manifest, or another one made them (in this run or
+        beside it: another recipe's look in a shared group may bear one of our names)."""
+        taken: set[str | None] = set(self.options.recorded_elsewhere)
+        for batch in self.batches:
+            taken |= recorded_ids(batch.store.nodes.values(), made_only=batch is not n.batch)
+        return taken
 
     def _upstream_group(self, n: _Node) -> str | None:
         for dep in n.node.depends_on:

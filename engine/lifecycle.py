@@ -19,6 +19,7 @@ from engine.client import GroupInfo, HeyGenClient, LookInfo
 from engine.errors import ApiError, LooksError
 from engine.executor import adoption_group, idempotency_key, shared_names, unrecorded_looks
 from engine.manifest import ErrorInfo, ManifestStore, NodeRecord
+from engine.ownership import recorded_ids
 from engine.plan import PlanNode
 
 CONCURRENCY = 8  # listings or deletions in flight at once
@@ -228,14 +229,18 @@ async def refresh(client: HeyGenClient, store: ManifestStore) -> list[Drift]:
 
 
 async def find_unrecorded(
-    client: HeyGenClient, store: ManifestStore, nodes: Iterable[PlanNode]
+    client: HeyGenClient,
+    store: ManifestStore,
+    nodes: Iterable[PlanNode],
+    elsewhere: Collection[str] = (),
 ) -> dict[str, str]:
     """Looks of the recipe that exist but that no record holds: address -> look id.
 
     A record lost (one side of a merge kept, an older manifest restored, a journal
     deleted) leaves the look in its avatar's group under the name this tool gave it. The
     rules are the executor's (adoption_group, unrecorded_looks), which adopts such a look
-    rather than creating it again; one listing per group.
+    rather than creating it again; one listing per group. Looks `elsewhere` (recorded by
+    other manifests) are never candidates.
     """
     nodes = list(nodes)
     shared = shared_names(nodes)
@@ -248,7 +253,7 @@ async def find_unrecorded(
     groups = sorted({group for group, _ in wanted.values()})
     looks = await _bounded(client.list_looks(group_id=g) for g in groups)
     listings = dict(zip(groups, looks, strict=True))
-    taken: set[str | None] = {r.look_id for r in store.nodes.values()}
+    taken: set[str | None] = {*recorded_ids(store.nodes.values()), *elsewhere}
     found: dict[str, str] = {}
     for address, (group, node) in sorted(wanted.items()):
         candidates = unrecorded_looks(listings[group], group, node.name, taken)

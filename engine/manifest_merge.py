@@ -56,8 +56,9 @@ def merge_manifests(base: Side | None, ours: Side, theirs: Side, path: str) -> M
     if mine.lineage != other.lineage:
         raise MergeConflictError(
             f"{path}: ours and theirs are different manifests (lineage {mine.lineage} vs"
-            f" {other.lineage}): merge it by hand, or keep one side and run `looks apply`,"
-            " which adopts the other side's looks by name"
+            f" {other.lineage}): each branch applied the recipe from scratch, so each made its"
+            " own looks, in groups of its own; keep one side and copy into it the records only"
+            " the other side has (`looks apply` would pay again for those, not adopt them)"
         )
     ancestor = _parse(base, path) if base is not None and base.text.strip() else None
     if ancestor is not None and ancestor.lineage != mine.lineage:

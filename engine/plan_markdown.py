@@ -9,7 +9,7 @@ mention someone.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from engine.cost import action_credits, estimate, number_text
@@ -17,6 +17,8 @@ from engine.plan import Plan, PlanAction
 from engine.report import merge_summaries, summary_line
 
 MARKER = "<!-- looks-plan"
+MAX_CHARS = 65_536  # GitHub refuses a longer comment: the bot would post nothing
+MAX_LISTED = 50  # looks named in each warning
 _ESCAPED = re.compile(r"([\\`*_\[\]|~#])")
 _BACKTICKS = re.compile(r"`+")
 
@@ -57,7 +59,9 @@ def render(recipes: Sequence[RecipePlan], full_plan: str) -> str:
     """The comment: marker, title, summary, warnings, actions table, full plan."""
     plans = [r.plan for r in recipes]
     labels = [r.label for r in recipes]
-    marker = " ".join(labels).replace("--", "- -")
+    marker = " ".join(" ".join(labels).split())  # one line
+    while "--" in marker:  # "--->" becomes "- -->" after one pass: until none is left
+        marker = marker.replace("--", "- -")
     cost = estimate(plans)
     lines = [
         f"{MARKER}: {marker} -->",
@@ -66,16 +70,46 @@ def render(recipes: Sequence[RecipePlan], full_plan: str) -> str:
         f"**{text(summary_line(merge_summaries(plans)))}** {text(cost.line())}",
     ]
     lines += _warnings(recipes)
-    lines += ["", *_table(recipes)]
-    lines += [
-        "",
-        "<details><summary>Full plan</summary>",
-        "",
-        code_block(full_plan, "text"),
-        "",
-        "</details>",
-    ]
-    return "\n".join(lines) + "\n"
+    table = _table(recipes)
+    details = code_block(full_plan, "text")
+    whole = _compose(lines, table, details)
+    if _size(whole) <= MAX_CHARS:
+        return whole
+    # Too long for one comment: the full plan goes first, then the table's tail.
+    command = code(" ".join(["looks plan", *labels]))
+    details = f"Too long for a comment: run {command} to see it."
+    without_plan = _compose(lines, table, details)
+    if _size(without_plan) <= MAX_CHARS:
+        return without_plan
+    header, rows = table[:2], table[2:]
+
+    def cut(k: int) -> str:
+        more = f"… and {len(rows) - k} more actions: {command} lists them all."
+        return _compose(lines, [*header, *rows[:k], "", more], details)
+
+    return cut(_most(len(rows), lambda k: _size(cut(k))))
+
+
+def _size(comment: str) -> int:
+    """Characters as GitHub counts them (UTF-16 units: an emoji is two)."""
+    return len(comment.encode("utf-16-le")) // 2
+
+
+def _compose(head: list[str], table: list[str], details: str) -> str:
+    body = [*head, "", *table, "", "<details><summary>Full plan</summary>", "", details]
+    return "\n".join([*body, "", "</details>"]) + "\n"
+
+
+def _most(count: int, size: Callable[[int], int]) -> int:
+    """The largest k <= count whose size(k) fits in MAX_CHARS (size grows with k)."""
+    low, high = 0, count
+    while low < high:
+        middle = (low + high + 1) // 2
+        if size(middle) <= MAX_CHARS:
+            low = middle
+        else:
+            high = middle - 1
+    return low
 
 
 def _warnings(recipes: Sequence[RecipePlan]) -> list[str]:
@@ -90,7 +124,7 @@ def _warnings(recipes: Sequence[RecipePlan]) -> list[str]:
             f" {_them(len(superseded))} in the account until `looks prune` deletes"
             f" {_it(len(superseded))}:"
         )
-        lines += [f"> - {item}" for item in superseded]
+        lines += [f"> - {item}" for item in _capped(superseded)]
     if orphaned:
         if superseded:
             lines.append(">")
@@ -98,7 +132,7 @@ def _warnings(recipes: Sequence[RecipePlan]) -> list[str]:
             f"> **{_looks(len(orphaned))} {_is(len(orphaned))} no longer in the recipe**;"
             f" `looks prune` (or `apply --prune`) deletes {_it(len(orphaned))}:"
         )
-        lines += [f"> - {item}" for item in orphaned]
+        lines += [f"> - {item}" for item in _capped(orphaned)]
     return lines
 
 
@@ -111,6 +145,13 @@ def _listed(recipes: Sequence[RecipePlan], action: str) -> list[str]:
             where = f"{text(r.label)}: " if len(recipes) > 1 else ""
             items.append(f"{where}{code(a.address)} ({text(a.record.look_id)})")
     return items
+
+
+def _capped(items: list[str]) -> list[str]:
+    """The first MAX_LISTED items: the table lists them all; a comment has a size limit."""
+    if len(items) <= MAX_LISTED:
+        return items
+    return [*items[:MAX_LISTED], f"… and {len(items) - MAX_LISTED} more"]
 
 
 def _looks(n: int) -> str:

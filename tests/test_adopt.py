@@ -194,3 +194,114 @@ def test_a_lost_record_of_a_replaced_look_adopts_the_newest_and_supersedes_the_o
     pruned = looks("prune", "--yes", recipe)
     assert f"deleted {first}" in pruned.out
     assert first not in {look["id"] for look in simulator.state()["looks"]}
+
+
+GUEST = """\
+version: 1
+avatars:
+  guest:
+    name: Guest
+    group_id: {group}
+    base: {{type: prompt, prompt: A man in a studio}}
+    looks:
+      office: {{name: Office, prompt: In a totally different office}}
+"""
+
+
+@pytest.mark.parametrize("together", [False, True], ids=["alone", "in-one-run"])
+def test_a_look_another_recipe_records_in_the_group_is_never_adopted(
+    recipe: Path,
+    api_env: dict[str, str],
+    looks: Callable[..., Run],
+    simulator: sim.RunningSimulator,
+    together: bool,
+) -> None:
+    """Two recipes share sarah's group (the guest's `group_id`), with a look name in common."""
+    named = RECIPE.replace("office: {prompt", "office: {name: Office, prompt")
+    recipe.write_text(named.replace("      park: {prompt: In a park}\n", ""))
+    assert looks("apply", recipe).code == 0
+    data = manifest(recipe)
+    mine = data["nodes"]["sarah/office"]["look_id"]
+    guest = recipe.with_name("guest.yaml")
+    guest.write_text(GUEST.format(group=data["nodes"]["sarah"]["group_id"]))
+    assert looks("apply", guest).code == 0
+    theirs = manifest(guest)["nodes"]["guest/office"]["look_id"]
+    shown = {look["id"]: look["name"] for look in simulator.state()["looks"]}
+    assert shown[mine] == shown[theirs] == "Office"  # the same name, in the same group
+    del data["nodes"]["sarah/office"]  # sarah's record lost
+    write_manifest(recipe, data)
+
+    refreshed = looks("plan", "--refresh", recipe, *([guest] if together else []))
+    assert theirs not in refreshed.out + refreshed.err
+    result = looks("apply", recipe, *([guest] if together else []))
+    assert result.code == 0, result.out + result.err
+    record = manifest(recipe)["nodes"]["sarah/office"]
+    assert record["look_id"] == mine  # its own look, not the guest's
+    assert theirs not in record.get("superseded", [])
+    assert looks("prune", "--yes", recipe).code == 0
+    ids = {look["id"] for look in simulator.state()["looks"]}
+    assert {mine, theirs} <= ids
+
+
+def test_prune_never_deletes_a_look_a_manifest_beside_records(
+    recipe: Path,
+    api_env: dict[str, str],
+    looks: Callable[..., Run],
+    simulator: sim.RunningSimulator,
+) -> None:
+    """Whatever put it there (an adoption by an older looks, a merge), another recipe's look
+    in this manifest's superseded ids is only forgotten, never deleted."""
+    recipe.write_text(RECIPE.replace("      park: {prompt: In a park}\n", ""))
+    assert looks("apply", recipe).code == 0
+    data = manifest(recipe)
+    guest = recipe.with_name("guest.yaml")
+    guest.write_text(GUEST.format(group=data["nodes"]["sarah"]["group_id"]))
+    assert looks("apply", guest).code == 0
+    theirs = manifest(guest)["nodes"]["guest/office"]["look_id"]
+    data["nodes"]["sarah/office"]["superseded"] = [theirs]
+    write_manifest(recipe, data)
+    pruned = looks("prune", "--yes", recipe)
+    assert pruned.code == 0, pruned.out + pruned.err
+    assert theirs in {look["id"] for look in simulator.state()["looks"]}
+    assert manifest(recipe)["nodes"]["sarah/office"].get("superseded", []) == []
+
+
+def test_a_copy_of_the_manifest_beside_it_does_not_stop_adoption(
+    recipe: Path,
+    api_env: dict[str, str],
+    looks: Callable[..., Run],
+    simulator: sim.RunningSimulator,
+) -> None:
+    """A backup kept as `*.manifest.json` is this recipe's own history, not another's."""
+    assert looks("apply", recipe).code == 0
+    shutil.copy(manifest_path_for(recipe), recipe.with_name("backup.manifest.json"))
+    data = manifest(recipe)
+    office = data["nodes"].pop("sarah/office")
+    write_manifest(recipe, data)
+    before = creates(simulator)
+    result = looks("apply", recipe)
+    assert result.code == 0, result.out + result.err
+    assert creates(simulator) == before
+    assert manifest(recipe)["nodes"]["sarah/office"]["look_id"] == office["look_id"]
+
+
+def test_a_look_another_manifest_only_refers_to_is_still_adopted(
+    recipe: Path,
+    api_env: dict[str, str],
+    looks: Callable[..., Run],
+    simulator: sim.RunningSimulator,
+) -> None:
+    """A recipe beside this one imported its group (`existing` looks): it uses them, did
+    not make them, so they are still this recipe's own to adopt, and no one's to prune."""
+    assert looks("apply", recipe).code == 0
+    group = manifest(recipe)["nodes"]["sarah"]["group_id"]
+    imported = looks("import", "--group", group, "--out", recipe.with_name("imported.yaml"))
+    assert imported.code == 0, imported.out + imported.err
+    data = manifest(recipe)
+    office = data["nodes"].pop("sarah/office")
+    write_manifest(recipe, data)
+    before = creates(simulator)
+    result = looks("apply", recipe)
+    assert result.code == 0, result.out + result.err
+    assert creates(simulator) == before
+    assert manifest(recipe)["nodes"]["sarah/office"]["look_id"] == office["look_id"]

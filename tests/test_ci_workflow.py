@@ -16,6 +16,7 @@ import re
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -59,6 +60,8 @@ class Actions:
         self.comments: dict[str, str] = {}  # header -> body: the pull request's comments
         self.comment_writes = 0
         self._runs = 0
+        # step name -> what happens elsewhere just before it runs (a push to main, say)
+        self.before: dict[str, Callable[[], None]] = {}
 
     def run(self, event: str, branch: str) -> dict[str, Job]:
         """Trigger the workflow: `push` of branch, or a `pull_request` from branch."""
@@ -109,6 +112,7 @@ class Actions:
             assert condition in (None, "always()"), condition
             if not result.ok and condition != "always()":
                 continue
+            self.before.pop(step.get("name", ""), lambda: None)()
             ok = self._step(step, work, env, branch, result)
             result.ok = result.ok and ok
         return result
@@ -134,12 +138,13 @@ class Actions:
         if step.get("id") == "install":
             assert step["run"].startswith("pip install ")
             return True  # installed already: this checkout's looks is on PATH
+        env = {**env, **{k: self._expand(str(v)) for k, v in step.get("env", {}).items()}}
         outputs = work.parent / f"{work.name}-output-{len(job.outputs)}"
         outputs.write_text("")
         done = subprocess.run(
             ["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", step["run"]],
             cwd=work,
-            env={**env, "GITHUB_OUTPUT": str(outputs)},
+            env={**env, "GITHUB_OUTPUT": str(outputs), "GITHUB_RUN_ID": str(self._runs)},
             capture_output=True,
             text=True,
         )
@@ -307,6 +312,63 @@ def test_the_documented_workflow(github: tuple[Actions, Developer, sim.RunningSi
     assert "Cost: 0 credits" in actions.comments["looks-plan"]
 
 
+def test_a_manifest_pushed_to_main_during_apply_is_merged_not_lost(
+    github: tuple[Actions, Developer, sim.RunningSimulator],
+) -> None:
+    """The commit back rebases onto main: git merges the manifests by address there too."""
+    actions, dev, simulator = github
+    dev.commit("add-sarah", "add sarah", SARAH)
+    dev.merge("add-sarah")
+    assert actions.run("push", "main")["apply"].ok
+    dev.git("fetch", "--quiet", "origin")
+    recipe = dev.show("recipes/sarah.yaml")
+    sarah_hat = recipe.replace("    looks:\n", "    looks:\n      hat: {prompt: A straw hat}\n", 1)
+    dev.commit("hat", "sarah's hat", {"recipes/sarah.yaml": sarah_hat})
+    dev.merge("hat")
+
+    def push_meanwhile() -> None:
+        """While apply runs, someone applies a look of their own and pushes it to main."""
+        dev.git("fetch", "--quiet", "origin")
+        dev.git("checkout", "--quiet", "-B", "main", "origin/main")
+        # sarah/cap: its record sorts next to sarah/hat's, which git's line merge conflicts on
+        podcast = "      podcast:\n"
+        cap = "      cap: {prompt: A cap}\n"
+        mine = dev.show("recipes/sarah.yaml").replace(podcast, cap + podcast)
+        (dev.clone / "recipes" / "sarah.yaml").write_text(mine, encoding="utf-8")
+        env = {**dev.env, "HEYGEN_API_KEY": API_KEY}
+        applied = subprocess.run(
+            ["looks", "apply", "recipes/sarah.yaml", "--only", "sarah/cap"],
+            cwd=dev.clone,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert applied.returncode == 0, applied.stdout + applied.stderr
+        dev.git("commit", "--quiet", "-am", "sarah's cap, applied by hand")
+        dev.git("push", "--quiet", "origin", "main")
+
+    actions.before["Commit the manifests back"] = push_meanwhile
+    jobs = actions.run("push", "main")
+    assert jobs["apply"].ok, jobs["apply"].log
+    assert not actions.before  # it ran
+    nodes = json.loads(dev.show("recipes/sarah.manifest.json"))["nodes"]
+    assert nodes["sarah/hat"]["status"] == nodes["sarah/cap"]["status"] == "completed"
+    dev.git("checkout", "--quiet", "-B", "main", "origin/main")
+    created = simulator.stats()["by_route"]["POST /v3/avatars"]
+    env = {**dev.env, "HEYGEN_API_KEY": API_KEY}
+    plan = subprocess.run(
+        ["looks", "plan", "--detailed-exitcode", "recipes/sarah.yaml"],
+        cwd=dev.clone,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert plan.returncode == 0, plan.stdout + plan.stderr
+    assert simulator.stats()["by_route"]["POST /v3/avatars"] == created
+
+
 def test_what_the_workflow_promises() -> None:
     """What the stand-in cannot show by running: triggers, permissions, the queue."""
     spec = workflow()
@@ -320,7 +382,12 @@ def test_what_the_workflow_promises() -> None:
     assert "env" not in jobs["plan"]  # no secret reaches a pull request
     apply = jobs["apply"]
     assert apply["concurrency"] == {"group": "looks-apply", "cancel-in-progress": False}
-    assert apply["env"]["HEYGEN_API_KEY"] == "${{ secrets.HEYGEN_API_KEY }}"
+    # The key is in the one step that calls the API: not in pip's (a dependency's build
+    # runs code), nor in the commit back's.
+    keyed = [s for s in apply["steps"] if "HEYGEN_API_KEY" in json.dumps(s)]
+    assert [s.get("name") for s in keyed] == ["Apply"]
+    assert keyed[0]["env"]["HEYGEN_API_KEY"] == "${{ secrets.HEYGEN_API_KEY }}"
+    assert "HEYGEN_API_KEY" not in json.dumps(apply.get("env", {}))
     assert apply["permissions"] == {"contents": "write"}
     assert apply["steps"][0]["with"] == {"ref": "main"}
     assert apply["steps"][-1]["if"] == "always()"

@@ -247,7 +247,9 @@ def test_a_file_changed_during_its_put_fails_with_a_checksum_mismatch(
     for line in proc.stdout:
         if "uploading" in line:
             break
-    make_video(video, tail=b"edited!")  # same size, other bytes, before the PUT reaches them
+    with video.open("r+b") as f:  # edited in place: same size, never shorter, other bytes
+        f.seek(BIG - len(b"edited!"))
+        f.write(b"edited!")  # before the PUT reaches them
     out, err = proc.communicate(timeout=120)
 
     assert proc.returncode == 1, out + err

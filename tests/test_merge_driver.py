@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from collections import Counter
@@ -129,7 +130,8 @@ def test_install_is_idempotent_and_configures_git(
         "*.png binary\n*.manifest.json merge=looks-manifest\n"
     )
     driver = repo("config", "--local", "merge.looks-manifest.driver").stdout.strip()
-    assert driver == "looks merge-driver %O %A %B %P"
+    # This looks, by its absolute path: git need not find it on its PATH.
+    assert driver == f"{Path(sys.executable).parent / 'looks'} merge-driver %O %A %B %P"
     check = repo("check-attr", "merge", "--", "recipes/x.manifest.json").stdout
     assert check.strip().endswith("merge: looks-manifest")
 
@@ -177,6 +179,43 @@ def test_two_branches_with_new_looks_side_by_side_merge_cleanly(
     assert repo("status", "--porcelain").stdout == ""
 
 
+def test_the_driver_runs_when_looks_is_not_on_gits_path(
+    repo: Callable[..., subprocess.CompletedProcess[str]],
+    looks: Callable[..., Run],
+    simulator: sim.RunningSimulator,
+    tmp_path: Path,
+) -> None:
+    """A teammate's looks lives in a venv that is not active when git runs the driver."""
+    setup_main(repo, looks)
+    branch(repo, looks, "one", ("office-a", "Office A", "In an office"), at_top=True)
+    branch(repo, looks, "two", ("office-b", "Office B", "In another office"), at_top=False)
+    repo("checkout", "-q", "one")
+    git = shutil.which("git")
+    assert git is not None
+    bare = tmp_path / "bin"  # git alone: no looks on this PATH
+    bare.mkdir()
+    (bare / "git").symlink_to(git)
+    merged = subprocess.run(
+        [str(bare / "git"), "merge", "--no-edit", "two"],
+        env={
+            **os.environ,
+            "PATH": f"{bare}{os.pathsep}/usr/bin{os.pathsep}/bin",
+            "GIT_CONFIG_GLOBAL": os.devnull,
+            "GIT_CONFIG_NOSYSTEM": "1",
+            "GIT_AUTHOR_NAME": "t",
+            "GIT_AUTHOR_EMAIL": "t@example.com",
+            "GIT_COMMITTER_NAME": "t",
+            "GIT_COMMITTER_EMAIL": "t@example.com",
+        },
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert shutil.which("looks", path=f"{bare}{os.pathsep}/usr/bin{os.pathsep}/bin") is None
+    assert merged.returncode == 0, merged.stdout + merged.stderr
+    assert {"sarah/office-a", "sarah/office-b"} <= nodes().keys()
+
+
 def test_the_same_address_changed_on_both_sides_records_the_other_look_as_superseded(
     repo: Callable[..., subprocess.CompletedProcess[str]],
     looks: Callable[..., Run],
@@ -221,6 +260,8 @@ def test_manifests_of_different_lineages_conflict(
     conflicted = repo("diff", "--name-only", "--diff-filter=U").stdout.split()
     assert conflicted == ["recipes/team.manifest.json"]
     assert "are different manifests (lineage" in merged.stderr
+    # Keeping one side would not adopt the other's looks (another group): not promised.
+    assert "adopts" not in merged.stderr and "would pay again" in merged.stderr
     assert manifest_path().read_text() == ours  # left as ours, parseable, nothing lost
 
 
@@ -254,6 +295,30 @@ def test_a_journal_of_an_unfinished_run_is_merged_or_refused(
     assert creates(simulator) == before
     assert nodes()["sarah/office-a"]["status"] == "completed"
     assert not journal.exists()
+
+
+def test_a_journal_meeting_upstreams_change_in_a_rebase_is_refused(
+    repo: Callable[..., subprocess.CompletedProcess[str]],
+    looks: Callable[..., Run],
+    simulator: sim.RunningSimulator,
+) -> None:
+    """In a rebase, ours is the upstream and theirs the work tree's own commit: the journal
+    (the work tree's) must not override what the upstream changed."""
+    setup_main(repo, looks)
+    branch(repo, looks, "two", ("office-b", "Office B", "In another office"), at_top=False)
+    upstream = nodes()["sarah/office-b"]
+    branch(repo, looks, "one", ("office-a", "Office A", "In an office"), at_top=True)
+    journal = journal_path_for(manifest_path())
+    clash = {**nodes()["sarah"], "name": "Sarah (journal)"}
+    clash_line = json.dumps({"address": "sarah/office-b", "record": clash}) + "\n"
+    journal.write_text(clash_line)
+    rebased = repo("rebase", "two", check=False)
+    if rebased.returncode == 0:
+        assert nodes()["sarah/office-b"] == upstream, "the upstream's record was overwritten"
+    assert "journal holds unfolded changes to sarah/office-b" in rebased.stderr
+    assert "`git rebase --abort`" in rebased.stderr
+    repo("rebase", "--abort")
+    assert journal.read_text() == clash_line  # untouched
 
 
 def test_a_merge_under_a_running_apply_is_refused(

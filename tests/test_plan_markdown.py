@@ -237,9 +237,48 @@ def test_code_spans_and_blocks_hold_anything() -> None:
     assert "&lt;/details&gt;" in html
 
 
-def test_the_marker_stays_one_html_comment() -> None:
-    out = render_plan([RecipePlan("a-->b <!-- c.yaml", Plan(()))], "")
+@pytest.mark.parametrize(
+    "label", ["a-->b <!-- c.yaml", "a--->b.yaml", "a---->b.yaml", "a\n-->b.yaml"]
+)
+def test_the_marker_stays_one_html_comment(label: str) -> None:
+    out = render_plan([RecipePlan(label, Plan(()))], "")
     first = out.splitlines()[0]
     assert first.startswith("<!-- looks-plan: ") and first.endswith(" -->")
     assert first[len("<!-- ") : -len(" -->")].count("--") == 0
     assert render(out).tags.count("h3") == 1
+
+
+def test_a_huge_plan_still_fits_in_one_comment(workdir: Path, capsys: Capsys) -> None:
+    """GitHub refuses a comment over 65,536 characters: the bot would post nothing."""
+    looks = "".join(
+        f"      look-{i:04}: {{prompt: Standing in room number {i} of a very long corridor}}\n"
+        for i in range(2000)
+    )
+    recipe = workdir / "recipes" / "many.yaml"
+    recipe.write_text(
+        "version: 1\navatars:\n  ava:\n    name: Ava\n"
+        f"    base: {{type: prompt, prompt: A woman}}\n    looks:\n{looks}",
+        encoding="utf-8",
+    )
+    gone = {
+        f"ava/gone-{i:04}": NodeRecord(
+            f"ava/gone-{i:04}", "look", "1" * 64, "completed", look_id=f"look_gone_{i:04}"
+        )
+        for i in range(3000)
+    }
+    write_manifest(recipe, gone)
+    code_, out = plan(capsys, "recipes/many.yaml", "--format", "markdown", "--detailed-exitcode")
+    assert code_ == 2
+    assert len(out) <= 65_536
+    assert out.startswith("<!-- looks-plan: recipes/many.yaml -->\n")
+    assert "**Plan: 2001 to create" in out  # the summary counts everything
+    assert "> **3000 looks are no longer in the recipe**" in out
+    assert "> - … and 2950 more\n" in out
+    assert "Cost: 2001 credits" in out
+    parsed = render(out)
+    assert parsed.rows[0] == ["address", "action", "credits", "reason"]
+    shown = len(parsed.rows) - 1
+    assert 100 < shown < 5001
+    assert f"… and {5001 - shown} more actions" in out
+    assert out.rstrip().endswith("</details>")
+    assert plan(capsys, "recipes/many.yaml", "--format", "markdown")[1] == out  # deterministic

@@ -19,6 +19,7 @@ from engine.cost import Budget, credits_text, estimate, number_text
 from engine.errors import BudgetError, UsageError
 from engine.executor import ApplyOptions, ApplyResult, Batch, Executor
 from engine.manifest import ManifestStore, manifest_path_for
+from engine.ownership import recorded_beside
 from engine.plan import build_plan
 from engine.progress import PROGRESS_EVERY, Reporter, reporter_for
 from engine.recipe import Recipe
@@ -73,6 +74,8 @@ def run(
             for recipe, store in zip(recipes, stores, strict=True)
         ]
         budget = None if max_credits is None else _budget(batches, max_credits)
+        beside = recorded_beside(stores, made_only=True)
+        options = dataclasses.replace(options, recorded_elsewhere=beside)
         # Nothing to do: no event loop, no connection, not a single request.
         work = any(batch.plan.has_changes for batch in batches)
         result = (

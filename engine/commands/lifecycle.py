@@ -25,6 +25,7 @@ from engine.errors import LooksError, RecipeError
 from engine.executor import Batch
 from engine.lifecycle import AdoptedAvatar, Drift, PruneItem, PruneOutcome, RemoteGroup
 from engine.manifest import ManifestStore, manifest_path_for
+from engine.ownership import recorded_beside, recorded_ids
 from engine.plan import PlanNode, build_graph, consent_address, pending_moves
 from engine.progress import Event, Reporter
 from engine.recipe import Recipe, load_recipe
@@ -243,11 +244,17 @@ def _refresh(recipes: list[Recipe], manifest: Path | None, out: TextIO) -> list[
 async def _refresh_all(
     base_url: str, key: str, stores: Sequence[ManifestStore], graphs: Sequence[dict[str, PlanNode]]
 ) -> list[tuple[list[Drift], dict[str, str]]]:
+    beside = recorded_beside(stores, made_only=True)
+
+    def elsewhere(store: ManifestStore) -> set[str]:
+        others = (r for s in stores if s is not store for r in s.nodes.values())
+        return {*beside, *recorded_ids(others, made_only=True)}
+
     async with HeyGenClient(base_url, key) as client:
         return [
             (
                 await lifecycle.refresh(client, store),
-                await lifecycle.find_unrecorded(client, store, graph.values()),
+                await lifecycle.find_unrecorded(client, store, graph.values(), elsewhere(store)),
             )
             for store, graph in zip(stores, graphs, strict=True)
         ]
@@ -265,8 +272,11 @@ def _prune_items(
     re-keys into the recipe (not orphans: their looks are to be kept, not paid for again)."""
     moving = moving or [()] * len(stores)
     nodes = [n for g in graphs for n in g.values()]
+    # Another recipe's looks (a shared group) are never this run's to delete.
+    beside = recorded_beside(stores)
     protected = lifecycle.protected_ids((r for s in stores for r in s.nodes.values()), nodes)
-    existing = lifecycle.protected_ids((), nodes)
+    protected |= beside
+    existing = lifecycle.protected_ids((), nodes) | beside
 
     def used_outside(store: ManifestStore) -> set[str]:
         others = (r.look_id for s in stores if s is not store for r in s.nodes.values())

@@ -11,6 +11,8 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import shlex
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -22,7 +24,7 @@ from engine.manifest_merge import Side, merge_manifests, touched_by
 
 DRIVER = "looks-manifest"
 ATTRIBUTE_LINE = f"*.manifest.json merge={DRIVER}"
-DRIVER_COMMAND = "looks merge-driver %O %A %B %P"
+DRIVER_ARGUMENTS = "merge-driver %O %A %B %P"
 
 
 def run(base: Path, ours: Path, theirs: Path, path: str | None) -> int:
@@ -32,7 +34,7 @@ def run(base: Path, ours: Path, theirs: Path, path: str | None) -> int:
     ancestor = _read(base, "base", shown) if base.exists() else None
     mine, other = sides
     if path is not None:
-        mine = _with_unfolded_changes(Path(path), ancestor, mine, other)
+        mine, other = _with_unfolded_changes(Path(path), ancestor, mine, other)
     result = merge_manifests(ancestor, mine, other, shown)
     _replace(ours, result.text)
     if result.kept_both:
@@ -52,12 +54,16 @@ def _read(path: Path, label: str, shown: str) -> Side:
         raise MergeConflictError(f"{shown}: cannot read the {label} version ({e})") from None
 
 
-def _with_unfolded_changes(manifest: Path, base: Side | None, ours: Side, theirs: Side) -> Side:
-    """Ours with the work tree's journal replayed on it, refused when that cannot be safe.
+def _with_unfolded_changes(
+    manifest: Path, base: Side | None, ours: Side, theirs: Side
+) -> tuple[Side, Side]:
+    """Ours and theirs, the work tree's journal replayed on its own side; refused when that
+    cannot be safe.
 
     A run in progress would fold its own copy over the merge; a journal left by a run that
     died is replayed on the merged file later, which is only harmless when the other side
     changed none of the addresses it holds (the journal's records then are the merged ones).
+    The work tree's side is ours, except in a rebase, where ours is the upstream.
     """
     holder = _lock_holder(lock_path_for(manifest))
     if holder is not None:
@@ -69,15 +75,29 @@ def _with_unfolded_changes(manifest: Path, base: Side | None, ours: Side, theirs
     except ManifestError as e:
         raise MergeConflictError(str(e)) from None
     if not changes:
-        return ours
-    clash = sorted({str(c["address"]) for c in changes} & touched_by(base, theirs, str(manifest)))
+        return ours, theirs
+    rebasing = _rebasing()
+    own, other = (theirs, ours) if rebasing else (ours, theirs)
+    clash = sorted({str(c["address"]) for c in changes} & touched_by(base, other, str(manifest)))
     if clash:
         raise MergeConflictError(
             f"{manifest}: its journal holds unfolded changes to {clash[0]}, which the other"
-            " side changed too: `git merge --abort`, run `looks apply` on its recipe (it"
-            " finishes the run and folds the journal), commit the manifest, then merge again"
+            f" side changed too: `git {'rebase' if rebasing else 'merge'} --abort`, run `looks"
+            " apply` on its recipe (it finishes the run and folds the journal), commit the"
+            " manifest, then merge again"
         )
-    return Side(ours.text, ours.label, tuple(changes))
+    own = Side(own.text, own.label, tuple(changes))
+    return (other, own) if rebasing else (own, other)
+
+
+def _rebasing() -> bool:
+    """Whether git is rebasing here (git runs the driver from the top of the work tree)."""
+    try:
+        merge = Path(_git(Path.cwd(), "rev-parse", "--git-path", "rebase-merge"))
+        apply = Path(_git(Path.cwd(), "rev-parse", "--git-path", "rebase-apply"))
+    except LooksError:
+        return False  # run by hand outside a repository: a plain merge
+    return merge.is_dir() or (apply / "rebasing").exists()
 
 
 def _lock_holder(lock: Path) -> str | None:
@@ -126,9 +146,24 @@ def install(cwd: Path) -> int:
         _write_attributes(attributes, f"{text}{separator}{ATTRIBUTE_LINE}\n")
         print(f"{attributes}: added `{ATTRIBUTE_LINE}` (commit it)")
     _git(cwd, "config", "--local", f"merge.{DRIVER}.name", "looks manifests, merged by address")
-    _git(cwd, "config", "--local", f"merge.{DRIVER}.driver", DRIVER_COMMAND)
-    print(f"git config (this clone): merge.{DRIVER}.driver = {DRIVER_COMMAND}")
+    command = driver_command()
+    _git(cwd, "config", "--local", f"merge.{DRIVER}.driver", command)
+    print(f"git config (this clone): merge.{DRIVER}.driver = {command}")
     return 0
+
+
+def driver_command() -> str:
+    """The command git runs: this very `looks`, by absolute path (quoted for git's shell).
+
+    Git runs the driver with its own PATH, where a looks installed in a venv that is not
+    active (or by pipx, in ~/.local/bin) is "command not found", which is a conflict.
+    """
+    beside = Path(sys.executable).parent / "looks"  # a venv's or pipx's bin
+    if beside.is_file() and os.access(beside, os.X_OK):
+        return f"{shlex.quote(str(beside.absolute()))} {DRIVER_ARGUMENTS}"
+    found = shutil.which("looks")
+    program = shlex.quote(os.path.abspath(found)) if found else "looks"
+    return f"{program} {DRIVER_ARGUMENTS}"
 
 
 def _write_attributes(path: Path, text: str) -> None:
