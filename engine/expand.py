@@ -51,6 +51,7 @@ class Expanded:
     template: str  # its key in the recipe's `avatars`
     label: str | None = None  # "row id=ana", "file guests/bob.jpg"
     look_origins: Mapping[str, Location] = field(default_factory=dict)  # look key -> written at
+    from_sets: bool = False  # some of its looks come from look sets
 
 
 @dataclass
@@ -187,7 +188,7 @@ def _avatar(
     filled: dict[str, Any] = {}
     origins: dict[str, Location] = {}
     for look_key, spec, where, set_name in looks:
-        if isinstance(spec, dict):
+        if isinstance(spec, dict) and (values or set_name is not None):
             matrix = spec.get("matrix")
             bound = {k: v for k, v in values.items() if k not in matrix} if matrix else values
             new_key = fill(look_key, bound, slug=True)
@@ -199,7 +200,8 @@ def _avatar(
         filled[new_key] = spec
         origins[new_key] = where
     body["looks"] = filled
-    return Expanded(key, body, template, label, origins)
+    from_sets = any(set_name is not None for _, _, _, set_name in looks)
+    return Expanded(key, body, template, label, origins, from_sets)
 
 
 def _fill_value(value: Any, values: Mapping[str, str], slug: bool = False) -> Any:
@@ -208,8 +210,6 @@ def _fill_value(value: Any, values: Mapping[str, str], slug: bool = False) -> An
     if isinstance(value, str):
         return fill(value, values, slug)
     if isinstance(value, dict):
-        if "matrix" in value:  # a look's matrix lists values, not templates
-            return {k: v if k == "matrix" else _fill_value(v, values) for k, v in value.items()}
         return {k: _fill_value(v, values) for k, v in value.items()}
     if isinstance(value, list):
         return [_fill_value(v, values) for v in value]

@@ -475,6 +475,8 @@ def _place_expansion(doc: _Doc, expansion: expand.Expansion, skip: set[Location]
     for loc, message, label in expansion.problems:
         doc.add(loc, message, label)
     doc.problems.extend(expansion.source_problems)
+    if not any(a.key != a.template or a.from_sets for a in expansion.avatars):
+        return  # a recipe without foreach or include: every line is where it was written
     written: dict[Location, list[tuple[Location, int]]] = {}
     for loc, line in doc.lines.items():
         if loc[:1] == ("avatars",) and len(loc) >= 4 and loc[2] == "looks":
