@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from engine.errors import Problem
+from engine.yamldoc import YamlDocument, read_text
 
 _COLUMN = re.compile(r"^[a-z_][a-z0-9_]*$")
 MAX_ROWS = 100_000  # rows (or files) per foreach: a bound on a hostile or mistaken input
@@ -47,14 +48,16 @@ def read_csv(root: Path, relative: str, shown: str) -> Source:
     target = (root / relative).resolve()
     if not target.is_relative_to(root):
         return Source((), (), relative, problem=f"{relative!r} is outside the recipe's directory")
-    try:
-        text = target.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
+    if not target.exists():
         return Source((), (), relative, problem=f"CSV file not found: {relative}")
-    except IsADirectoryError:
+    if target.is_dir():
         return Source((), (), relative, problem=f"{relative} is a directory, not a CSV file")
-    except (OSError, UnicodeDecodeError) as e:
-        return Source((), (), relative, problems=(Problem(shown, 1, "", f"cannot read: {e}"),))
+    # The recipe's own reader: bounded in size, never blocked by a FIFO, UTF-8 checked.
+    read = YamlDocument(shown)
+    text = read_text(target, read)
+    if text is None:
+        return Source((), (), relative, problems=tuple(read.problems))
+    text = text.removeprefix("\ufeff")  # Excel's UTF-8 byte-order mark
     problems: list[Problem] = []
     reader = csv.reader(text.splitlines(keepends=True), strict=True)
     rows: list[Row] = []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import io
 import math
 import os
 import re
@@ -16,6 +17,9 @@ from typing import NoReturn
 
 from engine import __version__
 from engine.errors import LooksError, RecipeError, UsageError
+from engine.recipe import MAX_LOOKS
+
+MAX_PROBLEMS_SHOWN = 100  # a recipe with 5 million problems must not print 5 million lines
 
 DESCRIPTION = """\
 Batch look generation for the HeyGen v3 avatar API. Declare avatars and their looks in a YAML
@@ -88,6 +92,13 @@ def _integer(*, minimum: int, maximum: int | None = None) -> Callable[[str], int
         return value
 
     return parse
+
+
+def _group_id(text: str) -> str:
+    """An argparse type: an avatar group id as the API spells them (no spaces, no slashes)."""
+    if not re.fullmatch(r"[A-Za-z0-9_.:-]+", text):
+        raise argparse.ArgumentTypeError(f"expected an avatar group id, not {text!a}")
+    return text
 
 
 def _patterns(text: str) -> list[str]:
@@ -240,6 +251,17 @@ def _recipes(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "recipes", nargs="+", type=Path, metavar="RECIPE", help="recipe files (YAML); one or more"
     )
+    _max_looks_option(p)
+
+
+def _max_looks_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--max-looks",
+        type=_integer(minimum=1),
+        default=MAX_LOOKS,
+        metavar="N",
+        help=f"refuse a recipe that expands to more than N looks (default {MAX_LOOKS:,})",
+    )
 
 
 def _manifest_option(p: argparse.ArgumentParser) -> None:
@@ -290,6 +312,7 @@ def _add_plan(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 def _add_graph(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("graph", help="print the dependency graph with each node's action")
     p.add_argument("recipe", type=Path, metavar="RECIPE", help="recipe file (YAML)")
+    _max_looks_option(p)
     _manifest_option(p)
     p.add_argument(
         "--format",
@@ -387,6 +410,7 @@ def _add_import(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         required=True,
         metavar="GROUP_ID",
         dest="groups",
+        type=_group_id,
         help="avatar group ids to adopt",
     )
     p.add_argument(
@@ -470,7 +494,7 @@ def _only_took_one(args: argparse.Namespace) -> None:
 def _run_validate(args: argparse.Namespace) -> int:
     from engine.commands import validate
 
-    return validate.run(args.recipes)
+    return validate.run(args.recipes, max_looks=args.max_looks)
 
 
 def _run_plan(args: argparse.Namespace) -> int:
@@ -487,6 +511,7 @@ def _run_plan(args: argparse.Namespace) -> int:
         fmt="json" if args.json else args.format or "text",
         detailed_exitcode=args.detailed_exitcode,
         refresh=args.refresh,
+        max_looks=args.max_looks,
     )
 
 
@@ -508,6 +533,7 @@ def _run_apply(args: argparse.Namespace) -> int:
         prune=args.prune,
         max_credits=args.max_credits,
         progress_every=args.progress_every,
+        max_looks=args.max_looks,
     )
 
 
@@ -515,14 +541,16 @@ def _run_status(args: argparse.Namespace) -> int:
     from engine.commands import status
 
     _single_manifest(args)
-    return status.run(args.recipes, manifest=args.manifest, as_json=args.json)
+    return status.run(
+        args.recipes, manifest=args.manifest, as_json=args.json, max_looks=args.max_looks
+    )
 
 
 def _run_catalog(args: argparse.Namespace) -> int:
     from engine.commands import catalog
 
     _single_manifest(args)
-    return catalog.run(args.recipes, manifest=args.manifest, out=args.out)
+    return catalog.run(args.recipes, manifest=args.manifest, out=args.out, max_looks=args.max_looks)
 
 
 def _run_import(args: argparse.Namespace) -> int:
@@ -535,21 +563,23 @@ def _run_refresh(args: argparse.Namespace) -> int:
     from engine.commands import lifecycle
 
     _single_manifest(args)
-    return lifecycle.run_refresh(args.recipes, manifest=args.manifest)
+    return lifecycle.run_refresh(args.recipes, manifest=args.manifest, max_looks=args.max_looks)
 
 
 def _run_prune(args: argparse.Namespace) -> int:
     from engine.commands import lifecycle
 
     _single_manifest(args)
-    return lifecycle.run_prune(args.recipes, manifest=args.manifest, yes=args.yes)
+    return lifecycle.run_prune(
+        args.recipes, manifest=args.manifest, yes=args.yes, max_looks=args.max_looks
+    )
 
 
 def _run_consent(args: argparse.Namespace) -> int:
     from engine.commands import lifecycle
 
     _single_manifest(args)
-    return lifecycle.run_consent(args.recipes, manifest=args.manifest)
+    return lifecycle.run_consent(args.recipes, manifest=args.manifest, max_looks=args.max_looks)
 
 
 def _run_repair(args: argparse.Namespace) -> int:
@@ -581,7 +611,9 @@ def _run_merge_driver(args: argparse.Namespace) -> int:
 def _run_graph(args: argparse.Namespace) -> int:
     from engine.commands import plan
 
-    return plan.run_graph(args.recipe, manifest=args.manifest, fmt=args.format)
+    return plan.run_graph(
+        args.recipe, manifest=args.manifest, fmt=args.format, max_looks=args.max_looks
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -670,6 +702,16 @@ def _command_parser(parser: argparse.ArgumentParser, command: str) -> argparse.A
     return parser
 
 
+def _check_stdout() -> None:
+    """Refuse to run without a stdout, and never die of a character it cannot encode."""
+    if sys.stdout is None:  # started with `>&-`: a run nobody can follow is not started
+        raise LooksError("standard output is closed; nothing was done")
+    if isinstance(sys.stdout, io.TextIOWrapper):
+        # An ASCII-only terminal (PYTHONIOENCODING=ascii, a POSIX locale) gets `?` for
+        # what it cannot show, rather than an internal error half-way through a plan.
+        sys.stdout.reconfigure(errors="replace")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `looks` console script: every outcome is an exit code, every error
     one line on stderr (RecipeError: one line per problem)."""
@@ -690,11 +732,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             return e.code if isinstance(e.code, int) else 0
         if extra:
             raise UsageError(_unrecognized(parser, args, extra))
+        _check_stdout()
         return _COMMANDS[args.command](args)
     except RecipeError as e:
         # Problem lines stand alone (FILE:LINE: path: message), for editors and grep.
-        for problem in e.problems:
+        for problem in e.problems[:MAX_PROBLEMS_SHOWN]:
             print(problem, file=sys.stderr)
+        more = max(0, len(e.problems) - MAX_PROBLEMS_SHOWN) + e.omitted
+        if more:
+            print(f"looks: … and {more:,} more problems", file=sys.stderr)
         return failed(None, e.exit_code)
     except LooksError as e:
         return failed(str(e), e.exit_code)

@@ -33,10 +33,12 @@ class Problem:
 
 
 class RecipeError(LooksError):
-    """A recipe is invalid; carries every problem found in one pass."""
+    """A recipe is invalid; carries every problem found in one pass (`omitted` more were
+    only counted: a hostile recipe can have millions)."""
 
-    def __init__(self, problems: Iterable[Problem]) -> None:
+    def __init__(self, problems: Iterable[Problem], *, omitted: int = 0) -> None:
         self.problems = tuple(sorted(problems, key=lambda p: (p.file, p.line)))
+        self.omitted = omitted
         super().__init__("\n".join(str(p) for p in self.problems))
 
 

@@ -659,7 +659,14 @@ class Executor:
 
     async def _upload(self, n: _Node) -> Outcome:
         file = n.node.file
-        assert file is not None and file.local_path is not None
+        assert file is not None
+        if file.local_path is None:
+            # Not on disk (the recipe was loaded with optional media): only this node,
+            # the one that must send the bytes, fails; nothing is recorded for it.
+            message = f"{file.value}: not on disk"
+            error = EventError("file_missing", message)
+            self._report_failure(n, "failed", f"file_missing: {message}", error)
+            return "failed"
         async with self._uploads:
             if self._stopping:
                 raise _Stop
@@ -673,13 +680,18 @@ class Executor:
             record, _ = self._with_key(n, record)
             self._save(n, record)
             assert record.idempotency_key is not None
-            asset = await self._sending(
-                self.client.upload_asset(
-                    file.local_path,
-                    idempotency_key=record.idempotency_key,
-                    media_type=file.media_type,
+            try:
+                asset = await self._sending(
+                    self.client.upload_asset(
+                        file.local_path,
+                        idempotency_key=record.idempotency_key,
+                        media_type=file.media_type,
+                    )
                 )
-            )
+            except (FileNotFoundError, PermissionError, IsADirectoryError) as e:
+                # Gone or unreadable since the recipe was loaded: nothing was sent.
+                message = f"{file.value}: {e.strerror}"
+                return self._fail(n, "file_unreadable", message, status="failed")
         self._save(n, record.evolve(status="completed", asset_id=asset.asset_id))
         self.reporter.event(Event(n.address, "uploaded", file.value, n.batch.label))
         return "completed"

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,6 +20,7 @@ Location = tuple[str | int, ...]
 
 PLACEHOLDER = re.compile(r"\{([a-z_][a-z0-9_]*)\}")
 _KEY = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+_TEMPLATE = re.compile(r"^([a-z0-9_-]|\{[a-z_][a-z0-9_]*\})+$")  # the schema's avatar keys
 SET_MARK = "$set"  # a look's set, kept in the expanded look (no YAML key can start with $)
 
 
@@ -76,14 +77,29 @@ class Move:
 
 
 def expand(
-    data: Mapping[str, Any], sources: Mapping[str, Source], skip: set[Location]
+    data: Mapping[str, Any],
+    sources: Mapping[str, Source],
+    skip: Collection[Location],
+    unchecked: Collection[str] = (),
+    max_looks: int | None = None,
 ) -> Expansion:
-    """The recipe's avatars, one per template without `foreach` and one per row with it."""
+    """The recipe's avatars, one per template without `foreach` and one per row with it.
+
+    `skip`: locations the schema found a problem in (and their parents): a template whose
+    `foreach` or `include` is broken is left out, other broken parts are left to recipe.py.
+    `unchecked` templates are left out. Past `max_looks` looks, no more avatars are made
+    (recipe.py's look budget says so); a hostile CSV cannot make millions.
+    """
     out = Expansion()
-    sets: Mapping[str, Any] = data.get("look_sets") or {}
+    raw_sets = data.get("look_sets", {})
+    sets: Mapping[str, Any] | None = raw_sets if isinstance(raw_sets, dict) else None
     seen: dict[str, str] = {}  # avatar key -> the template that made it
+    total = 0
     for template, raw in data["avatars"].items():
-        if ("avatars", template) in skip:
+        loc: Location = ("avatars", template)
+        if template in unchecked or not isinstance(raw, dict) or not _TEMPLATE.match(template):
+            continue  # (a key the schema refused: reported there)
+        if loc + ("foreach",) in skip or loc + ("include",) in skip:
             continue
         looks = _merged_looks(out, template, raw, sets, skip)
         if looks is None:
@@ -95,6 +111,9 @@ def expand(
         else:
             made = _single(out, template, raw, looks)
         for avatar in made:
+            if max_looks is not None and total > max_looks:
+                break
+            total += len(avatar.raw["looks"])
             if avatar.key in seen:
                 first = seen[avatar.key]
                 out.add(
@@ -116,8 +135,8 @@ def _merged_looks(
     out: Expansion,
     template: str,
     raw: Mapping[str, Any],
-    sets: Mapping[str, Any],
-    skip: set[Location],
+    sets: Mapping[str, Any] | None,
+    skip: Collection[Location],
 ) -> list[_Look] | None:
     """The avatar's looks: those of its included sets, then its own; None if it cannot be."""
     looks: list[_Look] = []
@@ -135,6 +154,9 @@ def _merged_looks(
 
     for i, name in enumerate(raw.get("include", [])):
         where: Location = ("avatars", template, "include", i)
+        if sets is None or (name in sets and not isinstance(sets[name], dict)):
+            ok = False  # look_sets, or this set, is broken: the schema said why
+            continue
         if name not in sets:
             close = difflib.get_close_matches(name, list(sets), n=1)
             hint = f"; did you mean {close[0]!r}?" if close else ""
@@ -142,12 +164,10 @@ def _merged_looks(
             out.add(where, f"no look set {name!r}{hint}{known}")
             ok = False
             continue
-        if ("look_sets", name) in skip:
-            ok = False  # the set's own problems are reported already
-            continue
         for key, spec in sets[name].items():
             put(key, spec, ("look_sets", name, key), f"look set {name!r}", name)
-    for key, spec in (raw.get("looks") or {}).items():
+    own = raw.get("looks")
+    for key, spec in (own if isinstance(own, dict) else {}).items():
         put(key, spec, ("avatars", template, "looks", key), "the avatar's own looks", None)
     return looks if ok else None
 
@@ -189,7 +209,7 @@ def _avatar(
     origins: dict[str, Location] = {}
     for look_key, spec, where, set_name in looks:
         if isinstance(spec, dict) and (values or set_name is not None):
-            matrix = spec.get("matrix")
+            matrix = spec.get("matrix") if isinstance(spec.get("matrix"), dict) else None
             bound = {k: v for k, v in values.items() if k not in matrix} if matrix else values
             new_key = fill(look_key, bound, slug=True)
             spec = {k: _fill_value(v, bound, slug=k == "from") for k, v in spec.items()}
@@ -229,6 +249,8 @@ def _foreach(
         out.add(loc + ("foreach", kind), source.problem)
         return []
     out.source_problems.extend(source.problems)
+    if not source.columns:
+        return []  # no header: what the template binds cannot be checked
     columns = set(source.columns)
     what = f"a column of {source.describe}" if kind == "csv" else "{path} or {stem}"
     # Rows are checked (keys) even when the template is wrong: one pass finds all.
@@ -310,8 +332,9 @@ def _placeholders_bound(
     for look_key, spec, where, _ in looks:
         if not isinstance(spec, dict):
             continue
-        matrix = spec.get("matrix") or {}
-        for name in matrix if isinstance(matrix, dict) else ():
+        raw_matrix = spec.get("matrix")
+        matrix: dict[str, Any] = raw_matrix if isinstance(raw_matrix, dict) else {}
+        for name in matrix:
             if name in columns:
                 out.add(
                     where + ("matrix", name),

@@ -143,6 +143,7 @@ class Plan:
     actions: tuple[PlanAction, ...]
     nodes: Mapping[str, PlanNode] = field(default_factory=dict)
     prices: CreditPrices = field(default_factory=CreditPrices)  # the recipe's, for engine.cost
+    notes: tuple[str, ...] = ()  # one per local file not on disk, for stderr
 
     def summary(self) -> dict[str, int]:
         """How many actions of each verb."""
@@ -164,12 +165,49 @@ class Plan:
         }
 
 
-def build_graph(recipe: Recipe) -> dict[str, PlanNode]:
-    """Every node of the recipe, in dependency order, with its fingerprint."""
+def build_graph(
+    recipe: Recipe, records: Mapping[str, NodeRecord] | None = None
+) -> dict[str, PlanNode]:
+    """Every node of the recipe, in dependency order, with its fingerprint.
+
+    A local file not on disk (a recipe loaded with optional media) takes the content of
+    its last completed upload in `records`: unchanged, it needs no bytes. Never uploaded,
+    it is addressed by its path, and only its upload fails in apply.
+    """
     drafts: dict[str, _Draft] = {}
+    uploaded = _uploaded_digests(records or {})
     for avatar in recipe.avatars:
-        _add_avatar(drafts, avatar)
+        _add_avatar(drafts, avatar, uploaded)
     return _fingerprint(drafts)
+
+
+def _uploaded_digests(records: Mapping[str, NodeRecord]) -> dict[str, str]:
+    """Recipe path -> sha256 of its most recent completed upload."""
+    latest: dict[str, NodeRecord] = {}
+    for record in records.values():
+        digest = (record.request or {}).get("sha256")
+        if record.kind != "upload" or record.status != "completed" or not record.name:
+            continue
+        if not isinstance(digest, str) or record.asset_id is None:
+            continue
+        known = latest.get(record.name)
+        if known is None or (record.submitted_at or 0) >= (known.submitted_at or 0):
+            latest[record.name] = record
+    return {name: str((r.request or {})["sha256"]) for name, r in latest.items()}
+
+
+def media_notes(nodes: Mapping[str, PlanNode]) -> tuple[str, ...]:
+    """One line per local file that is not on disk: what plan and apply make of it."""
+    notes = []
+    for node in nodes.values():
+        file = node.file
+        if node.kind != "upload" or file is None or file.local_path is not None:
+            continue
+        if file.digest is not None:
+            notes.append(f"{file.value}: not on disk; unchanged since its recorded upload")
+        else:
+            notes.append(f"{file.value}: not on disk and never uploaded; apply will fail for it")
+    return tuple(notes)
 
 
 def build_plan(
@@ -182,7 +220,7 @@ def build_plan(
 
     `adoptable`: address -> id of a look found unrecorded in the account (plan --refresh).
     """
-    nodes = build_graph(recipe)
+    nodes = build_graph(recipe, records)
     records, moved = _rekeyed(recipe, nodes, records)
     selected = select(nodes, only, records) if only else set(nodes)
     actions: dict[str, PlanAction] = {}
@@ -197,7 +235,12 @@ def build_plan(
         actions[address] = PlanAction(
             address, "orphan", "no longer in the recipe", record.kind, record=record
         )
-    return Plan(actions=tuple(actions.values()), nodes=nodes, prices=recipe.credits)
+    return Plan(
+        actions=tuple(actions.values()),
+        nodes=nodes,
+        prices=recipe.credits,
+        notes=media_notes(nodes),
+    )
 
 
 def select(
@@ -239,22 +282,29 @@ class _Draft:
 
 
 def upload_address(file: FileSpec) -> str:
-    """Uploads are addressed by content, so one file used twice uploads once."""
-    assert file.digest is not None
-    return f"upload:{file.digest[:16]}"
+    """Uploads are addressed by content, so one file used twice uploads once (a file
+    neither on disk nor ever uploaded, by its path)."""
+    return f"upload:{file.digest[:16]}" if file.digest is not None else f"upload:{file.value}"
 
 
 def consent_address(avatar: str) -> str:
     return f"consent:{avatar}"
 
 
-def _file_ref(drafts: dict[str, _Draft], file: FileSpec) -> dict[str, Any]:
+def _file_ref(
+    drafts: dict[str, _Draft], file: FileSpec, uploaded: Mapping[str, str]
+) -> dict[str, Any]:
     if file.kind == "path":
+        if file.digest is None and file.value in uploaded:
+            file = dataclasses.replace(file, digest=uploaded[file.value])
         address = upload_address(file)
-        if address not in drafts:
+        known = drafts.get(address)
+        if known is None or (known.file and not known.file.local_path and file.local_path):
             # Content only: the media type is guessed from the host's MIME table, which
             # must not turn into a paid regeneration on another machine.
-            template = {"sha256": file.digest}
+            template: dict[str, Any] = {"sha256": file.digest}
+            if file.digest is None:
+                template["path"] = file.value
             drafts[address] = _Draft("upload", template, name=file.value, file=file)
         return {"$asset": address}
     if file.kind == "base64":
@@ -262,18 +312,20 @@ def _file_ref(drafts: dict[str, _Draft], file: FileSpec) -> dict[str, Any]:
     return {"type": file.kind, file.kind: file.value}
 
 
-def _add_avatar(drafts: dict[str, _Draft], avatar: AvatarSpec) -> None:
+def _add_avatar(drafts: dict[str, _Draft], avatar: AvatarSpec, uploaded: Mapping[str, str]) -> None:
     base = avatar.base
     template: dict[str, Any] = {"type": base.type}
     if base.type == "existing":
         template["look_id"] = base.look_id
     else:
         if base.file is not None:
-            template["file"] = _file_ref(drafts, base.file)
+            template["file"] = _file_ref(drafts, base.file, uploaded)
         if base.prompt is not None:
             template["prompt"] = base.prompt
         if base.reference_images:
-            template["reference_images"] = [_file_ref(drafts, f) for f in base.reference_images]
+            template["reference_images"] = [
+                _file_ref(drafts, f, uploaded) for f in base.reference_images
+            ]
         if avatar.group_id:
             template["avatar_group_id"] = avatar.group_id
     drafts[avatar.address] = _Draft("base", template, name=avatar.name, avatar=avatar.key)
@@ -283,10 +335,12 @@ def _add_avatar(drafts: dict[str, _Draft], avatar: AvatarSpec) -> None:
             consent["reroute_url"] = avatar.consent_reroute_url
         drafts[consent_address(avatar.key)] = _Draft("consent", consent, avatar=avatar.key)
     for look in avatar.looks:
-        _add_look(drafts, avatar, look)
+        _add_look(drafts, avatar, look, uploaded)
 
 
-def _add_look(drafts: dict[str, _Draft], avatar: AvatarSpec, look: LookSpec) -> None:
+def _add_look(
+    drafts: dict[str, _Draft], avatar: AvatarSpec, look: LookSpec, uploaded: Mapping[str, str]
+) -> None:
     if look.look_id is not None:
         # An adopted look: like an existing base, checked rather than created.
         adopted = {"type": "existing", "look_id": look.look_id}
@@ -299,7 +353,9 @@ def _add_look(drafts: dict[str, _Draft], avatar: AvatarSpec, look: LookSpec) -> 
         "avatar_id": {"$look": source},
     }
     if look.reference_images:
-        template["reference_images"] = [_file_ref(drafts, f) for f in look.reference_images]
+        template["reference_images"] = [
+            _file_ref(drafts, f, uploaded) for f in look.reference_images
+        ]
     drafts[look.address] = _Draft("look", template, name=look.name, avatar=avatar.key)
 
 

@@ -65,6 +65,15 @@ class Output:
         except BrokenPipeError:
             self.closed = True
             self._silence()
+        except OSError as e:
+            # A full disk or a failing device: the run goes on (it may be paid for and is
+            # recorded either way); only its output is lost, which is said once.
+            self.closed = True
+            self._silence()
+            print(
+                f"looks: standard output: {e.strerror or e}; the rest of the output is dropped",
+                file=sys.stderr,
+            )
 
     def isatty(self) -> bool:
         return self.stream.isatty()

@@ -14,45 +14,46 @@ import hashlib
 import itertools
 import math
 import mimetypes
+import os
 import re
+import stat
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-import yaml
-
 from engine import _schemas, batch_source, expand, media
-from engine.errors import Problem, RecipeError
+from engine.errors import RecipeError
 from engine.expand import Move, slugify
+from engine.yamldoc import Location, YamlDocument, parse_yaml, read_text, shown
 
 if TYPE_CHECKING:
     import jsonschema
 
 PROMPT_LIMIT = 1000
 BaseType = Literal["photo", "digital_twin", "prompt", "existing"]
-Location = tuple[str | int, ...]
+MediaPolicy = Literal["required", "optional"]
+
+
+@dataclass
+class _Doc(YamlDocument):
+    """The recipe's YAML document; problems in an expanded avatar name its row."""
+
+    labels: dict[str, str] = field(default_factory=dict)  # expanded avatar -> "row id=ana"
+
+    def add(
+        self, loc: Location, message: str, line: int | None = None, label: str | None = None
+    ) -> None:
+        if label is None and len(loc) >= 2 and loc[0] == "avatars":
+            label = self.labels.get(str(loc[1]))
+        super().add(loc, f"{message} ({label})" if label else message, line)
+
 
 _PLACEHOLDER = re.compile(r"\{([a-z_][a-z0-9_]*)\}")
-_SAFE_TAGS = frozenset(
-    "tag:yaml.org,2002:" + t for t in ("str", "int", "float", "bool", "null", "map", "seq")
-)
-_MAX_NODES = 1_000_000  # guards against alias bombs ("billion laughs")
-_TIMESTAMP = "tag:yaml.org,2002:timestamp"
-
-
-class _Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
-    """The safe loader (libyaml's when present: 5x faster) reading unquoted dates as text.
-
-    A name like 2024-01-01 is a string, not a date.
-    """
-
-
-_Loader.yaml_implicit_resolvers = {
-    first: [(tag, rx) for tag, rx in resolvers if tag != _TIMESTAMP]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
+MAX_LOOKS = 100_000  # per recipe, after matrix expansion; `--max-looks` raises it
+_MAX_FILLED = 2000  # characters of a key, name, `from` or file once placeholders are filled
+_MAX_SUGGESTION_CANDIDATES = 1000
 
 
 @dataclass(frozen=True)
@@ -158,143 +159,27 @@ class Recipe:
             yield from avatar.looks
 
 
-@dataclass
-class _Doc:
-    """A parsed YAML document with the line of every key and item."""
+def load_recipe(
+    path: str | Path, *, max_looks: int = MAX_LOOKS, media: MediaPolicy = "required"
+) -> Recipe:
+    """Load and validate a recipe; raise RecipeError listing every problem found.
 
-    file: str
-    data: Any
-    lines: dict[Location, int] = field(default_factory=dict)
-    problems: list[Problem] = field(default_factory=list)
-    unreadable: set[Location] = field(default_factory=set)  # already reported by the parser
-    labels: dict[str, str] = field(default_factory=dict)  # expanded avatar -> "row id=ana"
-
-    def line(self, loc: Location) -> int:
-        while loc not in self.lines and loc:
-            loc = loc[:-1]
-        return self.lines.get(loc, 1)
-
-    def add(self, loc: Location, message: str, label: str | None = None) -> None:
-        if label is None and len(loc) >= 2 and loc[0] == "avatars":
-            label = self.labels.get(str(loc[1]))
-        if label:
-            message = f"{message} ({label})"
-        path = ".".join(str(p) for p in loc)
-        self.problems.append(Problem(self.file, self.line(loc), path, message))
-
-
-def load_recipe(path: str | Path) -> Recipe:
-    """Load and validate a recipe; raise RecipeError listing every problem found."""
+    With media="optional", a local file that is not on disk is no problem: its FileSpec
+    has no digest, and the planner takes the manifest's record of its upload instead.
+    """
     path = Path(path)
-    doc = _parse(path)
-    if doc.data is None:
-        raise RecipeError(doc.problems)
-    broken = _check_schema(doc)
-    # Semantic checks run on every avatar the schema accepted, so one pass finds everything.
-    recipe = None if broken is None else _build(doc, path, skip=broken)
+    doc = _Doc(str(path))
+    text = read_text(path, doc)
+    if text is not None:
+        parse_yaml(text, doc)
+    if doc.data is None and doc.problems:
+        raise RecipeError(doc.problems, omitted=doc.omitted)
+    checked = _check_schema(doc)
+    # Semantic checks run on every part the schema accepted, so one pass finds everything.
+    recipe = None if checked is None else _build(doc, path, checked, max_looks, media)
     if doc.problems or recipe is None:
-        raise RecipeError(doc.problems)
+        raise RecipeError(doc.problems, omitted=doc.omitted)
     return recipe
-
-
-# -- YAML -------------------------------------------------------------------------
-
-
-def _parse(path: Path) -> _Doc:
-    doc = _Doc(str(path), None)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        doc.problems.append(Problem(str(path), 1, "", "no such file"))
-        return doc
-    except (OSError, UnicodeDecodeError) as e:
-        doc.problems.append(Problem(str(path), 1, "", f"cannot read: {e}"))
-        return doc
-    loader = _Loader(text)
-    try:
-        node = loader.get_single_node()
-        if node is None:
-            doc.problems.append(Problem(doc.file, 1, "", "empty recipe"))
-            return doc
-        counter = itertools.count()
-        doc.data = _construct(loader, node, (), doc, counter)
-    except yaml.MarkedYAMLError as e:
-        mark = e.problem_mark or e.context_mark
-        line = mark.line + 1 if mark else 1
-        doc.problems.append(Problem(doc.file, line, "", f"invalid YAML: {e.problem or e.context}"))
-    except yaml.YAMLError as e:
-        doc.problems.append(Problem(doc.file, 1, "", f"invalid YAML: {e}"))
-    finally:
-        loader.dispose()
-    return doc
-
-
-def _construct(
-    loader: _Loader,
-    node: yaml.Node,
-    loc: Location,
-    doc: _Doc,
-    counter: Iterator[int],
-) -> Any:
-    if next(counter) > _MAX_NODES:
-        raise yaml.YAMLError("too many nodes (alias expansion?)")
-    doc.lines.setdefault(loc, node.start_mark.line + 1)
-    if node.tag not in _SAFE_TAGS:
-        tag = node.tag.replace("tag:yaml.org,2002:", "!!")
-        doc.add(loc, f"unsupported YAML tag {tag!r}; recipes hold plain data only")
-        doc.unreadable.add(loc)
-        return None
-    if isinstance(node, yaml.MappingNode):
-        # Keys a merge (`<<: *anchor`) brings in yield to the mapping's own keys and to
-        # later merges, as YAML's merge key wants; only a key written twice is a duplicate.
-        written = {id(k) for k, _ in node.value if k.tag != "tag:yaml.org,2002:merge"}
-        loader.flatten_mapping(node)
-        result: dict[str, Any] = {}
-        first_line: dict[str, int] = {}
-        merged: set[str] = set()
-        for key_node, value_node in node.value:
-            if key_node.tag not in _SAFE_TAGS:
-                tag = key_node.tag.replace("tag:yaml.org,2002:", "!!")
-                doc.problems.append(
-                    Problem(
-                        doc.file,
-                        key_node.start_mark.line + 1,
-                        ".".join(str(p) for p in loc),
-                        f"unsupported YAML tag {tag!r}; recipes hold plain data only",
-                    )
-                )
-                continue
-            key = loader.construct_object(key_node)
-            if not isinstance(key, str):
-                doc.lines[loc + (str(key),)] = key_node.start_mark.line + 1
-                doc.add(loc + (str(key),), "keys must be strings")
-                continue
-            key_line = key_node.start_mark.line + 1
-            if key in merged:
-                merged.discard(key)
-                del first_line[key]
-            if id(key_node) not in written:
-                merged.add(key)
-            if key in first_line:
-                doc.lines.setdefault(loc + (key,), key_line)
-                doc.problems.append(
-                    Problem(
-                        doc.file,
-                        key_line,
-                        ".".join(str(p) for p in loc + (key,)),
-                        f"duplicate key {key!r} (first at line {first_line[key]})",
-                    )
-                )
-                continue
-            first_line[key] = key_line
-            doc.lines[loc + (key,)] = key_line
-            result[key] = _construct(loader, value_node, loc + (key,), doc, counter)
-        return result
-    if isinstance(node, yaml.SequenceNode):
-        return [
-            _construct(loader, item, loc + (i,), doc, counter) for i, item in enumerate(node.value)
-        ]
-    return loader.construct_object(node, deep=True)
 
 
 # -- schema -----------------------------------------------------------------------
@@ -325,40 +210,79 @@ def _yaml_type(value: Any) -> str:
     return f"a {type(value).__name__}"
 
 
-def _broken_part(loc: Location) -> Location:
-    """The look, or else the avatar, that a problem at loc makes unfit for semantic checks."""
-    return loc[:4] if loc[2:3] == ("looks",) and len(loc) >= 4 else loc[:2]
+MAX_SCHEMA_PROBLEMS = 1000  # then the other broken avatars are counted, not explained
+_STUB_AVATAR = {"name": "-", "base": {"type": "existing", "look_id": "-"}}
 
 
-def _check_schema(doc: _Doc) -> set[Location] | None:
-    """Report schema errors; return the parts they touch, or None if the top level is broken."""
-    broken: set[Location] = set()
-    top_broken = False
+@dataclass
+class _Checked:
+    """What the schema check leaves for the semantic checks."""
+
+    broken: set[Location]  # every location holding a problem, and their parents
+    unchecked: set[str]  # avatars past MAX_SCHEMA_PROBLEMS: invalid, not explained
+
+
+def _schema_errors(doc: _Doc, unchecked: set[str]) -> list[jsonschema.ValidationError]:
+    """The schema errors, avatar by avatar: a valid avatar costs a compiled check, and only
+    a broken one the slow, well-worded validator; past MAX_SCHEMA_PROBLEMS, broken avatars
+    are only counted (a 10 MB recipe of broken avatars must not take minutes)."""
+    data = doc.data
+    avatars = data.get("avatars") if isinstance(data, dict) else None
+    if not isinstance(avatars, dict):
+        return _schemas.errors(data, "recipe")
+    if _schemas.is_valid(data, "recipe"):
+        return []
+    key_rule = re.compile(
+        _schemas.schema("recipe")["properties"]["avatars"]["propertyNames"]["pattern"]
+    )
+    # The top level, and the avatar keys, with each avatar's content left for below.
+    top = {**data, "avatars": {k: _STUB_AVATAR for k in avatars if not key_rule.search(k)}}
+    errors = _schemas.errors(top, "recipe")
+    for key, raw in avatars.items():
+        if _schemas.is_valid(raw, "recipe", "avatar"):
+            continue
+        if len(errors) >= MAX_SCHEMA_PROBLEMS:
+            unchecked.add(key)
+            continue
+        for error in _schemas.errors(raw, "recipe", "avatar"):
+            error.relative_path.extendleft([key, "avatars"])
+            errors.append(error)
+    if unchecked:
+        first = next(k for k in avatars if k in unchecked)
+        doc.add(
+            ("avatars", first),
+            f"this avatar and {len(unchecked) - 1:,} more after it do not match the schema"
+            f" either (details stop after {MAX_SCHEMA_PROBLEMS:,} problems)",
+        )
+    return errors
+
+
+def _check_schema(doc: _Doc) -> _Checked | None:
+    """Report schema errors; return where they are, or None when the document has no
+    avatars mapping to check further."""
+    broken: set[Location] = set(doc.unreadable)  # read as null: already reported
+    unchecked: set[str] = set()
+    required_reported: set[Location] = set()
     errors = sorted(
-        _schemas.errors(doc.data, "recipe"),
+        _schema_errors(doc, unchecked),
         key=lambda e: (doc.line(tuple(e.absolute_path)), list(map(str, e.absolute_path))),
     )
     for error in errors:
         loc: Location = tuple(error.absolute_path)
         instance: Any = error.instance
         if loc in doc.unreadable:
-            # Already reported by the parser; the value read as null is unusable.
-            if len(loc) >= 2 and loc[0] == "avatars":
-                broken.add(_broken_part(loc))
-            else:
-                top_broken = True
             continue
+        if error.validator == "required":
+            # jsonschema gives one error per missing key; one line says them all.
+            if loc in required_reported:
+                continue
+            required_reported.add(loc)
         message = _schema_message(error)
         if "propertyNames" in error.absolute_schema_path:
             # jsonschema reports a bad key at its mapping; point at the key itself.
             loc += (instance,)
-            message = f"invalid key {instance!r}: {_key_rule(error.absolute_schema_path)}"
-        if len(loc) >= 2 and loc[0] == "avatars":
-            broken.add(_broken_part(loc))
-        elif len(loc) >= 2 and loc[0] == "look_sets":
-            broken.add(loc[:3])  # the set's look (or the set): avatars including it wait
-        elif not (loc == () and error.validator == "additionalProperties"):
-            top_broken = True
+            message = f"invalid key {shown(instance)}: {_key_rule(error.absolute_schema_path)}"
+        broken.add(loc)
         if error.validator == "not" and isinstance(instance, dict) and "look_id" in instance:
             # The look schema's `then`: nothing that generates goes beside look_id.
             for key in [k for k in _ADOPTED_FORBIDS if k in instance]:
@@ -366,11 +290,19 @@ def _check_schema(doc: _Doc) -> set[Location] | None:
             continue
         if error.validator == "additionalProperties":
             for key in _unexpected(error):
+                if doc.full:
+                    doc.omitted += 1  # no suggestion to compute for a key nobody will see
+                    continue
                 allowed = sorted(_schema_of(error).get("properties", {}))
                 doc.add(loc + (key,), _unknown_key(key, allowed))
             continue
         doc.add(loc, message)
-    return None if top_broken else broken
+    data = doc.data
+    if not isinstance(data, dict) or not isinstance(data.get("avatars"), dict):
+        return None
+    # A part is checked further when no problem lies inside it: a problem in an avatar's
+    # name leaves its base and looks to check, one in a look leaves the other looks.
+    return _Checked({loc[:n] for loc in broken for n in range(len(loc) + 1)}, unchecked)
 
 
 _ADOPTED_FORBIDS = ("prompt", "from", "matrix", "reference_images")
@@ -390,7 +322,7 @@ def _unexpected(error: jsonschema.ValidationError) -> list[str]:
 def _unknown_key(key: str, allowed: list[str]) -> str:
     close = difflib.get_close_matches(key, allowed, n=1)
     hint = f"; did you mean {close[0]!r}?" if close else f"; expected one of {', '.join(allowed)}"
-    return f"unknown key {key!r}{hint}"
+    return f"unknown key {shown(key)}{hint}"
 
 
 def _schema_message(error: jsonschema.ValidationError) -> str:
@@ -399,15 +331,17 @@ def _schema_message(error: jsonschema.ValidationError) -> str:
     instance: Any = error.instance
     if v == "required":
         missing = [k for k in value if k not in instance]
+        if len(missing) > 1:
+            return f"missing required keys {', '.join(map(repr, missing))}"
         return f"missing required key {missing[0]!r}"
     if v == "type":
         names = [value] if isinstance(value, str) else list(value)
         wanted = " or ".join(_TYPE_NAMES.get(n, n) for n in names)
         return f"must be {wanted}, not {_yaml_type(error.instance)}"
     if v == "enum":
-        return f"must be one of {', '.join(map(str, value))}; got {error.instance!r}"
+        return f"must be one of {', '.join(map(str, value))}; got {shown(instance)}"
     if v == "const":
-        return f"must be {value!r}; got {error.instance!r}"
+        return f"must be {value!r}; got {shown(instance)}"
     if v == "maxItems":
         what = str(error.path[-1]).replace("_", " ") if error.path else "items"
         return f"at most {value} {what} allowed; got {len(instance)}"
@@ -417,10 +351,10 @@ def _schema_message(error: jsonschema.ValidationError) -> str:
         bound = "at least" if v == "minimum" else "at most"
         return f"must be {bound} {value}; got {instance!r}"
     if v == "pattern" and str(value).startswith("^https?"):
-        return f"must be an http(s) URL; got {error.instance!r}"
+        return f"must be an http(s) URL; got {shown(instance)}"
     if v == "pattern":
-        return f"{error.instance!r} does not match {value}"
-    return error.message
+        return f"{shown(instance)} does not match {value}"
+    return error.message if len(error.message) <= 200 else error.message[:199] + "…"
 
 
 def _key_rule(schema_path: Iterable[Any]) -> str:
@@ -435,35 +369,81 @@ def _key_rule(schema_path: Iterable[Any]) -> str:
 # -- semantics and expansion ---------------------------------------------------------
 
 
-def _build(doc: _Doc, path: Path, skip: set[Location]) -> Recipe:
+@dataclass
+class _LookBudget:
+    """Looks a recipe may still expand to (MAX_LOOKS, or --max-looks)."""
+
+    limit: int
+    left: int
+    exceeded: bool = False
+
+    def take(self, doc: _Doc, loc: Location, count: int) -> bool:
+        """Whether `count` more looks fit; reports the first time they do not."""
+        if self.exceeded:
+            return False
+        if count <= self.left:
+            self.left -= count
+            return True
+        self.exceeded = True
+        what = f"this look expands to {count:,}; " if count > 1 else ""
+        doc.add(
+            loc,
+            f"too many looks: {what}a recipe may have at most {self.limit:,}"
+            " (raise it with --max-looks)",
+        )
+        return False
+
+
+def _build(
+    doc: _Doc, path: Path, checked: _Checked, max_looks: int, media: MediaPolicy
+) -> Recipe | None:
+    skip = checked.broken
     data: dict[str, Any] = doc.data
-    suffix = str(data.get("defaults", {}).get("prompt_suffix", ""))
-    files = _FileResolver(path.resolve().parent, doc)  # a symlink: beside the real file
-    expansion = expand.expand(data, _foreach_sources(doc, files.root), skip)
+    defaults = data.get("defaults")
+    suffix = defaults.get("prompt_suffix", "") if isinstance(defaults, dict) else ""
+    suffix = suffix if isinstance(suffix, str) else ""
+    files = _FileResolver(path.resolve().parent, doc, media)  # a symlink: beside the real file
+    budget = _LookBudget(max_looks, max_looks)
+    credits = CreditPrices()
+    raw_credits = defaults.get("credits") if isinstance(defaults, dict) else None
+    if isinstance(raw_credits, dict) and ("defaults", "credits") not in skip:
+        credits = _credit_prices(doc, raw_credits)
+    sources = _foreach_sources(doc, files.root, checked.unchecked)
+    expansion = expand.expand(data, sources, skip, checked.unchecked, max_looks)
     _place_expansion(doc, expansion, skip)
-    avatars = tuple(
-        _build_avatar(doc, a.key, a.raw, suffix, files, skip) for a in expansion.avatars
-    )
+    avatars = [
+        _build_avatar(doc, a.key, a.raw, suffix, files, skip, budget) for a in expansion.avatars
+    ]
     # A template that failed to expand would make every move onto its looks look wrong.
-    expanded = not (expansion.problems or expansion.source_problems)
-    moves = _moves(doc, avatars, check=expanded)
-    credits = _credit_prices(doc, data.get("defaults", {}).get("credits", {}))
-    return Recipe(path=path, avatars=avatars, prompt_suffix=suffix, moves=moves, credits=credits)
+    expanded = not (expansion.problems or expansion.source_problems or skip)
+    built = [a for a in avatars if a is not None]
+    moves = _moves(doc, built, check=expanded) if ("moved",) not in skip else ()
+    if any(a is None for a in avatars) or skip or checked.unchecked:
+        return None  # problems were found; the parts that passed were checked all the same
+    return Recipe(
+        path=path,
+        avatars=tuple(a for a in avatars if a is not None),
+        prompt_suffix=suffix,
+        moves=moves,
+        credits=credits,
+    )
 
 
-def _foreach_sources(doc: _Doc, root: Path) -> dict[str, batch_source.Source]:
+def _foreach_sources(doc: _Doc, root: Path, unchecked: set[str]) -> dict[str, batch_source.Source]:
     """The rows of every `foreach`, each CSV read and each glob matched once."""
     read: dict[tuple[str, str], batch_source.Source] = {}
     sources: dict[str, batch_source.Source] = {}
     for template, raw in doc.data["avatars"].items():
         foreach = raw.get("foreach") if isinstance(raw, dict) else None
-        if not isinstance(foreach, dict) or len(foreach) != 1:
+        if template in unchecked or not isinstance(foreach, dict) or len(foreach) != 1:
             continue
         kind, value = next(iter(foreach.items()))
+        if not isinstance(value, str) or kind not in ("csv", "files"):
+            continue  # the schema said why
         if (kind, value) not in read:
             if kind == "csv":
-                shown = str(Path(doc.file).parent / value)
-                read[kind, value] = batch_source.read_csv(root, value, shown)
+                shown_as = str(Path(doc.file).parent / value)
+                read[kind, value] = batch_source.read_csv(root, value, shown_as)
             else:
                 read[kind, value] = batch_source.match_files(root, value, doc.file)
         sources[template] = read[kind, value]
@@ -471,40 +451,53 @@ def _foreach_sources(doc: _Doc, root: Path) -> dict[str, batch_source.Source]:
 
 
 def _place_expansion(doc: _Doc, expansion: expand.Expansion, skip: set[Location]) -> None:
-    """Report the expansion's problems; give expanded parts the lines of their templates."""
+    """Report the expansion's problems; give expanded parts the lines of their templates,
+    and the problems the schema found in a template to every avatar made from it."""
     for loc, message, label in expansion.problems:
-        doc.add(loc, message, label)
+        doc.add(loc, message, label=label)
     doc.problems.extend(expansion.source_problems)
     if not any(a.key != a.template or a.from_sets for a in expansion.avatars):
         return  # a recipe without foreach or include: every line is where it was written
     written: dict[Location, list[tuple[Location, int]]] = {}
     for loc, line in doc.lines.items():
-        if loc[:1] == ("avatars",) and len(loc) >= 4 and loc[2] == "looks":
-            prefix = loc[:4]
-        elif loc[:1] == ("avatars",) and len(loc) >= 2:
-            prefix = loc[:2]
-        elif loc[:1] == ("look_sets",) and len(loc) >= 3:
-            prefix = loc[:3]
-        else:
-            continue
-        written.setdefault(prefix, []).append((loc[len(prefix) :], line))
+        prefix = _template_part(loc)
+        if prefix is not None:
+            written.setdefault(prefix, []).append((loc[len(prefix) :], line))
+    broken: dict[Location, list[Location]] = {}
+    for loc in skip:
+        prefix = _template_part(loc)
+        if prefix is not None:
+            broken.setdefault(prefix, []).append(loc[len(prefix) :])
     for avatar in expansion.avatars:
         at: Location = ("avatars", avatar.key)
-        if avatar.key != avatar.template:
-            for rest, line in written.get(("avatars", avatar.template), ()):
-                doc.lines[at + rest] = line
-        for key, origin in avatar.look_origins.items():
-            target = at + ("looks", key)
-            if origin != target:
-                for rest, line in written.get(origin, ()):
-                    doc.lines[target + rest] = line
-            if origin in skip:
-                skip.add(target)
+        template: Location = ("avatars", avatar.template)
+        parts = [(template, at)] if avatar.key != avatar.template else []
+        parts += [
+            (origin, at + ("looks", key))
+            for key, origin in avatar.look_origins.items()
+            if origin != at + ("looks", key)
+        ]
+        for origin, target in parts:
+            for rest, line in written.get(origin, ()):
+                doc.lines[target + rest] = line
+            for rest in broken.get(origin, ()):
+                skip.add(target + rest)
         if avatar.label:
             doc.labels[avatar.key] = avatar.label
 
 
-def _moves(doc: _Doc, avatars: tuple[AvatarSpec, ...], check: bool) -> tuple[Move, ...]:
+def _template_part(loc: Location) -> Location | None:
+    """The avatar, avatar look or set look a location lies in, if any."""
+    if loc[:1] == ("avatars",) and len(loc) >= 4 and loc[2] == "looks":
+        return loc[:4]
+    if loc[:1] == ("avatars",) and len(loc) >= 2:
+        return loc[:2]
+    if loc[:1] == ("look_sets",) and len(loc) >= 3:
+        return loc[:3]
+    return None
+
+
+def _moves(doc: _Doc, avatars: list[AvatarSpec], check: bool) -> tuple[Move, ...]:
     entries = doc.data.get("moved") or []
     moves = [Move(e["from"], e["to"], doc.line(("moved", i))) for i, e in enumerate(entries)]
     if not check:
@@ -535,15 +528,24 @@ def _build_avatar(
     suffix: str,
     files: _FileResolver,
     skip: set[Location],
-) -> AvatarSpec:
+    budget: _LookBudget,
+) -> AvatarSpec | None:
+    """The avatar; None when a problem in it keeps it from being whole (its base, say)."""
     loc: Location = ("avatars", key)
-    base = _build_base(doc, loc + ("base",), raw["base"], suffix, files)
+    base_raw = raw.get("base")
+    base = None
+    if loc + ("base",) not in skip and isinstance(base_raw, dict):
+        base = _build_base(doc, loc + ("base",), base_raw, suffix, files)
     reroute = None
-    if "consent" in raw:
+    consent = raw.get("consent")
+    if loc + ("consent",) not in skip and isinstance(consent, dict) and base is not None:
         if base.type != "digital_twin":
             doc.add(loc + ("consent",), f"consent applies to digital_twin bases, not {base.type}")
-        reroute = raw["consent"].get("reroute_url")
-    looks = _build_looks(doc, key, raw, suffix, files, skip)
+        reroute = consent.get("reroute_url")
+    name = raw.get("name") if isinstance(raw.get("name"), str) else key
+    looks = _build_looks(doc, key, raw, str(name), suffix, files, skip, budget)
+    if base is None or loc in skip:
+        return None
     return AvatarSpec(
         key=key,
         name=raw["name"],
@@ -574,47 +576,75 @@ def _build_base(
         file = files.resolve(loc + ("file",), raw["file"], {}, wanted)
         return BaseSpec(type=kind, file=file)
     if kind == "prompt":
-        prompt = _check_prompt(doc, loc + ("prompt",), raw["prompt"], suffix, None)
+        prompt = _check_prompt(doc, loc + ("prompt",), raw["prompt"], {}, suffix, None)
         refs = files.resolve_all(loc + ("reference_images",), raw.get("reference_images", []), {})
         return BaseSpec(type=kind, prompt=prompt, reference_images=refs)
     return BaseSpec(type=kind, look_id=raw["look_id"])
 
 
-def _check_prompt(doc: _Doc, loc: Location, prompt: str, suffix: str, expanded: str | None) -> str:
-    """The prompt as sent (suffix appended); a problem if the API would refuse its length."""
-    full = prompt + suffix
-    if len(full) > PROMPT_LIMIT:
+def _check_prompt(
+    doc: _Doc,
+    loc: Location,
+    prompt: str,
+    values: Mapping[str, str],
+    suffix: str,
+    expanded: str | None,
+) -> str:
+    """The prompt as sent (filled, suffix appended); a problem if the API would refuse its
+    length, measured before anything is built (a prompt of 250 placeholders each filled with
+    a megabyte must not take 250 MB to refuse)."""
+    length = _filled_length(prompt, values) + len(suffix)
+    if length > PROMPT_LIMIT:
         how = [f"as {expanded}"] if expanded else []
         how += ["with the prompt_suffix"] if suffix else []
         detail = f" ({', '.join(how)})" if how else ""
         doc.add(
             loc,
-            f"prompt is {len(full)} characters{detail}; the API allows {PROMPT_LIMIT}",
+            f"prompt is {length} characters{detail}; the API allows {PROMPT_LIMIT}",
         )
-    return full
+        return ""
+    return _fill(prompt, values) + suffix
 
 
 def _build_looks(
     doc: _Doc,
     avatar: str,
     raw: dict[str, Any],
+    avatar_name: str,
     suffix: str,
     files: _FileResolver,
     skip: set[Location],
+    budget: _LookBudget,
 ) -> tuple[LookSpec, ...]:
     looks: dict[str, LookSpec] = {}
     origin: dict[str, str] = {}
+    specs = raw.get("looks")
+    if not isinstance(specs, dict):
+        return ()
     # Looks already reported as broken: a `from` naming one is not a second problem.
-    skipped = {str(loc[3]) for loc in skip if loc[:3] == ("avatars", avatar, "looks")}
-    for template, spec in raw.get("looks", {}).items():
+    skipped = {
+        str(loc[3]) for loc in skip if len(loc) >= 4 and loc[:3] == ("avatars", avatar, "looks")
+    }
+    for template, spec in specs.items():
         loc: Location = ("avatars", avatar, "looks", template)
-        if loc in skip:
+        if loc in skip or not isinstance(spec, dict):
             continue
-        combinations = _combinations(doc, loc, template, spec)
+        combinations = _combinations(doc, loc, template, spec, budget)
         if not combinations:
             skipped.add(template)
         for values in combinations:
-            look = _build_look(doc, loc, avatar, raw["name"], template, spec, values, suffix, files)
+            try:
+                look = _build_look(
+                    doc, loc, avatar, avatar_name, template, spec, values, suffix, files
+                )
+            except _TooLong as e:
+                doc.add(
+                    loc,
+                    f"a key, name, from or file of this look grows to {e.length:,} characters"
+                    f" once its placeholders are filled; at most {_MAX_FILLED:,}",
+                )
+                skipped.add(template)
+                break
             if look is None:
                 continue
             if look.key in looks:
@@ -630,7 +660,7 @@ def _build_looks(
 
 
 def _combinations(
-    doc: _Doc, loc: Location, template: str, spec: dict[str, Any]
+    doc: _Doc, loc: Location, template: str, spec: dict[str, Any], budget: _LookBudget
 ) -> list[dict[str, str]]:
     matrix: dict[str, list[Any]] = spec.get("matrix", {})
     texts = [template, spec.get("prompt", ""), spec.get("name", ""), spec.get("from", "")]
@@ -651,13 +681,39 @@ def _combinations(
     if not ok:
         return []
     names = list(matrix)
+    # Counted before anything is expanded: 3 x 1000 values would be 10**9 looks.
+    if not budget.take(doc, loc, math.prod(len(matrix[n]) for n in names)):
+        return []
     return [
         {n: str(v) for n, v in zip(names, combo, strict=True)}
         for combo in itertools.product(*(matrix[n] for n in names))
     ]
 
 
+class _TooLong(Exception):
+    """A text would grow past _MAX_FILLED once its placeholders are filled."""
+
+    def __init__(self, length: int) -> None:
+        super().__init__(length)
+        self.length = length
+
+
+def _filled_length(text: str, values: Mapping[str, str], slug: bool = False) -> int:
+    if not values:
+        return len(text)
+    pieces = _PLACEHOLDER.split(text)  # text, name, text, name, ..., text
+    fill = (lambda v: slugify(v)) if slug else (lambda v: v)
+    return sum(map(len, pieces[::2])) + sum(len(fill(values[n])) for n in pieces[1::2])
+
+
 def _fill(text: str, values: Mapping[str, str], slug: bool = False) -> str:
+    """text with each {placeholder} replaced by its value (slugified for keys). Without
+    values (a base, a look without matrix) text is taken as it is, braces and all."""
+    if not values:
+        return text
+    length = _filled_length(text, values, slug)
+    if length > _MAX_FILLED:
+        raise _TooLong(length)
     return _PLACEHOLDER.sub(
         lambda m: slugify(values[m.group(1)]) if slug else values[m.group(1)], text
     )
@@ -687,7 +743,7 @@ def _build_look(
             look_set=spec.get(expand.SET_MARK),
         )
     prompt = _check_prompt(
-        doc, loc + ("prompt",), _fill(spec["prompt"], values), suffix, key if values else None
+        doc, loc + ("prompt",), spec["prompt"], values, suffix, key if values else None
     )
     name = _fill(spec["name"], values) if "name" in spec else f"{avatar_name} — {key}"
     source = _fill(spec.get("from", "base"), values, slug=True)
@@ -717,9 +773,11 @@ def _check_sources(
         if look.source == "base" or look.source in skipped:
             continue
         if look.source not in looks:
-            close = difflib.get_close_matches(look.source, list(looks), n=1)
+            # A suggestion compares with every look: not for thousands of them (quadratic).
+            few = len(looks) <= _MAX_SUGGESTION_CANDIDATES
+            close = difflib.get_close_matches(look.source, list(looks), n=1) if few else []
             hint = f"; did you mean {close[0]!r}?" if close else ""
-            doc.add(loc, f"no look {look.source!r} in avatar {avatar!r}{hint}")
+            doc.add(loc, f"no look {shown(look.source)} in avatar {shown(avatar)}{hint}")
             continue
         graph[look.key] = {look.source}
     try:
@@ -734,12 +792,14 @@ _MEDIA_KIND = {"image": "an image", "video": "a video"}
 
 
 class _FileResolver:
-    """Checks file references and hashes local files once each."""
+    """Checks file references and hashes local files once each: the one place a recipe's
+    files are found on disk."""
 
-    def __init__(self, root: Path, doc: _Doc) -> None:
+    def __init__(self, root: Path, doc: _Doc, media: MediaPolicy) -> None:
         self.root = root
         self.doc = doc
-        self._digests: dict[Path, str] = {}
+        self.media = media
+        self._files: dict[Path, _LocalFile | _Absent] = {}
 
     def resolve_all(
         self, loc: Location, raws: list[dict[str, Any]], values: Mapping[str, str]
@@ -794,15 +854,31 @@ class _FileResolver:
         return FileSpec(kind="base64", value=data, media_type=media_type, digest=digest)
 
     def _local(self, loc: Location, relative: str, wanted: str) -> FileSpec | None:
-        target = (self.root / relative).resolve()
+        if "\0" in relative:
+            self.doc.add(loc, f"{shown(relative)} holds a NUL byte, which no file name can")
+            return None
+        try:
+            target = (self.root / relative).resolve()
+        except (OSError, RuntimeError) as e:  # a symlink loop
+            self.doc.add(loc, f"cannot resolve {shown(relative)}: {e}")
+            return None
         if not target.is_relative_to(self.root):
-            self.doc.add(loc, f"{relative!r} is outside the recipe's directory")
+            self.doc.add(loc, f"{shown(relative)} is outside the recipe's directory")
             return None
-        if not target.is_file():
-            self.doc.add(loc, f"file not found: {relative}")
-            return None
+        found = self._read(target)
+        if isinstance(found, _Absent):
+            if self.media == "required" or not found.missing:
+                quoted = shown(relative)
+                self.doc.add(loc, found.problem.format(path=quoted, bare=quoted[1:-1]))
+                return None
+            # Not on disk, and this command does not send it: judged by its name only, it
+            # takes the digest of its recorded upload in the planner.
+            guessed = mimetypes.guess_type(target.name)[0]
+            if not self._media_ok(loc, guessed, wanted):
+                return None
+            return FileSpec(kind="path", value=relative, media_type=guessed)
         # Judged by content, not by name: a text file called fake.png is no image.
-        verdict = media.check_file(target, "video" if wanted == "video" else "image")
+        verdict = media.check(found.head, found.size, "video" if wanted == "video" else "image")
         if not verdict.ok:
             self.doc.add(loc, f"{relative}: {verdict.problem}")
             return None
@@ -811,14 +887,50 @@ class _FileResolver:
             value=relative,
             media_type=verdict.media_type,
             local_path=target,
-            digest=self._digest(target),
+            digest=found.digest,
         )
 
-    def _digest(self, target: Path) -> str:
-        if target not in self._digests:
-            h = hashlib.sha256()
-            with target.open("rb") as f:
-                for chunk in iter(lambda: f.read(1 << 20), b""):
-                    h.update(chunk)
-            self._digests[target] = h.hexdigest()
-        return self._digests[target]
+    def _read(self, target: Path) -> _LocalFile | _Absent:
+        """The file's digest, first bytes and size, read once however often it is named."""
+        if target not in self._files:
+            self._files[target] = _read_local(target)
+        return self._files[target]
+
+
+@dataclass(frozen=True)
+class _LocalFile:
+    digest: str
+    head: bytes
+    size: int
+
+
+@dataclass(frozen=True)
+class _Absent:
+    """Why a local file cannot be read; `missing` when it is just not there (or unreadable),
+    which commands that do not send it accept."""
+
+    problem: str  # with {path} (quoted) or {bare}
+    missing: bool = True
+
+
+def _read_local(target: Path) -> _LocalFile | _Absent:
+    try:
+        # O_NONBLOCK: a FIFO in place of a photo must not hang the load.
+        fd = os.open(target, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return _Absent("file not found: {bare}")
+    except OSError as e:
+        return _Absent(f"cannot read {{path}}: {e.strerror}")
+    with os.fdopen(fd, "rb") as f:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            return _Absent("{path} is not a regular file", missing=False)
+        h = hashlib.sha256()
+        head = b""
+        try:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                head = head or chunk[: media.HEAD_BYTES]
+                h.update(chunk)
+        except OSError as e:
+            return _Absent(f"cannot read {{path}}: {e.strerror}")
+    return _LocalFile(h.hexdigest(), head, info.st_size)

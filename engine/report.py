@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -78,8 +79,8 @@ def plan_lines(actions: Iterable[PlanAction]) -> list[str]:
     width = max(len(a.address) for a in shown)
     lines = []
     for a in shown:
-        file = f"{a.file} " if a.file else ""
-        lines.append(f"  {a.verb:<8} {a.address:<{width}}  {file}({a.reason})")
+        file = f"{printable(a.file)} " if a.file else ""
+        lines.append(f"  {a.verb:<8} {a.address:<{width}}  {file}({printable(a.reason)})")
         if a.action != "update":  # a rename's reason already says old -> new
             lines.extend(f"{' ' * 11}{line}" for c in a.changes for line in change_lines(c))
     return lines
@@ -87,11 +88,24 @@ def plan_lines(actions: Iterable[PlanAction]) -> list[str]:
 
 def change_lines(change: FieldChange) -> list[str]:
     """`- field: old` and `+ field: new`, prompts trimmed around what differs."""
-    old, new = _shown(change.old), _shown(change.new)
+    old, new = printable(_shown(change.old)), printable(_shown(change.new))
     if isinstance(change.old, str) and isinstance(change.new, str):
         old, new = trim_around_difference(old, new)
     label = change.field.replace("_", " ")
     return [f"- {label}: {_cut(old)}", f"+ {label}: {_cut(new)}"]
+
+
+# Line breaks and tabs, and what a terminal would obey instead of showing: other control
+# characters and the bidirectional overrides that reorder what a reviewer reads.
+_LINE_BREAKS = re.compile(r"\s*[\n\r\t\v\f\x1c-\x1f\x85\u2028\u2029]\s*")
+_UNSHOWABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def printable(text: str) -> str:
+    """`text` on one line and inert on a terminal: breaks become a space, other control
+    characters their escape (a recipe's prompt must not rewrite the plan a reviewer reads)."""
+    text = _LINE_BREAKS.sub(" ", text)
+    return _UNSHOWABLE.sub(lambda m: ascii(m.group())[1:-1], text)
 
 
 def trim_around_difference(old: str, new: str) -> tuple[str, str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -383,3 +384,12 @@ def test_a_csv_has_a_bounded_number_of_rows(
     monkeypatch.setattr(batch_source, "MAX_ROWS", 2)
     found = problems(tmp_path, TEAM, {"people.csv": PEOPLE + "chloe,Chloe,ana.png,x\n"})
     assert found == ["people.csv:4: more than 2 rows; split the CSV"]
+
+
+def test_a_csv_that_is_a_fifo_is_refused_without_blocking(tmp_path: Path) -> None:
+    setup(tmp_path, TEAM)
+    os.mkfifo(tmp_path / "people.csv")
+    found = problems(tmp_path, TEAM)
+    assert found == [
+        "people.csv:1: is not a regular file (a recipe is a file its manifest sits beside)"
+    ]

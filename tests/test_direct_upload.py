@@ -406,3 +406,34 @@ def test_urls_refused_at_every_put_end_in_one_clear_failure_not_a_loop(
     upload_sim.configure(upload_url_ttl=3600)
     assert looks("apply", recipe).code == 0
     assert len(completed_assets(upload_sim)) == 1
+
+
+def test_ctrl_c_during_the_put_is_an_interrupt_not_an_internal_error(
+    tmp_path: Path,
+    upload_sim: sim.RunningSimulator,
+    env: dict[str, str],
+    looks: Callable[..., Run],
+) -> None:
+    # The twin waits on the upload; Ctrl-C cancels that wait while the PUT is in flight.
+    # A cancelled wait must not cancel the upload's own outcome: the PUT that then
+    # finished crashed on it (exit 3, InvalidStateError) instead of being recorded.
+    make_video(tmp_path / "alex.mp4")
+    recipe = twin_recipe(tmp_path)
+    upload_sim.configure(upload_bytes_per_second=SLOW)
+    proc = looks_process("apply", recipe, env=env)
+    assert proc.stdout is not None
+    deadline = time.monotonic() + 60
+    for line in proc.stdout:
+        if "uploading (alex.mp4: 36/40 MiB)" in line:
+            break  # the PUT ends well within the interrupt's grace period
+        assert time.monotonic() < deadline, "apply never got far into its upload"
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+
+    assert proc.returncode == 130, out + err
+    assert "internal error" not in err
+    upload_sim.configure(upload_bytes_per_second=None)
+    run = looks("apply", recipe)
+    assert run.code == 0, run.out + run.err
+    assert [a["status"] for a in upload_sim.assets()] == ["completed"]
+    assert all(r["status"] == "completed" for r in nodes(recipe).values())

@@ -8,12 +8,13 @@ import dataclasses
 import os
 import signal
 import sys
+import urllib.parse
 from collections.abc import Iterator, Sequence
 from decimal import Decimal
 from pathlib import Path
 
 from engine.client import HeyGenClient
-from engine.commands.plan import recipe_label
+from engine.commands.plan import print_notes, recipe_label
 from engine.commands.validate import load_all
 from engine.cost import Budget, credits_text, estimate, number_text
 from engine.errors import BudgetError, UsageError
@@ -22,7 +23,7 @@ from engine.manifest import ManifestStore, manifest_path_for
 from engine.ownership import recorded_beside
 from engine.plan import build_plan
 from engine.progress import PROGRESS_EVERY, Reporter, reporter_for
-from engine.recipe import Recipe
+from engine.recipe import MAX_LOOKS, Recipe
 
 DEFAULT_BASE_URL = "https://api.heygen.com"
 INTERRUPTED = 130
@@ -33,7 +34,12 @@ def api_settings() -> tuple[str, str]:
     key = os.environ.get("HEYGEN_API_KEY", "").strip()
     if not key:
         raise UsageError("HEYGEN_API_KEY is not set: export your HeyGen API key first")
-    return os.environ.get("HEYGEN_BASE_URL", DEFAULT_BASE_URL).rstrip("/"), key
+    if any(c.isspace() or not c.isprintable() for c in key):  # the key itself is never shown
+        raise UsageError("HEYGEN_API_KEY contains whitespace or control characters")
+    base_url = os.environ.get("HEYGEN_BASE_URL", DEFAULT_BASE_URL).rstrip("/")
+    if urllib.parse.urlsplit(base_url).scheme not in ("http", "https"):
+        raise UsageError(f"HEYGEN_BASE_URL must start with http:// or https://, not {base_url!r}")
+    return base_url, key
 
 
 @contextlib.contextmanager
@@ -60,8 +66,10 @@ def run(
     prune: bool = False,
     max_credits: Decimal | None = None,
     progress_every: float = PROGRESS_EVERY,
+    max_looks: int = MAX_LOOKS,
 ) -> int:
-    recipes = load_all(paths)
+    # A file not on disk fails only the upload that must send it (see Executor._upload).
+    recipes = load_all(paths, max_looks=max_looks, media="optional")
     base_url, key = api_settings()
     reporter = reporter_for(sys.stdout, log_json=log_json, every=progress_every)
     with open_stores(recipes, manifest) as stores:
@@ -73,6 +81,7 @@ def run(
             )
             for recipe, store in zip(recipes, stores, strict=True)
         ]
+        print_notes(recipes, [batch.plan for batch in batches])
         budget = None if max_credits is None else _budget(batches, max_credits)
         beside = recorded_beside(stores, made_only=True)
         options = dataclasses.replace(options, recorded_elsewhere=beside)

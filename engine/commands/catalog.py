@@ -41,6 +41,7 @@ from engine.commands.plan import recipe_label
 from engine.commands.validate import load_all
 from engine.errors import LooksError
 from engine.manifest import manifest_path_for, read_manifest
+from engine.recipe import MAX_LOOKS
 
 # Previews are fetched without credentials (HeyGenClient.fetch_bytes never sends a key), so
 # the catalog needs no HEYGEN_API_KEY; the client only insists on a well-formed one.
@@ -67,8 +68,11 @@ class Fetched:
     error: str | None = None
 
 
-def run(recipes: Sequence[Path], *, manifest: Path | None, out: Path) -> int:
-    loaded = load_all(recipes)
+def run(
+    recipes: Sequence[Path], *, manifest: Path | None, out: Path, max_looks: int = MAX_LOOKS
+) -> int:
+    # Offline: the gallery shows what the manifests record; the media need not be on disk.
+    loaded = load_all(recipes, max_looks=max_looks, media="optional")
     sections = []
     for recipe in loaded:
         path = manifest or manifest_path_for(recipe.path)

@@ -28,7 +28,7 @@ from engine.manifest import ManifestStore, manifest_path_for
 from engine.ownership import recorded_beside, recorded_ids
 from engine.plan import PlanNode, build_graph, consent_address, pending_moves
 from engine.progress import Event, Reporter
-from engine.recipe import Recipe, load_recipe
+from engine.recipe import MAX_LOOKS, Recipe, load_recipe
 
 # -- import ---------------------------------------------------------------------------
 
@@ -206,9 +206,9 @@ def _write_recipe(out: Path, text: str) -> Recipe:
 # -- refresh --------------------------------------------------------------------------
 
 
-def run_refresh(paths: Sequence[Path], *, manifest: Path | None) -> int:
+def run_refresh(paths: Sequence[Path], *, manifest: Path | None, max_looks: int = MAX_LOOKS) -> int:
     """`looks refresh`: record the drift between the manifests and the account."""
-    _refresh(load_all(paths), manifest, sys.stdout)
+    _refresh(load_all(paths, max_looks=max_looks), manifest, sys.stdout)
     return 0
 
 
@@ -222,8 +222,9 @@ def refresh_recipes(recipes: list[Recipe], manifest: Path | None) -> list[dict[s
 
 def _refresh(recipes: list[Recipe], manifest: Path | None, out: TextIO) -> list[dict[str, str]]:
     base_url, key = api_settings()
-    graphs = [build_graph(r) for r in recipes]
     with open_stores(recipes, manifest) as stores:
+        # With the records: a file not on disk (plan --refresh) keeps its recorded upload.
+        graphs = [build_graph(r, store.nodes) for r, store in zip(recipes, stores, strict=True)]
         results = asyncio.run(_refresh_all(base_url, key, stores, graphs))
     found = False
     for recipe, (drift, unrecorded) in zip(recipes, results, strict=True):
@@ -290,9 +291,11 @@ def _prune_items(
     ]
 
 
-def run_prune(paths: Sequence[Path], *, manifest: Path | None, yes: bool) -> int:
+def run_prune(
+    paths: Sequence[Path], *, manifest: Path | None, yes: bool, max_looks: int = MAX_LOOKS
+) -> int:
     """`looks prune`: show what goes, ask, delete, and record each deletion."""
-    recipes = load_all(paths)
+    recipes = load_all(paths, max_looks=max_looks)
     base_url, key = api_settings()
     with open_stores(recipes, manifest) as stores:
         graphs = [build_graph(r) for r in recipes]
@@ -405,9 +408,9 @@ def prune_batches(base_url: str, key: str, batches: Sequence[Batch], reporter: R
 # -- consent --------------------------------------------------------------------------
 
 
-def run_consent(paths: Sequence[Path], *, manifest: Path | None) -> int:
+def run_consent(paths: Sequence[Path], *, manifest: Path | None, max_looks: int = MAX_LOOKS) -> int:
     """`looks consent`: every digital twin's consent status and URL; start missing flows."""
-    recipes = load_all(paths)
+    recipes = load_all(paths, max_looks=max_looks)
     twins = [[a for a in r.avatars if a.base.type == "digital_twin"] for r in recipes]
     if not any(twins):
         print("No digital twins in these recipes.")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -11,7 +12,7 @@ from engine.commands.validate import load_all
 from engine.manifest import manifest_path_for, read_manifest
 from engine.manifest import recipe_label as label_for
 from engine.plan import Plan, build_plan
-from engine.recipe import Recipe
+from engine.recipe import MAX_LOOKS, Recipe
 from engine.report import graph_text, plan_document, plan_text
 
 
@@ -39,15 +40,17 @@ def run(
     fmt: str,
     detailed_exitcode: bool,
     refresh: bool = False,
+    max_looks: int = MAX_LOOKS,
 ) -> int:
     """Print the plans as `fmt` (text, json or markdown)."""
-    recipes = load_all(paths)
+    recipes = load_all(paths, max_looks=max_looks, media="optional")
     adoptable: list[dict[str, str]] = [{} for _ in recipes]
     if refresh:
         from engine.commands.lifecycle import refresh_recipes
 
         adoptable = refresh_recipes(recipes, manifest)
     plans = [plan_recipe(r, manifest, only, a) for r, a in zip(recipes, adoptable, strict=True)]
+    print_notes(recipes, plans)
     labelled = [(str(r.path), p) for r, p in zip(recipes, plans, strict=True)]
     if fmt == "json":
         print(json.dumps(plan_document(labelled), indent=2))
@@ -61,7 +64,16 @@ def run(
     return 0
 
 
-def run_graph(path: Path, *, manifest: Path | None, fmt: str) -> int:
-    (recipe,) = load_all([path])
-    print(graph_text(plan_recipe(recipe, manifest, ()), fmt), end="")
+def print_notes(recipes: Sequence[Recipe], plans: Sequence[Plan]) -> None:
+    """What the plans assume of files not on disk: one line each, on stderr."""
+    for recipe, plan in zip(recipes, plans, strict=True):
+        for note in plan.notes:
+            print(f"looks: {recipe.path}: {note}", file=sys.stderr)
+
+
+def run_graph(path: Path, *, manifest: Path | None, fmt: str, max_looks: int = MAX_LOOKS) -> int:
+    (recipe,) = load_all([path], max_looks=max_looks, media="optional")
+    plan = plan_recipe(recipe, manifest, ())
+    print_notes([recipe], [plan])
+    print(graph_text(plan, fmt), end="")
     return 0

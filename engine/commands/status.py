@@ -11,12 +11,15 @@ from typing import Any
 from engine.commands.plan import recipe_label
 from engine.commands.validate import load_all
 from engine.manifest import STATUSES, NodeRecord, manifest_path_for, read_manifest
+from engine.recipe import MAX_LOOKS
 from engine.report import table
 
 
-def run(paths: Sequence[Path], *, manifest: Path | None, as_json: bool) -> int:
-    """What the manifests record, offline."""
-    recipes = load_all(paths)
+def run(
+    paths: Sequence[Path], *, manifest: Path | None, as_json: bool, max_looks: int = MAX_LOOKS
+) -> int:
+    """What the manifests record, offline: the media files need not be on disk."""
+    recipes = load_all(paths, max_looks=max_looks, media="optional")
     labelled: list[tuple[str | None, NodeRecord]] = []  # (recipe when several, record)
     for recipe in recipes:
         path = manifest or manifest_path_for(recipe.path)

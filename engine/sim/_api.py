@@ -359,6 +359,12 @@ class Simulator:
         path = self.config.state_file
         if path is not None and path.exists():
             self.load(path)
+        elif path is not None:
+            # Written now, so a path that cannot take it fails at start, not at shutdown.
+            try:
+                self.save(path)
+            except OSError as e:
+                raise UsageError(f"sim: cannot write state file {path}: {e.strerror}") from e
 
     # ----- state -----
 
@@ -1244,6 +1250,8 @@ class Simulator:
     def load(self, path: Path) -> None:
         """Restore what `save` wrote; a missing or unreadable file is a UsageError."""
         try:
+            if not path.is_file():  # a device such as /dev/zero would be read forever
+                raise ValueError("not a regular file")
             data = json.loads(path.read_text())
             if data.get("version") != 1:
                 raise ValueError("unknown version")

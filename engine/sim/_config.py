@@ -41,6 +41,8 @@ def parse_seconds_range(text: str) -> tuple[float, float | None]:
     low, sep, high = text.partition("-")
     try:
         values = (float(low), float(high) if sep else None)
+        if not all(math.isfinite(v) for v in values if v is not None):
+            raise ValueError(text)
     except ValueError:
         raise UsageError(
             f"sim: --generation-seconds takes S or LO-HI (seconds), not {text!r}"
