@@ -17,7 +17,7 @@ from typing import NoReturn
 
 from engine import __version__
 from engine.errors import LooksError, RecipeError, UsageError
-from engine.recipe import MAX_LOOKS
+from engine.recipe import MAX_LOOKS, MAX_LOOKS_CEILING
 
 MAX_PROBLEMS_SHOWN = 100  # a recipe with 5 million problems must not print 5 million lines
 
@@ -257,10 +257,11 @@ def _recipes(p: argparse.ArgumentParser) -> None:
 def _max_looks_option(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--max-looks",
-        type=_integer(minimum=1),
+        type=_integer(minimum=1, maximum=MAX_LOOKS_CEILING),
         default=MAX_LOOKS,
         metavar="N",
-        help=f"refuse a recipe that expands to more than N looks (default {MAX_LOOKS:,})",
+        help=f"refuse a recipe that expands to more than N looks (default {MAX_LOOKS:,},"
+        f" at most {MAX_LOOKS_CEILING:,})",
     )
 
 

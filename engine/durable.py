@@ -135,9 +135,48 @@ def replace(path: Path, data: bytes) -> None:
     fsync_dir(path.parent)
 
 
+_KINDS = {
+    stat.S_IFDIR: "a directory",
+    stat.S_IFCHR: "a character device",
+    stat.S_IFBLK: "a block device",
+    stat.S_IFIFO: "a FIFO",
+    stat.S_IFSOCK: "a socket",
+}
+
+
+def read_state(path: Path) -> bytes:
+    """A state file's bytes; OSError when it is not a regular file.
+
+    A journal or manifest that is a FIFO, a device or a link to one (/dev/full, /dev/zero)
+    would otherwise block the read forever or fill memory with zeros.
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        kind = stat.S_IFMT(os.fstat(fd).st_mode)
+        if kind != stat.S_IFREG:
+            what = _KINDS.get(kind, "not a regular file")
+            raise OSError(errno.EINVAL, f"it is {what}, not a regular file")
+        chunks = []
+        while chunk := os.read(fd, 1 << 20):
+            chunks.append(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
 def temp_path_for(path: Path) -> Path:
     """Where replace() writes path's next content: hidden, beside it, one per process."""
     return path.with_name(f".{path.name}.{os.getpid()}.tmp")
+
+
+def move(path: Path, target: Path) -> None:
+    """Give a state file a new name in its directory, never over an existing file."""
+    try:
+        os.link(path, target)
+    except OSError as e:
+        raise write_error(target, e) from None
+    fsync_dir(target.parent)
+    unlink(path)
 
 
 def unlink(path: Path) -> None:

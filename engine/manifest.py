@@ -232,8 +232,10 @@ def _load(path: Path, recipe: str, *, rehome: bool = False) -> tuple[Manifest, s
     """The manifest at path (or a new one) with its journal replayed, its text as on disk
     less the serial (None when there is none), and whether it differs from the file."""
     try:
-        text = path.read_text(encoding="utf-8")
+        text = durable.read_state(path).decode("utf-8")
     except FileNotFoundError:
+        if not rehome and not journal_path_for(path).exists():
+            _refuse_a_renamed_recipes_manifest(path, recipe)
         manifest, written, changed = Manifest.new(recipe), None, False
     except UnicodeDecodeError as e:
         recover = _RECOVER.format(name=path.name)
@@ -245,9 +247,32 @@ def _load(path: Path, recipe: str, *, rehome: bool = False) -> tuple[Manifest, s
         home = recipe if rehome else _home(path, manifest.recipe, recipe)
         changed, manifest.recipe = home != manifest.recipe, home
     changes = read_journal(journal_path_for(path))
+    _check_lineage(manifest, changes, path, fresh=written is None)
     for change in changes:
         apply_change(manifest, change)
     return manifest, written, changed or bool(changes)
+
+
+def _check_lineage(
+    manifest: Manifest, changes: list[dict[str, Any]], path: Path, *, fresh: bool
+) -> None:
+    """A journal replays only onto the manifest it was written for (its lines name the
+    lineage; older lines do not). With no manifest on disk, its lineage is the journal's,
+    so a resumed run sends the idempotency keys the journaled requests were sent with."""
+    lineages = {c["lineage"] for c in changes if isinstance(c.get("lineage"), str)}
+    if fresh and len(lineages) == 1:
+        manifest.lineage = lineages.pop()
+        return
+    foreign = sorted(lineages - {manifest.lineage})
+    if foreign:
+        journal = journal_path_for(path)
+        raise ManifestError(
+            f"{journal}: this journal was written for another manifest (lineage"
+            f" {foreign[0]}), not {path.name} (lineage {manifest.lineage}); both were left"
+            f" untouched. Put back the manifest it belongs to (a checkout or a restore replaced"
+            " it?) or move the journal beside its own manifest; do not delete either: the"
+            " looks they record would be paid for again"
+        )
 
 
 def _cause(e: OSError) -> str:
@@ -279,12 +304,43 @@ def _home(path: Path, stored: str, recipe: str) -> str:
 def _refuse_another_recipe(path: Path, recipe: str) -> None:
     """_home's refusal alone, without replaying the journal (it may be damaged)."""
     try:
-        text = path.read_text(encoding="utf-8")
+        text = durable.read_state(path).decode("utf-8")
     except (OSError, UnicodeDecodeError):
         return  # nothing recorded there, or _load reports why it cannot be read
     stored = parse_manifest(text, path).recipe
     if stored != recipe and not _same_file(path.parent / stored, path.parent / recipe):
         _home(path, stored, recipe)
+
+
+def _refuse_a_renamed_recipes_manifest(path: Path, recipe: str) -> None:
+    """Before a first manifest is started: a manifest beside it whose recipe no longer
+    exists is most likely this recipe's, renamed (`git mv a.yaml b.yaml`); one whose recipe
+    is this very file (a hard link) is this recipe's. A new manifest would pay again for
+    every look it records, so the choice is the user's."""
+    for other in sorted(path.parent.glob("*.manifest.json")):
+        try:
+            stored = parse_manifest(durable.read_state(other).decode("utf-8"), other).recipe
+        except (OSError, UnicodeDecodeError, ManifestError):
+            continue  # refused with its own reason when it is used
+        theirs, mine = other.parent / stored, path.parent / recipe
+        if not mine.exists():
+            continue  # nothing to compare with
+        shown = os.path.relpath(mine)
+        if theirs.resolve() != mine.resolve() and theirs.exists() and _same_file(theirs, mine):
+            raise ManifestError(
+                f"{path}: no manifest yet, but {shown} is the same file as {stored} (a hard"
+                f" link), whose manifest is {other}; nothing was done. Pass --manifest {other}"
+                " (one recipe, one manifest)"
+            )
+        if theirs.exists():
+            continue
+        raise ManifestError(
+            f"{path}: no manifest yet, but {other} records recipe {stored}, which no longer"
+            f" exists; nothing was done. If {shown} is that recipe renamed or moved, run: looks"
+            f" rehome {shown} --manifest {other} (it becomes {path.name}); if {shown} is a new"
+            f" recipe, move {other.name} out of this directory first (its looks stay recorded"
+            " there)"
+        )
 
 
 def _same_file(a: Path, b: Path) -> bool:
@@ -326,7 +382,7 @@ class JournalScan:
 
 def scan_journal(path: Path) -> JournalScan:
     try:
-        raw = path.read_bytes()
+        raw = durable.read_state(path)
     except FileNotFoundError:
         raw = b""
     except OSError as e:
@@ -469,6 +525,7 @@ class ManifestStore:
         if self._torn:
             assert self.failed is not None
             raise self.failed
+        change = {**change, "lineage": self.manifest.lineage}  # replayed onto this manifest only
         line = json.dumps(change, separators=(",", ":"), ensure_ascii=False).encode() + b"\n"
         try:
             if self._written is None:

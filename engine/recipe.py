@@ -52,6 +52,8 @@ class _Doc(YamlDocument):
 
 _PLACEHOLDER = re.compile(r"\{([a-z_][a-z0-9_]*)\}")
 MAX_LOOKS = 100_000  # per recipe, after matrix expansion; `--max-looks` raises it
+# --max-looks at most: a million looks plan in about 1.6 GB; more would end in a MemoryError.
+MAX_LOOKS_CEILING = 1_000_000
 _MAX_FILLED = 2000  # characters of a key, name, `from` or file once placeholders are filled
 _MAX_SUGGESTION_CANDIDATES = 1000
 
@@ -862,10 +864,15 @@ class _FileResolver:
         except (OSError, RuntimeError) as e:  # a symlink loop
             self.doc.add(loc, f"cannot resolve {shown(relative)}: {e}")
             return None
+        found: _LocalFile | _Absent
         if not target.is_relative_to(self.root):
-            self.doc.add(loc, f"{shown(relative)} is outside the recipe's directory")
-            return None
-        found = self._read(target)
+            if not (self.root / relative).is_symlink() or target.exists():
+                self.doc.add(loc, f"{shown(relative)} is outside the recipe's directory")
+                return None
+            # A symlink to nothing: not on disk, whatever its dangling target names.
+            found = _Absent("{path} is a symbolic link to a missing file")
+        else:
+            found = self._read(target)
         if isinstance(found, _Absent):
             if self.media == "required" or not found.missing:
                 quoted = shown(relative)
@@ -921,10 +928,15 @@ def _read_local(target: Path) -> _LocalFile | _Absent:
         return _Absent("file not found: {bare}")
     except OSError as e:
         return _Absent(f"cannot read {{path}}: {e.strerror}")
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode):
+        os.close(fd)
+        # Like a missing file: commands that do not send it go on without it.
+        if stat.S_ISDIR(info.st_mode):
+            return _Absent("{path} is a directory, not a file")
+        return _Absent("{path} is not a regular file")
+    # fstat first: os.fdopen refuses a directory (IsADirectoryError, fd leaked).
     with os.fdopen(fd, "rb") as f:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            return _Absent("{path} is not a regular file", missing=False)
         h = hashlib.sha256()
         head = b""
         try:

@@ -29,6 +29,10 @@ MAX_NODES = 2_000_000  # after expanding aliases and merge keys
 MAX_TEXT = 64 * 2**20  # characters of all scalars, after expanding aliases and merge keys
 MAX_SHOWN = 60  # characters of a value or key quoted in a message
 MAX_PROBLEMS_KEPT = 10_000  # then problems are only counted
+# Lines are recorded down to this depth (a recipe's deepest place is 6 levels down); deeper
+# places report their ancestor's line. Recording them all would keep a 60-item tuple per item
+# of a list nested 60 deep: 2,000,000 such items are a 4 MB file and 1.2 GB of line table.
+MAX_LINE_DEPTH = 8
 
 _STR = "tag:yaml.org,2002:str"
 _INT = "tag:yaml.org,2002:int"
@@ -82,6 +86,11 @@ class YamlDocument:
     def full(self) -> bool:
         """Whether further problems are only counted (skip the work of wording them)."""
         return len(self.problems) >= MAX_PROBLEMS_KEPT
+
+    def mark(self, loc: Location, line: int) -> None:
+        """Record where loc starts, unless known already or deeper than recorded."""
+        if len(loc) <= MAX_LINE_DEPTH:
+            self.lines.setdefault(loc, line)
 
     def line(self, loc: Location) -> int:
         while loc not in self.lines and loc:
@@ -249,7 +258,7 @@ class _Builder:
         if not isinstance(key, str):
             if top.record and key is not _UNREADABLE:
                 loc = top.loc + (str(key),)
-                self.doc.lines.setdefault(loc, line)
+                self.doc.mark(loc, line)
                 self.doc.add(loc, "keys must be strings")
             return
         loc = top.loc + (key,)
@@ -260,7 +269,7 @@ class _Builder:
             return
         top.first_line[key] = line
         top.key_ok = True
-        if top.record:
+        if top.record and len(loc) <= MAX_LINE_DEPTH:
             self.doc.lines[loc] = line
 
     def _take_merge(self, top: _Frame, value: Any) -> None:
@@ -308,7 +317,7 @@ class _Builder:
         line = _line(event)
         loc, record, in_key = self._child_loc()
         if record and loc and not in_key and isinstance(top and top.value, list):
-            self.doc.lines.setdefault(loc, line)
+            self.doc.mark(loc, line)
         value = self._scalar_value(event, loc, record, in_key)
         self._anchor(event.anchor, value, 1, 0, len(text))
         self._deliver(value, 1, 0, line)
@@ -345,7 +354,10 @@ class _Builder:
     ) -> Any:
         tag = event.tag
         if tag in (None, "!"):
-            tag = self.loader.resolve(yaml.ScalarNode, event.value, event.implicit)
+            if tag is None and event.implicit[0]:
+                tag = self._implicit_tag(event)
+            else:
+                tag = self.loader.resolve(yaml.ScalarNode, event.value, event.implicit)
             if tag == _MERGE and in_key:
                 return _MERGE_KEY
             if tag not in _SAFE_TAGS:
@@ -354,16 +366,13 @@ class _Builder:
             return event.value
         if tag not in _SAFE_TAGS:
             return self._bad_tag(tag, loc, record, in_key, _line(event))
-        node = yaml.ScalarNode(tag, event.value, style=event.style)
-        try:
-            return self.loader.yaml_constructors[tag](self.loader, node)
-        except (yaml.YAMLError, ValueError, OverflowError):
-            if record:
-                what = tag.rsplit(":", 1)[-1]
-                self.doc.add(loc, f"cannot read {shown(event.value)} as {what}", _line(event))
-                if not in_key:
-                    self.doc.unreadable.add(loc)
-            return _UNREADABLE
+        value = self._construct(tag, event)
+        if value is _UNREADABLE and record:
+            what = tag.rsplit(":", 1)[-1]
+            self.doc.add(loc, f"cannot read {shown(event.value)} as {what}", _line(event))
+            if not in_key:
+                self.doc.unreadable.add(loc)
+        return value
 
     def _bad_tag(self, tag: str, loc: Location, record: bool, in_key: bool, line: int) -> Any:
         if record:
@@ -372,7 +381,7 @@ class _Builder:
             if in_key:
                 self.doc.add(loc, message, line)  # at its mapping; the pair is dropped
             else:
-                self.doc.lines.setdefault(loc, line)
+                self.doc.mark(loc, line)
                 self.doc.add(loc, message)
                 self.doc.unreadable.add(loc)
         return _UNREADABLE
@@ -388,7 +397,7 @@ class _Builder:
         self._count(1, 1, line)
         loc, record, in_key = self._child_loc()
         if record and loc and not in_key:
-            self.doc.lines.setdefault(loc, line)
+            self.doc.mark(loc, line)
         tag = event.tag
         value: dict[str, Any] | list[Any] | None = {} if mapping else []
         if tag not in (None, "!", _MAP if mapping else _SEQ):
@@ -428,7 +437,7 @@ class _Builder:
         self._count(size, height, line)
         self._count_text(text, line)
         if record and loc and not in_key:
-            self.doc.lines.setdefault(loc, line)
+            self.doc.mark(loc, line)
         self._deliver(value, size, height, line)
 
     def _anchor(self, name: str | None, value: Any, size: int, height: int, text: int) -> None:

@@ -151,9 +151,16 @@ def test_max_looks_counts_every_look_of_the_recipe_and_can_be_raised(tmp_path: P
     assert (ok.code, ok.out, ok.err) == (0, f"{path}: ok (1 avatar, 13 looks)\n", "")
     planned = looks_limited("plan", path, "--max-looks", "13")
     assert planned.code == 0, planned.err
+    # Raised past any bound, a 1000 x 1000 x 1000 matrix would be expanded: a MemoryError.
+    huge = looks_limited("validate", path, "--max-looks", "10" * 13)
+    assert (huge.code, huge.out) == (2, "")
+    assert huge.err.splitlines() == [
+        "looks: argument --max-looks: expected an integer at least 1 and at most 1000000,"
+        f" not '{'10' * 13}' (see 'looks validate --help')"
+    ]
     bad = looks_limited("plan", path, "--max-looks", "0")
     assert bad.code == 2
-    assert "--max-looks: expected an integer at least 1, not '0'" in bad.err
+    assert "--max-looks: expected an integer at least 1 and at most 1000000, not '0'" in bad.err
 
 
 def test_a_long_string_aliased_thousands_of_times_is_one_line(tmp_path: Path) -> None:
@@ -215,6 +222,37 @@ def test_deep_block_nesting_past_the_limit(tmp_path: Path) -> None:
     lines = [f"{'  ' * i}k{i}:" for i in range(MAX_DEPTH + 5)]
     path = write(tmp_path / "block.yaml", "\n".join(lines) + " x\n")
     assert refused(path) == [f"{path}:{MAX_DEPTH + 1}: nested deeper than {MAX_DEPTH} levels"]
+
+
+@pytest.mark.parametrize("mapping", [False, True])
+def test_nesting_exactly_at_the_limit_is_read_and_one_more_is_refused(
+    tmp_path: Path, mapping: bool
+) -> None:
+    def nested(levels: int) -> str:  # the top mapping is level 1
+        inner = levels - 1
+        return "{a: " * inner + "b" + "}" * inner if mapping else "[" * inner + "]" * inner
+
+    at = write(tmp_path / "at.yaml", "version: 1\navatars: {}\nx: " + nested(MAX_DEPTH) + "\n")
+    assert refused(at) == [
+        f"{at}:3: x: unknown key 'x'; expected one of avatars, defaults, version"
+    ]
+    over = write(tmp_path / "over.yaml", "version: 1\navatars: {}\nx: " + nested(MAX_DEPTH + 1))
+    assert refused(over) == [f"{over}:3: nested deeper than {MAX_DEPTH} levels"]
+
+
+def test_a_long_list_nested_deep_keeps_memory_bounded(tmp_path: Path) -> None:
+    # Every item of a list 40 levels down has a 41-part location: kept for each of 1.5
+    # million items, the line table alone took over a gigabyte for a 3 MB file.
+    depth, items = 40, 1_500_000
+    body = "[" * depth + ",".join(["1"] * items) + "]" * depth
+    path = write(tmp_path / "deep.yaml", "version: 1\navatars: {}\nx: " + body + "\n")
+    child = looks_limited("validate", path)
+    assert "Traceback" not in child.err, child.err[-2000:]
+    assert (child.code, child.err) == (
+        1,
+        f"{path}:3: x: unknown key 'x'; expected one of avatars, defaults, version\n",
+    )
+    assert child.max_rss < 500 * 2**20
 
 
 # -- odd values -------------------------------------------------------------------------------

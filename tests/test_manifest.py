@@ -83,7 +83,10 @@ def test_record_appends_one_journal_line_before_returning(store: ManifestStore, 
     assert store.journal_path == path.with_name("r.manifest.json.journal")
     first = rec(status="submitted", idempotency_key="looks:k1", attempts=1)
     store.record(first)
-    assert journal_lines(store) == [{"address": "sarah", "record": first.to_json()}]
+    lineage = store.manifest.lineage
+    assert journal_lines(store) == [
+        {"address": "sarah", "record": first.to_json(), "lineage": lineage}
+    ]
     # The lineage (part of every key) went to disk before the first change; the change
     # itself is in the journal alone until a fold.
     assert manifest_json(path)["lineage"] == store.manifest.lineage
@@ -92,8 +95,8 @@ def test_record_appends_one_journal_line_before_returning(store: ManifestStore, 
     second = first.evolve(status="processing", look_id="look_1", group_id="group_1")
     store.record(second)
     assert journal_lines(store) == [
-        {"address": "sarah", "record": first.to_json()},
-        {"address": "sarah", "record": second.to_json()},
+        {"address": "sarah", "record": first.to_json(), "lineage": store.manifest.lineage},
+        {"address": "sarah", "record": second.to_json(), "lineage": store.manifest.lineage},
     ]
     assert store.pending_changes == 2
     assert store.nodes["sarah"] == second
@@ -287,7 +290,8 @@ def test_forget_removes_a_record_through_the_journal(store: ManifestStore, path:
     store.record(rec("marco"))
     store.fold()
     store.forget("sarah")
-    assert journal_lines(store) == [{"address": "sarah", "record": None}]
+    lineage = store.manifest.lineage
+    assert journal_lines(store) == [{"address": "sarah", "record": None, "lineage": lineage}]
     assert "sarah" not in store.nodes
     assert set(read_manifest(path, "r.yaml").nodes) == {"marco"}  # replayed from the journal
     store.forget("nobody")

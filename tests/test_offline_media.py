@@ -10,10 +10,12 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from conftest import API_KEY, Run
 
 from engine import sim
@@ -63,6 +65,54 @@ def test_status_catalog_graph_and_plan_without_the_media(
         "file not found: media/sarah.png",
         "file not found: media/office.png",
         "file not found: media/marco.png",
+    ]
+
+
+@pytest.mark.parametrize("stand_in", ["directory", "fifo", "dangling-symlink"])
+def test_media_replaced_by_what_is_not_a_file_is_offline_too(
+    recipes: Path,
+    simulator: sim.RunningSimulator,
+    api_env: dict[str, str],
+    looks: Callable[..., Run],
+    tmp_path: Path,
+    stand_in: str,
+) -> None:
+    recipe = recipes / "sarah.yaml"
+    assert looks("apply", recipe).code == 0
+    for name in MEDIA:
+        path = recipes / name
+        path.unlink()
+        if stand_in == "directory":
+            path.mkdir()
+        elif stand_in == "fifo":
+            os.mkfifo(path)  # nobody writes to it: opening it plainly would hang
+        else:
+            path.symlink_to(tmp_path / "gone" / path.name)
+
+    status = looks("status", recipe)
+    assert (status.code, status.err) == (0, "")
+    assert status.out.splitlines()[-1] == "9 completed"
+    catalog = looks("catalog", recipe, "--out", tmp_path / "gallery")
+    assert (catalog.code, catalog.err) == (0, "")
+    assert looks("graph", recipe).code == 0
+    plan = looks("plan", recipe, "--detailed-exitcode")
+    assert (plan.code, plan.out.splitlines()[0]) == (0, f"{recipe}: up to date")
+    assert len(plan.err.splitlines()) == len(MEDIA)
+    # apply opens none of them (a FIFO would hang it): nothing to send, nothing to do.
+    before = simulator.stats()["by_route"]
+    applied = looks("apply", recipe)
+    assert applied.code == 0, applied.out + applied.err
+    after = simulator.stats()["by_route"]
+    assert {r: n for r, n in after.items() if "GET" not in r} == {
+        r: n for r, n in before.items() if "GET" not in r
+    }
+    # validate, the checker, names each file by line.
+    validate = looks("validate", recipe)
+    assert validate.code == 1
+    assert [line.split(": ")[0] for line in validate.err.splitlines()] == [
+        f"{recipe}:12",
+        f"{recipe}:17",
+        f"{recipe}:27",
     ]
 
 

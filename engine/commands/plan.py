@@ -9,6 +9,7 @@ from pathlib import Path
 
 from engine import plan_markdown
 from engine.commands.validate import load_all
+from engine.gcpause import collector_paused
 from engine.manifest import manifest_path_for, read_manifest
 from engine.manifest import recipe_label as label_for
 from engine.plan import Plan, build_plan
@@ -29,7 +30,8 @@ def plan_recipe(
 ) -> Plan:
     path = manifest or manifest_path_for(recipe.path)
     records = read_manifest(path, recipe_label(recipe, path)).nodes
-    return build_plan(recipe, records, only, adoptable or {})
+    with collector_paused():
+        return build_plan(recipe, records, only, adoptable or {})
 
 
 def run(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from engine.durable import move, read_state
 from engine.errors import ManifestError, UsageError
 from engine.manifest import (
     ManifestStore,
@@ -39,17 +40,31 @@ def run_rehome(recipe: Path, *, manifest: Path | None) -> int:
         raise UsageError(f"{recipe}: no such recipe")
     path = real_path(manifest or manifest_path_for(recipe))
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_state(path).decode("utf-8")
     except FileNotFoundError:
         raise ManifestError(f"{path}: no manifest to re-home") from None
     except (OSError, UnicodeDecodeError) as e:
         raise ManifestError(f"{path}: cannot read manifest ({e})") from None
     before = parse_manifest(text, path).recipe
     label = recipe_label(recipe, path)
-    with ManifestStore(path, label, rehome=True):
-        pass
+    target = manifest_path_for(recipe)
+    # The renamed recipe's own manifest name, so that a plain `looks apply RECIPE` finds it:
+    # only for a renamed recipe's default manifest, in the same directory, never over a file.
+    rename = (
+        path != target
+        and path.parent == target.parent
+        and path.name == f"{Path(before).stem}.manifest.json"
+        and not (path.parent / before).exists()  # renamed, not another recipe's still
+        and not target.exists()
+    )
+    with ManifestStore(path, label, rehome=True) as store:
+        if rename:
+            store.fold()
+            move(path, target)
     if before == label:
         print(f"{path}: already the manifest of {label}; unchanged.")
     else:
         print(f"{path}: re-homed from recipe {before} to {label}.")
+    if rename:
+        print(f"{path} renamed to {target} (commit both with the recipe's rename).")
     return 0

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from engine.errors import Problem, RecipeError, UsageError
+from engine.gcpause import collector_paused
 from engine.recipe import MAX_LOOKS, MediaPolicy, Recipe, load_recipe
 
 
@@ -27,7 +28,8 @@ def load_all(
             raise UsageError(f"{path} is {seen[path.resolve()]} again: give each recipe once")
         seen[path.resolve()] = path
         try:
-            recipes.append(load_recipe(path, max_looks=max_looks, media=media))
+            with collector_paused():
+                recipes.append(load_recipe(path, max_looks=max_looks, media=media))
         except RecipeError as e:
             problems.extend(e.problems)
             omitted += e.omitted
