@@ -393,3 +393,13 @@ def test_a_csv_that_is_a_fifo_is_refused_without_blocking(tmp_path: Path) -> Non
     assert found == [
         "people.csv:1: is not a regular file (a recipe is a file its manifest sits beside)"
     ]
+
+
+def test_the_looks_limit_counts_the_looks_foreach_makes(tmp_path: Path) -> None:
+    path = setup(tmp_path, TEAM, {"people.csv": PEOPLE})
+    assert len(list(load_recipe(path, max_looks=6).looks())) == 6
+    with pytest.raises(RecipeError) as info:
+        load_recipe(path, max_looks=5)
+    assert [p.message for p in info.value.problems] == [
+        "too many looks: a recipe may have at most 5 (raise it with --max-looks) (row id=ben)"
+    ]
