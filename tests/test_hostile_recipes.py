@@ -234,7 +234,7 @@ def test_nesting_exactly_at_the_limit_is_read_and_one_more_is_refused(
 
     at = write(tmp_path / "at.yaml", "version: 1\navatars: {}\nx: " + nested(MAX_DEPTH) + "\n")
     assert refused(at) == [
-        f"{at}:3: x: unknown key 'x'; expected one of avatars, defaults, version"
+        f"{at}:3: x: unknown key 'x'; expected one of avatars, defaults, look_sets, moved, version"
     ]
     over = write(tmp_path / "over.yaml", "version: 1\navatars: {}\nx: " + nested(MAX_DEPTH + 1))
     assert refused(over) == [f"{over}:3: nested deeper than {MAX_DEPTH} levels"]
@@ -250,7 +250,7 @@ def test_a_long_list_nested_deep_keeps_memory_bounded(tmp_path: Path) -> None:
     assert "Traceback" not in child.err, child.err[-2000:]
     assert (child.code, child.err) == (
         1,
-        f"{path}:3: x: unknown key 'x'; expected one of avatars, defaults, version\n",
+        f"{path}:3: x: unknown key 'x'; expected one of avatars, defaults, look_sets, moved, version\n",
     )
     assert child.max_rss < 500 * 2**20
 
