@@ -250,7 +250,8 @@ def test_a_long_list_nested_deep_keeps_memory_bounded(tmp_path: Path) -> None:
     assert "Traceback" not in child.err, child.err[-2000:]
     assert (child.code, child.err) == (
         1,
-        f"{path}:3: x: unknown key 'x'; expected one of avatars, defaults, look_sets, moved, version\n",
+        f"{path}:3: x: unknown key 'x'; expected one of avatars, defaults, look_sets, moved,"
+        " version\n",
     )
     assert child.max_rss < 500 * 2**20
 
