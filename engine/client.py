@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import Any, NoReturn, Self, TypeVar
 
 import httpx
 from tenacity import (
@@ -26,12 +26,18 @@ from tenacity import (
     stop_before_delay,
 )
 from tenacity.retry import RetryBaseT
-from tenacity.stop import StopBaseT
+from tenacity.stop import StopBaseT, stop_base
 from tenacity.wait import WaitBaseT, wait_base, wait_exponential, wait_random
 
-from engine.errors import ApiError, FileChangedError, TransportError
+from engine.errors import ApiError, ApiStalledError, FileChangedError, LooksError, TransportError
+from engine.redact import Redactor
+from engine.settings import DEFAULT_REQUEST_TIMEOUT, ApiSettings
 
 __all__ = [
+    "CONNECT_TIMEOUT",
+    "PREFLIGHT_BUDGET",
+    "STALL_REQUESTS",
+    "UPLOAD_BYTES_PER_SECOND",
     "ApiErrorInfo",
     "AssetInfo",
     "DirectUploadTicket",
@@ -51,6 +57,14 @@ _T = TypeVar("_T")
 _IDEMPOTENCY_KEY = re.compile(r"[A-Za-z0-9_:.\-]{1,255}")
 _MAX_PAGE_SIZE = 50  # the API's documented ceiling for `limit`
 _REQUEST_IN_PROGRESS = "request_in_progress"
+_ERROR_TEXT_LIMIT = 300  # characters of an error message (an HTML page, say) kept
+
+CONNECT_TIMEOUT = 10.0  # seconds to open a connection (TCP and TLS)
+PREFLIGHT_BUDGET = 20.0  # seconds before an API that cannot be connected to is reported
+# An upload's deadline grows with its size, as if the uplink managed at least this much.
+UPLOAD_BYTES_PER_SECOND = 64 * 1024
+# With no complete answer from the API for this many request deadlines, retrying stops.
+STALL_REQUESTS = 3
 # Codes that mean the same thing; the official CLI's table names validation_error beside
 # the reference's invalid_parameter.
 _CODE_ALIASES = {"validation_error": "invalid_parameter"}
@@ -275,7 +289,12 @@ def parse_retry_after(value: str | None) -> float | None:
 
 
 def is_transient(exc: BaseException) -> bool:
-    """True for failures worth retrying: 429, 5xx, 409 request_in_progress, transport errors."""
+    """True for failures worth retrying: 429, 5xx, 409 request_in_progress, transport errors.
+
+    Not once the API has stalled (no complete answer for several request deadlines).
+    """
+    if isinstance(exc, ApiStalledError):
+        return False
     if isinstance(exc, TransportError):
         return True
     if isinstance(exc, ApiError):
@@ -339,6 +358,34 @@ class RetryPolicy:
 # --------------------------------------------------------------------------- client
 
 
+class SilenceWatch:
+    """How long the API has been asked without giving a single complete answer.
+
+    Counted from the first request sent after the last complete answer (from that answer if
+    requests were still waiting then): a client idle for an hour is not an API silent for one.
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._pending = 0
+        self._since: float | None = None  # None: nothing asked since the last answer
+
+    def asking(self) -> None:
+        self._pending += 1
+        if self._since is None:
+            self._since = self._clock()
+
+    def done(self, answered: bool) -> None:
+        """A request ended: with a complete answer, or not (the silence goes on)."""
+        self._pending -= 1
+        if answered:
+            self._since = self._clock() if self._pending else None
+
+    def seconds(self) -> float:
+        """Seconds of silence so far (0 when nothing was asked since the last answer)."""
+        return 0.0 if self._since is None else self._clock() - self._since
+
+
 class HeyGenClient:
     """One pooled async client for the HeyGen v3 avatar API; retries transient failures."""
 
@@ -350,9 +397,16 @@ class HeyGenClient:
         retry: RetryPolicy | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         timeout: float = 30.0,
+        request_timeout: float = DEFAULT_REQUEST_TIMEOUT,
+        stall_after: float | None = None,
         max_connections: int = 6,
         on_retry: Callable[[BaseException, float], None] | None = None,
     ) -> None:
+        """`timeout` bounds each read and write; `request_timeout` a whole request (a server
+        that trickles its answer a byte at a time must not hold a run forever); `stall_after`
+        (default STALL_REQUESTS request deadlines) ends retrying when the API has given no
+        complete answer for that long.
+        """
         # Validated here so a bad key fails fast, and never echoed in the message.
         if not api_key or any(c.isspace() or not c.isprintable() for c in api_key):
             raise ValueError("API key is empty or contains whitespace/control characters")
@@ -361,7 +415,15 @@ class HeyGenClient:
             raise ValueError(f"base URL must be http(s): {base_url!r}")
         from engine import __version__  # late: engine/__init__ may one day import this module
 
+        if not (request_timeout > 0 and math.isfinite(request_timeout)):
+            raise ValueError(f"request_timeout must be a positive number, got {request_timeout}")
         self._api_key = api_key
+        self._redactor = Redactor(api_key)
+        self._request_timeout = request_timeout
+        self._stall_after = (
+            stall_after if stall_after is not None else STALL_REQUESTS * request_timeout
+        )
+        self._silence = SilenceWatch()
         self._base_url = base_url.rstrip("/")
         self._retry = retry if retry is not None else RetryPolicy()
         self._on_retry = on_retry
@@ -374,7 +436,7 @@ class HeyGenClient:
         self._http = httpx.AsyncClient(
             base_url=self._base_url,
             transport=transport,
-            timeout=httpx.Timeout(timeout),
+            timeout=httpx.Timeout(timeout, connect=min(timeout, CONNECT_TIMEOUT)),
             limits=httpx.Limits(
                 max_connections=max_connections, max_keepalive_connections=max_connections
             ),
@@ -384,6 +446,25 @@ class HeyGenClient:
 
     def __repr__(self) -> str:
         return f"HeyGenClient(base_url={self._base_url!r})"
+
+    @classmethod
+    def for_settings(cls, settings: ApiSettings, **options: Any) -> HeyGenClient:
+        """A client for the API, key and request deadline of `settings`."""
+        return cls(
+            settings.base_url,
+            settings.api_key,
+            request_timeout=settings.request_timeout,
+            **options,
+        )
+
+    @property
+    def request_timeout(self) -> float:
+        """Seconds a whole request may take (uploads get more, by size)."""
+        return self._request_timeout
+
+    def deadline_for(self, upload_bytes: int = 0) -> float:
+        """The total deadline of one attempt that sends `upload_bytes` of file content."""
+        return self._request_timeout + upload_bytes / UPLOAD_BYTES_PER_SECOND
 
     async def __aenter__(self) -> Self:
         return self
@@ -401,6 +482,26 @@ class HeyGenClient:
         await self._http.aclose()
 
     # ----------------------------------------------------------------- endpoints
+
+    async def preflight(self) -> None:
+        """One cheap authenticated GET before any work: the API answers and takes the key.
+
+        A refused key is an ApiError naming HEYGEN_API_KEY; an API that cannot be connected
+        to fails within PREFLIGHT_BUDGET seconds, naming host:port. Other failures are
+        retried as usual (a blip mid-run is not this).
+        """
+        path = "/v3/avatars"
+        try:
+            await self._retrying(
+                lambda: self._send("GET", path, params={"limit": 1}),
+                retryable=True,
+                stop=_stop_connecting(PREFLIGHT_BUDGET - CONNECT_TIMEOUT, self._retry.stop),
+            )
+        except (ApiError, TransportError) as e:
+            failure = _preflight_error(e, self._base_url)
+            if failure is e:
+                raise
+            raise failure from e
 
     async def create_avatar(
         self, body: Mapping[str, Any], *, idempotency_key: str
@@ -475,19 +576,23 @@ class HeyGenClient:
             if not any(name.lower() == "content-length" for name in headers):
                 headers["Content-Length"] = str(size_bytes)
             where = f"PUT {redact_url(ticket.upload_url)}"
+            deadline = self.deadline_for(size_bytes)
             try:
-                async with self._slots:
+                async with self._slots, asyncio.timeout(deadline):  # a whole-PUT deadline too
                     response = await self._http.request(
                         "PUT",
                         ticket.upload_url,
                         content=_file_chunks(path, size_bytes, on_progress),
                         headers=headers,
                     )
+            except TimeoutError as exc:
+                raise TransportError(f"{where}: not done within {deadline:g} s") from exc
             except httpx.RequestError as exc:
-                raise TransportError(f"{where}: {type(exc).__name__}: {exc}") from exc
+                detail = self._redactor.text(str(exc))
+                raise TransportError(f"{where}: {type(exc).__name__}: {detail}") from exc
             if response.is_success:
                 return response
-            raise _storage_error(response, where)
+            raise _storage_error(response, where, self._redactor)
 
         await self._retrying(attempt, retryable=True)
 
@@ -640,7 +745,7 @@ class HeyGenClient:
         if not response.content:  # e.g. a 204 to a DELETE
             return {}
         try:
-            body = response.json()
+            body = self._redactor.json(response.json())
         except ValueError:
             body = None
         if not isinstance(body, Mapping):
@@ -648,17 +753,21 @@ class HeyGenClient:
                 response.status_code,
                 "invalid_response",
                 f"{method} {path}: answer is not a JSON object",
-                request_id=response.headers.get("X-Request-Id"),
+                request_id=_request_id(response, self._redactor),
             )
         return body
 
     async def _retrying(
-        self, attempt: Callable[[], Awaitable[httpx.Response]], *, retryable: bool
+        self,
+        attempt: Callable[[], Awaitable[httpx.Response]],
+        *,
+        retryable: bool,
+        stop: StopBaseT | None = None,
     ) -> httpx.Response:
         """Run `attempt` under the retry policy; transient failures are retried if `retryable`."""
         retry: RetryBaseT = retry_if_exception(is_transient) if retryable else retry_never
         retrying = AsyncRetrying(
-            stop=self._retry.stop,
+            stop=stop if stop is not None else self._retry.stop,
             wait=self._retry.wait,
             sleep=self._retry.sleep,
             retry=retry,
@@ -698,25 +807,55 @@ class HeyGenClient:
             headers["X-Api-Key"] = self._api_key
         if idempotency_key is not None:
             headers["Idempotency-Key"] = idempotency_key
-        where = url if authenticated else redact_url(url)
+        # Messages name the full URL (which API?), a CDN link without its presigned query.
+        where = redact_url(url) if not authenticated else self._base_url + url
+        upload = sum(len(content) for _, content, _ in (files or {}).values())
+        deadline = self.deadline_for(upload)
         try:
             async with self._slots:
-                response = await self._http.request(
-                    method,
-                    url,
-                    json=json,
-                    params=params,
-                    files=files,
-                    headers=headers,
-                    follow_redirects=not authenticated,  # CDN links may redirect; no key leaks
-                )
+                if authenticated:
+                    self._silence.asking()
+                answered = False
+                try:
+                    # httpx's timeouts are per read: a server sending a byte a second would
+                    # never trip them. This bounds the whole exchange, headers and body.
+                    async with asyncio.timeout(deadline):
+                        response = await self._http.request(
+                            method,
+                            url,
+                            json=json,
+                            params=params,
+                            files=files,
+                            headers=headers,
+                            follow_redirects=not authenticated,  # CDN links may redirect
+                        )
+                    answered = True
+                finally:
+                    if authenticated:
+                        self._silence.done(answered)
+        except TimeoutError as exc:
+            self._transport_failed(
+                f"{method} {where}: no complete answer within {deadline:g} s", exc, authenticated
+            )
         except httpx.RequestError as exc:
-            detail = str(exc) or "no details"
-            detail = detail.replace(self._api_key, "***")  # belt and braces
-            raise TransportError(f"{method} {where}: {type(exc).__name__}: {detail}") from exc
+            detail = self._redactor.text(str(exc) or "no details")
+            self._transport_failed(
+                f"{method} {where}: {type(exc).__name__}: {detail}", exc, authenticated
+            )
         if response.is_success:
             return response
-        raise _api_error(response, secret=self._api_key)
+        raise _api_error(response, self._redactor)
+
+    def _transport_failed(self, message: str, exc: BaseException, authenticated: bool) -> NoReturn:
+        """Raise the TransportError of a failed attempt; ApiStalledError past stall_after."""
+        silent = self._silence.seconds()
+        if authenticated and silent >= self._stall_after:
+            raise ApiStalledError(
+                f"{message}; {self._base_url} has answered nothing for {silent:.0f} s:"
+                f" giving up (a request may take {self._request_timeout:g} s,"
+                " LOOKS_REQUEST_TIMEOUT)"
+            ) from exc
+        raise TransportError(message) from exc
 
     def _parse(self, method: str, path: str, parse: Callable[[], _T]) -> _T:
         # An answer we cannot read is an API error, not a crash with a KeyError traceback.
@@ -763,9 +902,9 @@ async def _file_chunks(
         await asyncio.to_thread(f.close)
 
 
-def _storage_error(response: httpx.Response, where: str) -> ApiError:
-    """An object store's refusal (XML, no API envelope) as an ApiError."""
-    text = response.text[:2000]
+def _storage_error(response: httpx.Response, where: str, redactor: Redactor) -> ApiError:
+    """An object store's refusal (XML, no API envelope) as an ApiError (redacted, then cut)."""
+    text = redactor.text(response.text)[:2000]
     code = re.search(r"<Code>([^<]{1,100})</Code>", text)
     message = re.search(r"<Message>([^<]{1,300})</Message>", text)
     detail = ": ".join(m.group(1) for m in (code, message) if m) or (
@@ -775,20 +914,68 @@ def _storage_error(response: httpx.Response, where: str) -> ApiError:
     return ApiError(
         status,
         "upload_refused",
-        f"{where}: storage answered {status} {detail}",
-        request_id=response.headers.get("X-Request-Id"),
+        f"{where}: storage answered {status} {redactor.text(detail)}",
+        request_id=_request_id(response, redactor),
         retry_after=parse_retry_after(response.headers.get("Retry-After")),
     )
 
 
-def _api_error(response: httpx.Response, *, secret: str) -> ApiError:
-    """ApiError from an error answer; code lower-cased (the API mixes cases)."""
+class _stop_connecting(stop_base):  # lower case like tenacity's own strategies
+    """`otherwise`, and stop connection failures once the next try would start past `budget`."""
+
+    def __init__(self, budget: float, otherwise: StopBaseT) -> None:
+        self.budget = budget
+        self.otherwise = otherwise
+
+    def __call__(self, retry_state: RetryCallState) -> bool:
+        if self.otherwise(retry_state):
+            return True
+        outcome = retry_state.outcome
+        exc = outcome.exception() if outcome is not None and outcome.failed else None
+        if exc is None or not _connect_failure(exc):
+            return False
+        upcoming = float(getattr(retry_state, "upcoming_sleep", 0.0) or 0.0)
+        return (retry_state.seconds_since_start or 0.0) + upcoming > self.budget
+
+
+def _preflight_error(error: ApiError | TransportError, base_url: str) -> LooksError:
+    """What a failed preflight tells the user: a refused key, an unreachable host:port."""
+    if isinstance(error, ApiError) and error.status in (401, 403):
+        return ApiError(
+            error.status,
+            error.code,
+            f"{base_url} refused HEYGEN_API_KEY ({error.message}); nothing was sent",
+            request_id=error.request_id,
+        )
+    if _connect_failure(error):
+        parts = urllib.parse.urlsplit(base_url)
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        return TransportError(
+            f"cannot reach the API at {parts.hostname}:{port}: {error}; nothing was sent"
+        )
+    return error
+
+
+def _connect_failure(exc: BaseException) -> bool:
+    """A TransportError whose cause is a connection that could not be opened."""
+    cause = exc.__cause__
+    return isinstance(exc, TransportError) and isinstance(
+        cause, httpx.ConnectError | httpx.ConnectTimeout
+    )
+
+
+def _api_error(response: httpx.Response, redactor: Redactor) -> ApiError:
+    """ApiError from an error answer; code lower-cased (the API mixes cases).
+
+    Everything the server said is redacted first, and only then cut short: a key echoed
+    near the cut must not leave its first characters behind.
+    """
     status = response.status_code
-    request_id = response.headers.get("X-Request-Id")
+    request_id = _request_id(response, redactor)
     retry_after = parse_retry_after(response.headers.get("Retry-After"))
     code, message = f"http_{status}", ""
     try:
-        body = response.json()
+        body = redactor.json(response.json())
     except ValueError:
         body = None
     error = body.get("error") if isinstance(body, Mapping) else None
@@ -801,14 +988,27 @@ def _api_error(response: httpx.Response, *, secret: str) -> ApiError:
         if isinstance(param, str) and param and param not in message:
             message = f"{message} (param {param})" if message else f"param {param}"
     if not message:
-        reason = response.reason_phrase or "error"
-        text = response.text.strip()[:200] if not isinstance(body, Mapping) else ""
-        message = f"{reason}: {text}" if text else reason
-    code = code.lower()
+        reason = redactor.text(response.reason_phrase or "error")
+        text = "" if isinstance(body, Mapping) else redactor.text(response.text)
+        message = f"{reason}: {text}" if text.strip() else reason
     return ApiError(
         status,
-        _CODE_ALIASES.get(code, code),
-        message.replace(secret, "***"),  # some servers echo a rejected key back
+        _clip(_CODE_ALIASES.get(code.lower(), code.lower()), 100),
+        _clip(message, _ERROR_TEXT_LIMIT),
         request_id=request_id,
         retry_after=retry_after,
     )
+
+
+def _request_id(response: httpx.Response, redactor: Redactor) -> str | None:
+    """X-Request-Id (what HeyGen's support asks for), redacted: a server may echo anything."""
+    return _clip(redactor.text(response.headers.get("X-Request-Id", "")), 100) or None
+
+
+def _clip(text: str, limit: int) -> str:
+    """Server text as one line of at most `limit` characters (an error page, a huge message).
+
+    Callers redact first: cutting first could leave a key's first characters behind.
+    """
+    line = " ".join(text.split())
+    return line if len(line) <= limit else line[: limit - 3] + "..."

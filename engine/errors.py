@@ -93,5 +93,9 @@ class TransportError(LooksError):
     """The API could not be reached, or the connection broke before an answer."""
 
 
+class ApiStalledError(TransportError):
+    """The API gave no complete answer for several request deadlines: retrying stops."""
+
+
 class FileChangedError(LooksError):
     """A local file changed while it was being uploaded; the next apply plans its new content."""

@@ -11,6 +11,10 @@ OUTCOMES = ("completed", "failed", "blocked", "in_flight", "not_started")
 STOP_REASONS = {
     "interrupted": "Interrupted: what was answered is recorded; run apply again to resume.",
     "fail_fast": "Stopped at the first failure (--fail-fast).",
+    "api_stalled": (
+        "The API stopped answering: stopped submitting; what was sent is recorded."
+        " Run apply again once it answers."
+    ),
     "state_write": "Stopped: state could not be written (below); every change before it is"
     " kept. Run apply again once it can be.",
 }

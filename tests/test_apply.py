@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import Run
+from conftest import Run, drop_target
 
 from engine import sim
 from engine.manifest import ManifestStore, manifest_path_for
@@ -233,7 +233,8 @@ def test_lock_contention(
         result = looks("apply", recipe)
     assert result.code == 1
     assert re.fullmatch(
-        r"looks: .*sarah\.manifest\.json is locked by pid \d+ on \S+ since \S+Z\n", result.err
+        r"looks: .*sarah\.manifest\.json is locked by pid \d+ on \S+ since \S+Z\n",
+        drop_target(result.err),
     )
     assert posts(simulator) == 0
 
@@ -251,7 +252,7 @@ def test_corrupt_manifest_is_never_overwritten(
         result = looks(command, recipe)
         assert result.code == 1
         assert "Traceback" not in result.err
-        assert result.err.startswith(f"looks: {path}:2: manifest is corrupt")
+        assert drop_target(result.err).startswith(f"looks: {path}:2: manifest is corrupt")
         assert "git checkout HEAD -- sarah.manifest.json" in result.err
     assert path.read_text() == '{"version": 1, "lineage": "x", "nodes": {\n'
     assert posts(simulator) == 0
@@ -276,9 +277,12 @@ def test_wrong_api_key_fails_without_leaking_it(
     monkeypatch.setenv("HEYGEN_API_KEY", "sk-wrong-SECRET-9999")
     result = looks("apply", recipes / "sarah.yaml")
     assert result.code == 1
-    assert "unauthorized" in result.out
+    assert "unauthorized" in result.err
+    assert "refused HEYGEN_API_KEY" in result.err and "nothing was sent" in result.err
+    assert posts(simulator) == 0  # the preflight stopped it: no upload, no create
     assert "SECRET" not in result.out + result.err
-    assert "SECRET" not in manifest_path_for(recipes / "sarah.yaml").read_text()
+    manifest = manifest_path_for(recipes / "sarah.yaml")
+    assert not manifest.exists() or "SECRET" not in manifest.read_text()
 
 
 def test_api_key_reaches_no_file_or_output(

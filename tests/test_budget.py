@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import API_KEY, Run
+from conftest import API_KEY, Run, drop_target
 
 from engine import sim
 from engine.client import HeyGenClient
@@ -48,7 +48,7 @@ def test_a_plan_over_budget_is_refused_before_any_request(
     recipe = recipes / "sarah.yaml"
     result = looks("apply", recipe, "--max-credits", "5.5")
     assert (result.code, result.out) == (1, "")
-    assert result.err == (
+    assert drop_target(result.err) == (
         "looks: the plan costs 6 credits, more than --max-credits 5.5; nothing was sent\n"
     )
     assert simulator.stats()["requests"] == 0
@@ -69,12 +69,12 @@ def test_max_credits_0_lets_free_work_through(
     assert looks("apply", recipe).code == 0
     before = simulator.stats()["requests"]
     result = looks("apply", recipe, "--max-credits", "0")
-    assert (result.code, result.err) == (0, "")  # nothing to do costs nothing
+    assert (result.code, drop_target(result.err)) == (0, "")  # nothing to do costs nothing
     assert simulator.stats()["requests"] == before
     # A rename is a free PATCH: within a budget of 0.
     recipe.write_text(recipe.read_text().replace("name: Marco", "name: Marco Rossi"))
     result = looks("apply", recipe, "--max-credits", "0")
-    assert (result.code, result.err) == (0, "")
+    assert (result.code, drop_target(result.err)) == (0, "")
     # (marco and marco/chef, whose name derives from it)
     assert simulator.stats()["by_route"].get("PATCH /v3/avatars/looks/{look_id}", 0) == 2
     assert posts(simulator) == SARAH_COST
@@ -124,9 +124,10 @@ def test_retried_requests_are_not_paid_twice(
     api_env: dict[str, str],
     looks: Callable[..., Run],
 ) -> None:
-    """5xx and lost answers are retried with the same key: the budget counts them once."""
-    simulator.configure(fail_rate=0.2, drop_rate=0.3)
+    """Lost answers are replayed with the same key: the budget counts them once."""
     recipe = recipes / "sarah.yaml"
+    # Every first answer is lost (a replay is not): each creation is sent at least twice.
+    simulator.configure(drop_rate=1.0)
     result = looks("apply", recipe, "--max-credits", str(SARAH_COST))
     assert result.code == 0, result.out + result.err
     assert len(simulator.state()["looks"]) == SARAH_COST
@@ -148,7 +149,7 @@ def test_failed_generations_are_paid_again_and_counted(
     plan = looks("plan", recipe)
     assert "Cost: 6 credits — photo 2 × 1, look 4 × 1" in plan.out  # retries are paid
     refused = looks("apply", recipe, "--max-credits", "5")
-    assert refused.err == (
+    assert drop_target(refused.err) == (
         "looks: the plan costs 6 credits, more than --max-credits 5; nothing was sent\n"
     )
     assert posts(simulator) == 2

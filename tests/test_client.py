@@ -512,7 +512,7 @@ async def test_transport_error_exhausted_raises_transport_error(
     with pytest.raises(TransportError) as info:
         await client.get_look("look_1")
     message = str(info.value)
-    assert "GET /v3/avatars/looks/look_1" in message
+    assert f"GET {BASE}/v3/avatars/looks/look_1" in message  # the full URL: which API
     assert "Server disconnected" in message
     assert route.call_count == 8  # the default stop_after_attempt(8)
     assert len(rec.retries) == 7

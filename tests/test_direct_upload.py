@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import API_KEY, Run, looks_process
+from conftest import API_KEY, Run, drop_target, looks_process
 
 from engine import sim
 from engine.client import AssetInfo, HeyGenClient
@@ -282,7 +282,7 @@ def test_a_second_apply_on_the_same_recipe_is_refused_while_one_uploads(
     second = looks("apply", recipe)
 
     assert second.code != 0
-    [message] = second.err.strip().splitlines()
+    [message] = drop_target(second.err).strip().splitlines()
     assert "lock" in message.lower() and "Traceback" not in second.err
     upload_sim.configure(upload_bytes_per_second=None)
     out, err = proc.communicate(timeout=120)

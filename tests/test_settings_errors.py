@@ -16,10 +16,10 @@ RECIPE = (
 @pytest.mark.parametrize(
     ("variable", "value", "said"),
     [
-        ("HEYGEN_API_KEY", "sk-SECRET part2", "HEYGEN_API_KEY contains whitespace"),
-        ("HEYGEN_API_KEY", "sk-SECRET\x01", "HEYGEN_API_KEY contains whitespace"),
-        ("HEYGEN_BASE_URL", "127.0.0.1:8080", "HEYGEN_BASE_URL must start with http"),
-        ("HEYGEN_BASE_URL", "ftp://example.com", "HEYGEN_BASE_URL must start with http"),
+        ("HEYGEN_API_KEY", "sk-SECRET part2", "HEYGEN_API_KEY has whitespace"),
+        ("HEYGEN_API_KEY", "sk-SECRET\x01", "HEYGEN_API_KEY has a control character"),
+        ("HEYGEN_BASE_URL", "127.0.0.1:8080", "HEYGEN_BASE_URL='127.0.0.1:8080': must start"),
+        ("HEYGEN_BASE_URL", "ftp://example.com", "HEYGEN_BASE_URL='ftp://example.com': must"),
     ],
 )
 def test_a_bad_setting_is_a_usage_error_not_an_internal_one(

@@ -8,7 +8,6 @@ import dataclasses
 import os
 import signal
 import sys
-import urllib.parse
 from collections.abc import Iterator, Sequence
 from decimal import Decimal
 from pathlib import Path
@@ -17,29 +16,40 @@ from engine.client import HeyGenClient
 from engine.commands.plan import print_notes, recipe_label
 from engine.commands.validate import load_all
 from engine.cost import Budget, credits_text, estimate, number_text
-from engine.errors import BudgetError, UsageError
+from engine.errors import BudgetError
 from engine.executor import ApplyOptions, ApplyResult, Batch, Executor
 from engine.manifest import ManifestStore, manifest_path_for
 from engine.ownership import recorded_beside
 from engine.plan import build_plan
 from engine.progress import PROGRESS_EVERY, Reporter, reporter_for
 from engine.recipe import MAX_LOOKS, Recipe
+from engine.settings import ApiSettings, api_target
 
-DEFAULT_BASE_URL = "https://api.heygen.com"
 INTERRUPTED = 130
+# Ctrl-C, `kill`, and a terminal closed under the run (SIGHUP) all stop it the same way.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
-def api_settings() -> tuple[str, str]:
-    """HEYGEN_BASE_URL (default: the real API) and HEYGEN_API_KEY, which must be set."""
-    key = os.environ.get("HEYGEN_API_KEY", "").strip()
-    if not key:
-        raise UsageError("HEYGEN_API_KEY is not set: export your HeyGen API key first")
-    if any(c.isspace() or not c.isprintable() for c in key):  # the key itself is never shown
-        raise UsageError("HEYGEN_API_KEY contains whitespace or control characters")
-    base_url = os.environ.get("HEYGEN_BASE_URL", DEFAULT_BASE_URL).rstrip("/")
-    if urllib.parse.urlsplit(base_url).scheme not in ("http", "https"):
-        raise UsageError(f"HEYGEN_BASE_URL must start with http:// or https://, not {base_url!r}")
-    return base_url, key
+def _raise_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _heeded(signals: Sequence[signal.Signals]) -> list[signal.Signals]:
+    """The signals not ignored by whoever started us: under `nohup` (SIGHUP ignored) the
+    run must outlive the terminal, as that user asked."""
+    return [sig for sig in signals if signal.getsignal(sig) is not signal.SIG_IGN]
+
+
+@contextlib.contextmanager
+def terminations_interrupt() -> Iterator[None]:
+    """Outside the event loop (loading, folding, pruning), SIGTERM and SIGHUP stop apply
+    as Ctrl-C does: one line and exit 130, rather than a silent death by signal."""
+    previous = {sig: signal.signal(sig, _raise_interrupt) for sig in _heeded(STOP_SIGNALS[1:])}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 @contextlib.contextmanager
@@ -68,9 +78,36 @@ def run(
     progress_every: float = PROGRESS_EVERY,
     max_looks: int = MAX_LOOKS,
 ) -> int:
+    settings = api_target()  # bad settings fail before anything is loaded
+    with terminations_interrupt():
+        return _run(
+            settings,
+            paths,
+            manifest,
+            only,
+            options,
+            log_json,
+            prune,
+            max_credits,
+            progress_every,
+            max_looks,
+        )
+
+
+def _run(
+    settings: ApiSettings,
+    paths: Sequence[Path],
+    manifest: Path | None,
+    only: Sequence[str],
+    options: ApplyOptions,
+    log_json: bool,
+    prune: bool,
+    max_credits: Decimal | None,
+    progress_every: float,
+    max_looks: int,
+) -> int:
     # A file not on disk fails only the upload that must send it (see Executor._upload).
     recipes = load_all(paths, max_looks=max_looks, media="optional")
-    base_url, key = api_settings()
     reporter = reporter_for(sys.stdout, log_json=log_json, every=progress_every)
     with open_stores(recipes, manifest) as stores:
         batches = [
@@ -88,7 +125,7 @@ def run(
         # Nothing to do: no event loop, no connection, not a single request.
         work = any(batch.plan.has_changes for batch in batches)
         result = (
-            asyncio.run(_apply(base_url, key, batches, options, reporter, budget))
+            asyncio.run(_apply(settings, batches, options, reporter, budget))
             if work
             else ApplyResult()
         )
@@ -96,7 +133,7 @@ def run(
         if prune and result.ok:
             from engine.commands.lifecycle import prune_batches
 
-            pruned = prune_batches(base_url, key, batches, reporter)
+            pruned = prune_batches(settings, batches, reporter)
     summary = result.summary()
     if result.stopped == "max_credits" and budget is not None:
         summary = dataclasses.replace(summary, notes=(budget.stopped_line(),))
@@ -120,8 +157,7 @@ def _budget(batches: Sequence[Batch], limit: Decimal) -> Budget:
 
 
 async def _apply(
-    base_url: str,
-    key: str,
+    settings: ApiSettings,
     batches: Sequence[Batch],
     options: ApplyOptions,
     reporter: Reporter,
@@ -133,7 +169,8 @@ async def _apply(
         if executor is not None:
             executor.on_retry(exc, wait)
 
-    async with HeyGenClient(base_url, key, on_retry=on_retry) as client:
+    async with HeyGenClient.for_settings(settings, on_retry=on_retry) as client:
+        await client.preflight()  # a refused key or an unreachable API: nothing is sent
         executor = Executor(client, batches, reporter, options, budget)
         loop = asyncio.get_running_loop()
         interrupts = 0
@@ -147,10 +184,12 @@ async def _apply(
             assert executor is not None
             executor.interrupt()
 
-        loop.add_signal_handler(signal.SIGINT, on_sigint)
-        loop.add_signal_handler(signal.SIGTERM, on_sigint)
+        before = {sig: signal.getsignal(sig) for sig in _heeded(STOP_SIGNALS)}
+        for sig in before:
+            loop.add_signal_handler(sig, on_sigint)
         try:
             return await executor.run()
         finally:
-            loop.remove_signal_handler(signal.SIGINT)
-            loop.remove_signal_handler(signal.SIGTERM)
+            for sig, handler in before.items():
+                loop.remove_signal_handler(sig)
+                signal.signal(sig, handler)  # as before the loop (removing set SIG_DFL)

@@ -36,12 +36,12 @@ from engine.catalog import (
     with_previews,
 )
 from engine.client import HeyGenClient, RetryPolicy, redact_url
-from engine.commands.apply import DEFAULT_BASE_URL
 from engine.commands.plan import recipe_label
 from engine.commands.validate import load_all
 from engine.errors import LooksError
 from engine.manifest import manifest_path_for, read_manifest
 from engine.recipe import MAX_LOOKS
+from engine.settings import DEFAULT_BASE_URL
 
 # Previews are fetched without credentials (HeyGenClient.fetch_bytes never sends a key), so
 # the catalog needs no HEYGEN_API_KEY; the client only insists on a well-formed one.

@@ -18,7 +18,7 @@ import yaml
 from engine import durable, lifecycle
 from engine._schemas import SCHEMAS
 from engine.client import HeyGenClient
-from engine.commands.apply import api_settings, open_stores
+from engine.commands.apply import open_stores
 from engine.commands.plan import recipe_label
 from engine.commands.validate import load_all
 from engine.errors import LooksError, RecipeError
@@ -29,15 +29,16 @@ from engine.ownership import recorded_beside, recorded_ids
 from engine.plan import PlanNode, build_graph, consent_address, pending_moves
 from engine.progress import Event, Reporter
 from engine.recipe import MAX_LOOKS, Recipe, load_recipe
+from engine.settings import ApiSettings, api_target
 
 # -- import ---------------------------------------------------------------------------
 
 
 def run_import(groups: Sequence[str], *, out: Path) -> int:
     """Adopt avatar groups: write (or extend) a recipe and record them as completed."""
-    base_url, key = api_settings()
+    settings = api_target()
     existing = load_recipe(out) if out.exists() else None
-    remote = asyncio.run(_fetch_groups(base_url, key, list(dict.fromkeys(groups))))
+    remote = asyncio.run(_fetch_groups(settings, list(dict.fromkeys(groups))))
     adopted = lifecycle.adopt(remote)
     out.parent.mkdir(parents=True, exist_ok=True)
     manifest = manifest_path_for(out)
@@ -66,8 +67,9 @@ def run_import(groups: Sequence[str], *, out: Path) -> int:
     return 0
 
 
-async def _fetch_groups(base_url: str, key: str, group_ids: list[str]) -> list[RemoteGroup]:
-    async with HeyGenClient(base_url, key) as client:
+async def _fetch_groups(settings: ApiSettings, group_ids: list[str]) -> list[RemoteGroup]:
+    async with HeyGenClient.for_settings(settings) as client:
+        await client.preflight()
         return await lifecycle.fetch_groups(client, group_ids)
 
 
@@ -208,7 +210,8 @@ def _write_recipe(out: Path, text: str) -> Recipe:
 
 def run_refresh(paths: Sequence[Path], *, manifest: Path | None, max_looks: int = MAX_LOOKS) -> int:
     """`looks refresh`: record the drift between the manifests and the account."""
-    _refresh(load_all(paths, max_looks=max_looks), manifest, sys.stdout)
+    settings = api_target()
+    _refresh(settings, load_all(paths, max_looks=max_looks), manifest, sys.stdout)
     return 0
 
 
@@ -217,15 +220,16 @@ def refresh_recipes(recipes: list[Recipe], manifest: Path | None) -> list[dict[s
 
     Returns, per recipe, the looks found unrecorded (address -> look id): plan shows `adopt`.
     """
-    return _refresh(recipes, manifest, sys.stderr)
+    return _refresh(api_target(), recipes, manifest, sys.stderr)
 
 
-def _refresh(recipes: list[Recipe], manifest: Path | None, out: TextIO) -> list[dict[str, str]]:
-    base_url, key = api_settings()
+def _refresh(
+    settings: ApiSettings, recipes: list[Recipe], manifest: Path | None, out: TextIO
+) -> list[dict[str, str]]:
     with open_stores(recipes, manifest) as stores:
         # With the records: a file not on disk (plan --refresh) keeps its recorded upload.
         graphs = [build_graph(r, store.nodes) for r, store in zip(recipes, stores, strict=True)]
-        results = asyncio.run(_refresh_all(base_url, key, stores, graphs))
+        results = asyncio.run(_refresh_all(settings, stores, graphs))
     found = False
     for recipe, (drift, unrecorded) in zip(recipes, results, strict=True):
         prefix = f"{recipe.path}: " if len(recipes) > 1 else ""
@@ -243,7 +247,7 @@ def _refresh(recipes: list[Recipe], manifest: Path | None, out: TextIO) -> list[
 
 
 async def _refresh_all(
-    base_url: str, key: str, stores: Sequence[ManifestStore], graphs: Sequence[dict[str, PlanNode]]
+    settings: ApiSettings, stores: Sequence[ManifestStore], graphs: Sequence[dict[str, PlanNode]]
 ) -> list[tuple[list[Drift], dict[str, str]]]:
     beside = recorded_beside(stores, made_only=True)
 
@@ -251,7 +255,8 @@ async def _refresh_all(
         others = (r for s in stores if s is not store for r in s.nodes.values())
         return {*beside, *recorded_ids(others, made_only=True)}
 
-    async with HeyGenClient(base_url, key) as client:
+    async with HeyGenClient.for_settings(settings) as client:
+        await client.preflight()
         return [
             (
                 await lifecycle.refresh(client, store),
@@ -295,8 +300,8 @@ def run_prune(
     paths: Sequence[Path], *, manifest: Path | None, yes: bool, max_looks: int = MAX_LOOKS
 ) -> int:
     """`looks prune`: show what goes, ask, delete, and record each deletion."""
+    settings = api_target()
     recipes = load_all(paths, max_looks=max_looks)
-    base_url, key = api_settings()
     with open_stores(recipes, manifest) as stores:
         graphs = [build_graph(r) for r in recipes]
         moving = [
@@ -321,7 +326,7 @@ def run_prune(
         if deletions and not yes and not _confirm(deletions):
             return 1
         labels = [str(r.path) if len(recipes) > 1 else "" for r in recipes]
-        outcomes = asyncio.run(_prune_all(base_url, key, stores, plans, _print_outcome, labels))
+        outcomes = asyncio.run(_prune_all(settings, stores, plans, _print_outcome, labels))
     failed = sum(o.error is not None for o in outcomes)
     deleted = sum(o.item.delete and o.error is None for o in outcomes)
     forgot = sum(not o.item.delete for o in outcomes)
@@ -358,15 +363,15 @@ def _confirm(deletions: int) -> bool:
 
 
 async def _prune_all(
-    base_url: str,
-    key: str,
+    settings: ApiSettings,
     stores: Sequence[ManifestStore],
     plans: Sequence[Sequence[PruneItem]],
     report: Callable[[PruneOutcome, str], None],
     labels: Sequence[str] = (),
 ) -> list[PruneOutcome]:
     outcomes: list[PruneOutcome] = []
-    async with HeyGenClient(base_url, key) as client:
+    async with HeyGenClient.for_settings(settings) as client:
+        await client.preflight()  # before the first deletion
         for i, (store, items) in enumerate(zip(stores, plans, strict=True)):
             label = labels[i] if labels else ""
 
@@ -377,7 +382,7 @@ async def _prune_all(
     return outcomes
 
 
-def prune_batches(base_url: str, key: str, batches: Sequence[Batch], reporter: Reporter) -> bool:
+def prune_batches(settings: ApiSettings, batches: Sequence[Batch], reporter: Reporter) -> bool:
     """`apply --prune`, after a successful run: prune without asking, report as events.
 
     Returns False when a deletion failed (its record is kept for the next prune).
@@ -401,7 +406,7 @@ def prune_batches(base_url: str, key: str, batches: Sequence[Batch], reporter: R
         reporter.event(Event(item.address, "pruned", message, label))
 
     labels = [b.label for b in batches]
-    outcomes = asyncio.run(_prune_all(base_url, key, stores, plans, report, labels))
+    outcomes = asyncio.run(_prune_all(settings, stores, plans, report, labels))
     return all(o.error is None for o in outcomes)
 
 
@@ -415,16 +420,17 @@ def run_consent(paths: Sequence[Path], *, manifest: Path | None, max_looks: int 
     if not any(twins):
         print("No digital twins in these recipes.")
         return 0
-    base_url, key = api_settings()
+    settings = api_target()
     with open_stores(recipes, manifest) as stores:
-        asyncio.run(_consent_all(base_url, key, recipes, stores))
+        asyncio.run(_consent_all(settings, recipes, stores))
     return 0
 
 
 async def _consent_all(
-    base_url: str, key: str, recipes: Sequence[Recipe], stores: Sequence[ManifestStore]
+    settings: ApiSettings, recipes: Sequence[Recipe], stores: Sequence[ManifestStore]
 ) -> None:
-    async with HeyGenClient(base_url, key) as client:
+    async with HeyGenClient.for_settings(settings) as client:
+        await client.preflight()
         for recipe, store in zip(recipes, stores, strict=True):
             graph = build_graph(recipe)
             prefix = f"{recipe.path}: " if len(recipes) > 1 else ""

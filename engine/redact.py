@@ -1,0 +1,63 @@
+"""Keeping the API key out of everything a server says: messages, headers, answers.
+
+Pure: no I/O. The client redacts every text that comes from a server *before* anything
+else sees it (and before anything is cut short), so neither a message, a `--log-json` line
+nor a manifest can carry the key, however the server came to echo it.
+"""
+
+from __future__ import annotations
+
+import re
+import urllib.parse
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["MASK", "MIN_SUBSTRING_LENGTH", "Redactor"]
+
+MASK = "***"
+# A key this long is a secret wherever it appears, even inside a longer word. A shorter one
+# (a test key such as "x") is masked only where it stands alone: masking it inside words
+# would turn "credits" into "***redits" and hide nothing worth hiding.
+MIN_SUBSTRING_LENGTH = 8
+_WORD = "A-Za-z0-9"
+
+
+@dataclass(frozen=True)
+class Redactor:
+    """Masks one secret (and its percent-encoded form) in text and in decoded JSON."""
+
+    secret: str
+    _pattern: re.Pattern[str] | None = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        forms = {self.secret, urllib.parse.quote(self.secret, safe="")} - {""}
+        pattern: re.Pattern[str] | None = None
+        if forms:
+            alternatives = "|".join(re.escape(f) for f in sorted(forms, key=len, reverse=True))
+            if len(self.secret) < MIN_SUBSTRING_LENGTH:
+                alternatives = f"(?<![{_WORD}])(?:{alternatives})(?![{_WORD}])"
+            pattern = re.compile(alternatives)
+        object.__setattr__(self, "_pattern", pattern)
+
+    def __repr__(self) -> str:
+        return "Redactor(***)"
+
+    def text(self, value: str) -> str:
+        """The text with every occurrence of the secret masked."""
+        if self._pattern is None:
+            return value
+        return self._pattern.sub(MASK, value)
+
+    def optional(self, value: str | None) -> str | None:
+        return None if value is None else self.text(value)
+
+    def json(self, value: Any) -> Any:
+        """A decoded JSON value with the secret masked in every string, keys included."""
+        if isinstance(value, str):
+            return self.text(value)
+        if isinstance(value, Mapping):
+            return {self.text(str(k)): self.json(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self.json(v) for v in value]
+        return value

@@ -1,0 +1,51 @@
+"""engine.redact: the key is masked wherever a server puts it, and ordinary words survive."""
+
+from __future__ import annotations
+
+import urllib.parse
+
+from engine.redact import MASK, MIN_SUBSTRING_LENGTH, Redactor
+
+LONG = "sk-live-0123456789abcdef"
+
+
+def test_a_long_key_is_masked_everywhere_even_inside_words() -> None:
+    r = Redactor(LONG)
+    assert r.text(f"bad key {LONG}.") == f"bad key {MASK}."
+    assert r.text(f"Bearer{LONG}x") == f"Bearer{MASK}x"
+    assert r.text(f"{LONG}{LONG}") == MASK * 2
+
+
+def test_the_percent_encoded_key_is_masked_too() -> None:
+    key = "sk/live+key=0123456789"
+    encoded = urllib.parse.quote(key, safe="")
+    assert encoded != key
+    assert Redactor(key).text(f"https://cdn/x?k={encoded}&a=1") == f"https://cdn/x?k={MASK}&a=1"
+
+
+def test_a_short_key_is_masked_only_where_it_stands_alone() -> None:
+    r = Redactor("c")
+    assert r.text("not enough credits") == "not enough credits"  # was "***redits"
+    assert r.text("key c was refused") == f"key {MASK} was refused"
+    assert r.text("key=c;") == f"key={MASK};"
+    short = Redactor("abc123")
+    assert len("abc123") < MIN_SUBSTRING_LENGTH
+    assert short.text("xabc123 abc123y abc123") == f"xabc123 abc123y {MASK}"
+
+
+def test_json_answers_are_masked_in_every_string_and_key() -> None:
+    r = Redactor(LONG)
+    answer = {
+        "data": {
+            "name": f"look of {LONG}",
+            LONG: [1, True, None, f"{LONG}!", {"nested": LONG}],
+        }
+    }
+    assert r.json(answer) == {
+        "data": {"name": f"look of {MASK}", MASK: [1, True, None, f"{MASK}!", {"nested": MASK}]}
+    }
+
+
+def test_an_empty_secret_masks_nothing_and_the_redactor_hides_its_secret() -> None:
+    assert Redactor("").text("anything at all") == "anything at all"
+    assert LONG not in repr(Redactor(LONG))
