@@ -13,7 +13,7 @@ import asyncio
 import dataclasses
 import os
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -36,7 +36,7 @@ from .lifecycle import (
 )
 from .manifest import ManifestStore, NodeRecord, manifest_path_for
 from .ownership import recorded_beside, recorded_ids
-from .plan import PlanNode, build_graph, build_plan, consent_address
+from .plan import PlanNode, build_graph, build_plan, consent_address, pending_moves
 from .plan_markdown import RecipePlan
 from .plans import Plan
 from .progress import Event, Reporter
@@ -424,7 +424,12 @@ def prune(
     """
     loaded = _load(recipes, max_looks, "required")
     with open_stores(loaded, _manifest(manifest)) as stores:
-        selected = _selection(stores, [build_graph(r) for r in loaded])
+        graphs = [build_graph(r) for r in loaded]
+        moving = [
+            pending_moves(r, g, s.nodes).values()
+            for r, g, s in zip(loaded, graphs, stores, strict=True)
+        ]
+        selected = _selection(stores, graphs, moving)
         pruning = [Pruning(r.path, tuple(s)) for r, s in zip(loaded, selected, strict=True)]
         if confirm is not None and not confirm(pruning):
             return None
@@ -440,9 +445,12 @@ def prune(
 
 
 def _selection(
-    stores: Sequence[ManifestStore], graphs: Sequence[Mapping[str, PlanNode]]
+    stores: Sequence[ManifestStore],
+    graphs: Sequence[Mapping[str, PlanNode]],
+    moving: Sequence[Collection[str]] = (),
 ) -> list[list[PruneItem]]:
-    return lifecycle.prune_selection([s.nodes for s in stores], graphs, recorded_beside(stores))
+    manifests = [s.nodes for s in stores]
+    return lifecycle.prune_selection(manifests, graphs, recorded_beside(stores), moving)
 
 
 async def _prune_all(

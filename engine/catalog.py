@@ -53,15 +53,23 @@ class Card:
     preview_url: str | None = None  # remote, only to download; never rendered
     preview: str | None = None  # path of the downloaded preview, relative to the gallery
     preview_failed: bool = False  # the download failed this run
+    look_set: str | None = None  # the look set a look comes from (`include`)
 
 
 @dataclass(frozen=True)
 class AvatarEntry:
-    """An avatar: its base card first, then its looks in recipe order."""
+    """An avatar: its base card first, then its own looks, then each look set's, in recipe order."""
 
     address: str
     name: str
     cards: tuple[Card, ...]
+
+    def groups(self) -> list[tuple[str | None, list[Card]]]:
+        """The cards by look set: (None, base and own looks) first, then one group per set."""
+        groups: dict[str | None, list[Card]] = {None: []}
+        for card in self.cards:
+            groups.setdefault(card.look_set, []).append(card)
+        return list(groups.items())
 
 
 @dataclass(frozen=True)
@@ -101,6 +109,7 @@ def build_section(recipe: Recipe, records: Mapping[str, NodeRecord], label: str)
         cards = [_base_card(avatar, records, actions.get(avatar.address))]
         for look in avatar.looks:
             cards.append(_look_card(look, records.get(look.address), actions.get(look.address)))
+        cards.sort(key=lambda c: c.look_set is not None)  # own looks first; sets stay in order
         avatars.append(AvatarEntry(avatar.address, avatar.name, tuple(cards)))
     return Section(label, tuple(avatars))
 
@@ -120,7 +129,7 @@ def _look_card(look: LookSpec, record: NodeRecord | None, action: PlanAction | N
     source = f"{look.avatar} (base)" if look.source == "base" else f"{look.avatar}/{look.source}"
     records = {look.address: record} if record else {}
     card = _card(look.address, "look", look.name, source, records, action)
-    return dataclasses.replace(card, prompt=look.prompt)
+    return dataclasses.replace(card, prompt=look.prompt, look_set=look.look_set)
 
 
 def _base_origin(base: BaseSpec) -> str:
@@ -267,6 +276,7 @@ section.recipe { margin-top: 32px; }
 section.recipe > h2 { margin: 0; font-size: 18px; font-family: ui-monospace, monospace; }
 article.avatar { margin-top: 20px; }
 article.avatar > h3 { margin: 0 0 10px; font-size: 16px; }
+article.avatar > h4.look-set { margin: 14px 0 8px; font-size: 13px; color: var(--muted); }
 article.avatar > h3 code { color: var(--muted); font-weight: normal; margin-left: 6px; }
 .grid { display: grid; grid-template-columns: repeat(auto-fill, minmax(210px, 1fr)); gap: 14px; }
 .card { margin: 0; background: var(--card); border: 1px solid var(--line); border-radius: 10px;
@@ -456,11 +466,12 @@ def render_html(catalog: Catalog) -> str:
             parts += [
                 '<article class="avatar">',
                 f"<h3>{_e(avatar.name)}<code>{_e(avatar.address)}</code></h3>",
-                '<div class="grid">',
-                *(_card_html(card) for card in avatar.cards),
-                "</div>",
-                "</article>",
             ]
+            for look_set, cards in avatar.groups():
+                if look_set is not None:
+                    parts.append(f'<h4 class="look-set">look set <code>{_e(look_set)}</code></h4>')
+                parts += ['<div class="grid">', *(_card_html(card) for card in cards), "</div>"]
+            parts.append("</article>")
         parts.append("</section>")
     parts += [
         "<footer>Written by <code>looks catalog</code>. Previews are files in this directory;"
@@ -503,21 +514,23 @@ def render_markdown(catalog: Catalog) -> str:
     for section in catalog.sections:
         lines += ["", f"## {md_text(section.recipe)}"]
         for avatar in section.avatars:
-            lines += [
-                "",
-                f"### {md_text(avatar.name)} ({_md_code(avatar.address)})",
-                "",
-                "| preview | look | prompt | status | look id | from |",
-                "|---|---|---|---|---|---|",
-            ]
-            for card in avatar.cards:
-                look = f"**{md_text(card.name)}**<br>{_md_code(card.address)}"
-                status = md_text(card.status)
-                for extra in (card.reason, card.note):
-                    if extra:
-                        status += f"<br>{md_text(extra)}"
-                prompt = md_text(card.prompt) if card.prompt is not None else ""
-                look_id = _md_code(card.look_id) if card.look_id else ""
-                cells = [_md_picture(card), look, prompt, status, look_id, md_text(card.built_from)]
-                lines.append("| " + " | ".join(cells) + " |")
+            lines += ["", f"### {md_text(avatar.name)} ({_md_code(avatar.address)})"]
+            for look_set, cards in avatar.groups():
+                lines += [""] + ([f"look set {_md_code(look_set)}", ""] if look_set else [])
+                lines += _md_table(cards)
     return "\n".join(lines) + "\n"
+
+
+def _md_table(cards: list[Card]) -> list[str]:
+    lines = ["| preview | look | prompt | status | look id | from |", "|---|---|---|---|---|---|"]
+    for card in cards:
+        look = f"**{md_text(card.name)}**<br>{_md_code(card.address)}"
+        status = md_text(card.status)
+        for extra in (card.reason, card.note):
+            if extra:
+                status += f"<br>{md_text(extra)}"
+        prompt = md_text(card.prompt) if card.prompt is not None else ""
+        look_id = _md_code(card.look_id) if card.look_id else ""
+        cells = [_md_picture(card), look, prompt, status, look_id, md_text(card.built_from)]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines

@@ -29,6 +29,7 @@ from .slots import JobSlots, Stopped
 from .steps.check import check_existing
 from .steps.consent import start_consent
 from .steps.create import Creation
+from .steps.move import moved, rekey
 from .steps.rename import rename
 from .steps.upload import upload
 
@@ -180,6 +181,12 @@ class Executor:
 
     async def _dispatch(self, n: GraphNode) -> Outcome:
         try:
+            if n.action.moved_from is not None:
+                rekey(self.ctx, n, n.action.moved_from)
+            if n.action.action == "move":
+                return await moved(self.ctx, n)
+            if n.action.action == "reuse":
+                return await self._creation.reuse(n)
             if n.action.action == "update":
                 return await rename(self.ctx, n)
             if n.node.kind == "upload":

@@ -338,13 +338,17 @@ def prune_selection(
     manifests: Sequence[Mapping[str, NodeRecord]],
     graphs: Sequence[Mapping[str, PlanNode]],
     beside: Collection[str] = (),
+    moving: Sequence[Collection[str]] = (),
 ) -> list[list[PruneItem]]:
     """Per manifest (with its recipe's graph), what prune deletes or forgets.
 
     Pruned together, the manifests protect each other's looks (a shared group): a look
     one of them records, a look any recipe names as `existing`, and the looks `beside`
-    (recorded by other manifests in the same directories) are never deleted.
+    (recorded by other manifests in the same directories) are never deleted. `moving`:
+    per manifest, addresses a pending `moved` entry re-keys into the recipe (not orphans:
+    their looks are to be kept, not paid for again).
     """
+    moving = moving or [()] * len(manifests)
     nodes = [n for g in graphs for n in g.values()]
     protected = protected_ids((r for m in manifests for r in m.values()), nodes) | set(beside)
     existing = protected_ids((), nodes) | set(beside)
@@ -354,8 +358,8 @@ def prune_selection(
         return existing | {look_id for look_id in others if look_id}
 
     return [
-        prune_items(records, graph.keys(), protected, used_outside(records))
-        for records, graph in zip(manifests, graphs, strict=True)
+        prune_items(records, graph.keys() | set(moved), protected, used_outside(records))
+        for records, graph, moved in zip(manifests, graphs, moving, strict=True)
     ]
 
 

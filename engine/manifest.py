@@ -81,6 +81,15 @@ class NodeRecord:
     attempts: int = 0
     error: ErrorInfo | None = None
     superseded: tuple[str, ...] = ()
+    # The run cache: fingerprint -> a superseded look made from it, which a recipe changed
+    # back to that fingerprint reuses instead of paying again.
+    reusable: Mapping[str, str] = field(default_factory=dict)
+
+    def reusable_look(self, fingerprint: str) -> str | None:
+        """The superseded (so not pruned) look made from this fingerprint, if there is one."""
+        look_id = self.reusable.get(fingerprint)
+        return look_id if look_id is not None and look_id in self.superseded else None
+
     # A direct upload in progress: {"phase": "put" | "uploaded", "expires_at": unix seconds}.
     upload: Mapping[str, Any] | None = None
 
@@ -88,12 +97,14 @@ class NodeRecord:
         out: dict[str, Any] = {}
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
-            if f.name == "address" or value is None or value == ():
+            if f.name == "address" or value is None or value == () or value == {}:
                 continue
             if isinstance(value, ErrorInfo):
                 value = {"code": value.code, "message": value.message}
             elif isinstance(value, tuple):
                 value = list(value)
+            elif f.name == "reusable":
+                value = dict(value)
             out[f.name] = value
         return out
 
@@ -103,6 +114,7 @@ class NodeRecord:
         if fields.get("error") is not None:
             fields["error"] = ErrorInfo(**fields["error"])
         fields["superseded"] = tuple(fields.get("superseded", ()))
+        fields["reusable"] = dict(fields.get("reusable", {}))
         return cls(address=address, **fields)
 
     def evolve(self, **changes: Any) -> NodeRecord:

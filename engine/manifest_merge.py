@@ -154,7 +154,12 @@ def _merge_record(
     ):
         superseded = (*superseded, loser.look_id)
     superseded = tuple(i for i in superseded if i != winner.look_id)
-    return winner.evolve(superseded=superseded), True
+    # The run cache of both sides, and the loser's own look: still reusable, not paid again.
+    cache = {**loser.reusable, **winner.reusable}
+    if loser.status == "completed" and loser.look_id is not None:
+        cache.setdefault(loser.fingerprint, loser.look_id)
+    cache = {f: i for f, i in cache.items() if i in superseded and f != winner.fingerprint}
+    return winner.evolve(superseded=superseded, reusable=cache), True
 
 
 def _recency(side: tuple[NodeRecord | None, int]) -> tuple[float, int, str]:

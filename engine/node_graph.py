@@ -155,4 +155,4 @@ class NodeGraph:
 
 
 def _runs(action: PlanAction) -> bool:
-    return action.action in ("create", "adopt", "replace", "retry", "update")
+    return action.action in ("create", "adopt", "move", "reuse", "replace", "retry", "update")

@@ -22,16 +22,23 @@ from .errors import LooksError
 from .manifest import NodeKind, NodeRecord
 from .recipe import AvatarSpec, CreditPrices, FileSpec, LookSpec, Recipe
 
-ActionKind = Literal["create", "adopt", "update", "replace", "retry", "keep", "orphan"]
-# `adopt` (a look found unrecorded by `plan --refresh`) is counted only when there is one.
+ActionKind = Literal[
+    "create", "adopt", "move", "reuse", "update", "replace", "retry", "keep", "orphan"
+]
+# `adopt` (a look found unrecorded by `plan --refresh`), `move` (a record re-keyed by the
+# recipe's `moved`) and `reuse` (the run cache) are counted only when there are some.
 ACTION_KINDS: tuple[ActionKind, ...] = ("create", "update", "replace", "retry", "keep", "orphan")
 # The words a person and a program read (text, JSON, graph): an action, except that creating
 # an existing look (an `existing` base, an adopted look) only checks that it is there.
-Verb = Literal["create", "check", "adopt", "update", "replace", "retry", "keep", "orphan"]
+Verb = Literal[
+    "create", "check", "adopt", "move", "reuse", "update", "replace", "retry", "keep", "orphan"
+]
 VERBS: tuple[Verb, ...] = (
     "create",
     "check",
     "adopt",
+    "move",
+    "reuse",
     "update",
     "replace",
     "retry",
@@ -76,6 +83,7 @@ class PlanAction:
     depends_on: tuple[str, ...] = ()
     node: PlanNode | None = None  # None for orphans
     record: NodeRecord | None = None
+    moved_from: str | None = None  # the address whose record a `moved` entry re-keys here
 
     @property
     def verb(self) -> Verb:
@@ -105,7 +113,7 @@ class PlanAction:
         return ()
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "address": self.address,
             "action": self.verb,
             "kind": self.kind,
@@ -114,6 +122,9 @@ class PlanAction:
             "file": self.file,
             "changes": [{"field": c.field, "old": c.old, "new": c.new} for c in self.changes],
         }
+        if self.moved_from is not None:
+            out["moved_from"] = self.moved_from
+        return out
 
 
 @dataclass(frozen=True)
@@ -210,11 +221,13 @@ def build_plan(
     `adoptable`: address -> id of a look found unrecorded in the account (plan --refresh).
     """
     nodes = build_graph(recipe, records)
+    records, moved = _rekeyed(recipe, nodes, records)
     selected = select(nodes, only, records) if only else set(nodes)
     actions: dict[str, PlanAction] = {}
     for address, node in nodes.items():
         if address in selected:
-            actions[address] = _diff(node, records.get(address), actions, adoptable.get(address))
+            action = _diff(node, records.get(address), actions, adoptable.get(address))
+            actions[address] = _as_move(action, moved[address]) if address in moved else action
     for address in sorted(records.keys() - nodes.keys()):
         if only and not _matches(address, only):
             continue
@@ -451,6 +464,64 @@ def _fingerprint(drafts: dict[str, _Draft]) -> dict[str, PlanNode]:
     return nodes
 
 
+# -- moved --------------------------------------------------------------------------
+
+
+def pending_moves(
+    recipe: Recipe, nodes: Mapping[str, PlanNode], records: Mapping[str, NodeRecord]
+) -> dict[str, str]:
+    """target -> source of every `moved` entry a run has yet to apply to these records."""
+    return _rekeyed(recipe, nodes, records)[1]
+
+
+def _rekeyed(
+    recipe: Recipe, nodes: Mapping[str, PlanNode], records: Mapping[str, NodeRecord]
+) -> tuple[Mapping[str, NodeRecord], dict[str, str]]:
+    """The records as the recipe's `moved` entries re-key them, and target -> source.
+
+    An entry whose source has no record is ignored (done already, or never made), so it
+    may stay in the recipe; one onto an address already recorded would lose a look.
+    """
+    if not recipe.moves:
+        return records, {}
+    out = dict(records)
+    moved: dict[str, str] = {}
+    avatars = sorted({n.avatar for n in nodes.values() if n.kind == "base" and n.avatar})
+    for move in recipe.moves:
+        source_avatar, source_key = move.source.split("/", 1)
+        target_key = move.target.split("/", 1)[1]
+        pairs = (
+            [(f"{a}/{source_key}", f"{a}/{target_key}") for a in avatars]
+            if source_avatar == "*"
+            else [(move.source, move.target)]
+        )
+        for source, target in pairs:
+            old = out.get(source)
+            if old is None or target not in nodes:
+                continue
+            there = out.get(target)
+            # The same look on both sides: a move the last run recorded half of.
+            if there is not None and (there.look_id is None or there.look_id != old.look_id):
+                raise PlanError(
+                    f"{recipe.path}:{move.line}: moved: {target} already has a record, so"
+                    f" moving {source} onto it would lose a look; remove this entry"
+                )
+            out[target] = old.evolve(address=target)
+            del out[source]
+            moved[target] = moved.pop(source, source)
+    return out, moved
+
+
+def _as_move(action: PlanAction, source: str) -> PlanAction:
+    """The action on a moved record: `move` unless its request changed as well."""
+    if action.action in ("keep", "update"):
+        extra = f"; {action.reason}" if action.action == "update" else ""
+        reason = f"from {source}{extra}"
+        return dataclasses.replace(action, action="move", reason=reason, moved_from=source)
+    reason = f"moved from {source}; {action.reason}"
+    return dataclasses.replace(action, reason=reason, moved_from=source)
+
+
 # -- diff ---------------------------------------------------------------------------
 
 
@@ -474,6 +545,9 @@ def _diff(
         return act("create", "new")
     if record.fingerprint != node.fingerprint:
         reason = _change_reason(node, record, upstream)
+        reusable = record.reusable_look(node.fingerprint)
+        if reusable is not None and not _is_existing(node):
+            return act("reuse", f"{reason}; look {reusable} was made from this before")
         made_something = record.look_id is not None and not _is_existing(node)
         return act("replace" if made_something else "create", reason)
     if record.status == "completed":
@@ -507,7 +581,7 @@ def _change_reason(node: PlanNode, record: NodeRecord, upstream: Mapping[str, Pl
     changed = _changed_fields(record.request or {}, node.stored_request)
     if changed:
         return ", ".join(f"{c.field.replace('_', ' ')} changed" for c in changed)
-    words = {"replace": "replaced", "create": "changed"}
+    words = {"replace": "replaced", "create": "changed", "reuse": "reused"}
     moved = [
         f"upstream {u} {words[upstream[u].action]}"
         for u in node.depends_on

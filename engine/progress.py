@@ -237,6 +237,8 @@ _NOTABLE = (
     "interrupted",
     "pruned",
     "adopted",
+    "moved",
+    "reused",
     "uploading",
 )
 

@@ -18,13 +18,14 @@ import os
 import re
 import stat
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from . import _schemas, media
+from . import _schemas, batch_source, expand, media
 from .errors import RecipeError
+from .expand import Move, slugify
 from .yamldoc import Location, YamlDocument, parse_yaml, read_text, shown
 
 if TYPE_CHECKING:
@@ -33,7 +34,21 @@ if TYPE_CHECKING:
 PROMPT_LIMIT = 1000
 BaseType = Literal["photo", "digital_twin", "prompt", "existing"]
 MediaPolicy = Literal["required", "optional"]
-_Doc = YamlDocument
+
+
+@dataclass
+class _Doc(YamlDocument):
+    """The recipe's YAML document; problems in an expanded avatar name its row."""
+
+    labels: dict[str, str] = field(default_factory=dict)  # expanded avatar -> "row id=ana"
+
+    def add(
+        self, loc: Location, message: str, line: int | None = None, label: str | None = None
+    ) -> None:
+        if label is None and len(loc) >= 2 and loc[0] == "avatars":
+            label = self.labels.get(str(loc[1]))
+        super().add(loc, f"{message} ({label})" if label else message, line)
+
 
 _PLACEHOLDER = re.compile(r"\{([a-z_][a-z0-9_]*)\}")
 MAX_LOOKS = 100_000  # per recipe, after matrix expansion; `--max-looks` raises it
@@ -85,6 +100,7 @@ class LookSpec:
     reference_images: tuple[FileSpec, ...] = ()
     line: int = 0
     look_id: str | None = None  # an adopted look: this existing look, not a new one
+    look_set: str | None = None  # the look set it comes from (`include`), if any
 
     @property
     def address(self) -> str:
@@ -133,6 +149,7 @@ class Recipe:
     path: Path
     avatars: tuple[AvatarSpec, ...]
     prompt_suffix: str = ""
+    moves: tuple[Move, ...] = ()
     credits: CreditPrices = CreditPrices()
 
 
@@ -291,8 +308,9 @@ def _schema_of(error: jsonschema.ValidationError) -> Mapping[str, Any]:
 
 def _unexpected(error: jsonschema.ValidationError) -> list[str]:
     allowed = _schema_of(error).get("properties", {})
+    patterns = _schema_of(error).get("patternProperties", {})  # x- keys at the top level
     instance: Any = error.instance
-    return [k for k in instance if k not in allowed]
+    return [k for k in instance if k not in allowed and not any(re.match(p, k) for p in patterns)]
 
 
 def _unknown_key(key: str, allowed: list[str]) -> str:
@@ -335,7 +353,7 @@ def _schema_message(error: jsonschema.ValidationError) -> str:
 
 def _key_rule(schema_path: Iterable[Any]) -> str:
     parent = [p for p in schema_path if p != "propertyNames"][-2]
-    if parent == "looks":
+    if parent in ("looks", "additionalProperties"):  # additionalProperties: a look set
         return "use lowercase letters, digits, '-', '_' and {placeholders}"
     if parent == "matrix":
         return "use lowercase letters, digits and '_', starting with a letter or '_'"
@@ -384,19 +402,106 @@ def _build(
     raw_credits = defaults.get("credits") if isinstance(defaults, dict) else None
     if isinstance(raw_credits, dict) and ("defaults", "credits") not in skip:
         credits = _credit_prices(doc, raw_credits)
+    sources = _foreach_sources(doc, files.root, checked.unchecked)
+    expansion = expand.expand(data, sources, skip, checked.unchecked, max_looks)
+    _place_expansion(doc, expansion, skip)
     avatars = [
-        _build_avatar(doc, key, raw, suffix, files, skip, budget)
-        for key, raw in data["avatars"].items()
-        if isinstance(raw, dict) and key not in checked.unchecked
+        _build_avatar(doc, a.key, a.raw, suffix, files, skip, budget) for a in expansion.avatars
     ]
+    # A template that failed to expand would make every move onto its looks look wrong.
+    expanded = not (expansion.problems or expansion.source_problems or skip)
+    built = [a for a in avatars if a is not None]
+    moves = _moves(doc, built, check=expanded) if ("moved",) not in skip else ()
     if any(a is None for a in avatars) or skip or checked.unchecked:
         return None  # problems were found; the parts that passed were checked all the same
     return Recipe(
         path=path,
         avatars=tuple(a for a in avatars if a is not None),
         prompt_suffix=suffix,
+        moves=moves,
         credits=credits,
     )
+
+
+def _foreach_sources(doc: _Doc, root: Path, unchecked: set[str]) -> dict[str, batch_source.Source]:
+    """The rows of every `foreach`, each CSV read and each glob matched once."""
+    read: dict[tuple[str, str], batch_source.Source] = {}
+    sources: dict[str, batch_source.Source] = {}
+    for template, raw in doc.data["avatars"].items():
+        foreach = raw.get("foreach") if isinstance(raw, dict) else None
+        if template in unchecked or not isinstance(foreach, dict) or len(foreach) != 1:
+            continue
+        kind, value = next(iter(foreach.items()))
+        if not isinstance(value, str) or kind not in ("csv", "files"):
+            continue  # the schema said why
+        if (kind, value) not in read:
+            if kind == "csv":
+                shown_as = str(Path(doc.file).parent / value)
+                read[kind, value] = batch_source.read_csv(root, value, shown_as)
+            else:
+                read[kind, value] = batch_source.match_files(root, value, doc.file)
+        sources[template] = read[kind, value]
+    return sources
+
+
+def _place_expansion(doc: _Doc, expansion: expand.Expansion, skip: set[Location]) -> None:
+    """Report the expansion's problems; give expanded parts the lines of their templates,
+    and the problems the schema found in a template to every avatar made from it."""
+    for loc, message, label in expansion.problems:
+        doc.add(loc, message, label=label)
+    doc.problems.extend(expansion.source_problems)
+    if not any(a.key != a.template or a.from_sets for a in expansion.avatars):
+        return  # a recipe without foreach or include: every line is where it was written
+    written: dict[Location, list[tuple[Location, int]]] = {}
+    for loc, line in doc.lines.items():
+        prefix = _template_part(loc)
+        if prefix is not None:
+            written.setdefault(prefix, []).append((loc[len(prefix) :], line))
+    broken: dict[Location, list[Location]] = {}
+    for loc in skip:
+        prefix = _template_part(loc)
+        if prefix is not None:
+            broken.setdefault(prefix, []).append(loc[len(prefix) :])
+    for avatar in expansion.avatars:
+        at: Location = ("avatars", avatar.key)
+        template: Location = ("avatars", avatar.template)
+        parts = [(template, at)] if avatar.key != avatar.template else []
+        parts += [
+            (origin, at + ("looks", key))
+            for key, origin in avatar.look_origins.items()
+            if origin != at + ("looks", key)
+        ]
+        for origin, target in parts:
+            for rest, line in written.get(origin, ()):
+                doc.lines[target + rest] = line
+            for rest in broken.get(origin, ()):
+                skip.add(target + rest)
+        if avatar.label:
+            doc.labels[avatar.key] = avatar.label
+
+
+def _template_part(loc: Location) -> Location | None:
+    """The avatar, avatar look or set look a location lies in, if any."""
+    if loc[:1] == ("avatars",) and len(loc) >= 4 and loc[2] == "looks":
+        return loc[:4]
+    if loc[:1] == ("avatars",) and len(loc) >= 2:
+        return loc[:2]
+    if loc[:1] == ("look_sets",) and len(loc) >= 3:
+        return loc[:3]
+    return None
+
+
+def _moves(doc: _Doc, avatars: list[AvatarSpec], check: bool) -> tuple[Move, ...]:
+    entries = doc.data.get("moved") or []
+    moves = [Move(e["from"], e["to"], doc.line(("moved", i))) for i, e in enumerate(entries)]
+    if not check:
+        return tuple(moves)
+    having: dict[str, set[str]] = {}
+    for avatar in avatars:
+        for look in avatar.looks:
+            having.setdefault(look.key, set()).add(avatar.key)
+    expand.check_moves(moves, having, lambda i, key, msg: doc.add(("moved", i, key), msg))
+    return tuple(moves)
 
 
 def _credit_prices(doc: _Doc, raw: Mapping[str, float]) -> CreditPrices:
@@ -608,11 +713,6 @@ def _fill(text: str, values: Mapping[str, str], slug: bool = False) -> str:
     )
 
 
-def slugify(value: str) -> str:
-    """Turn a matrix value into a key fragment: `City Street` -> `city-street`."""
-    return re.sub(r"[^a-z0-9_]+", "-", value.lower()).strip("-") or "_"
-
-
 def _build_look(
     doc: _Doc,
     loc: Location,
@@ -634,6 +734,7 @@ def _build_look(
             source="base",
             line=doc.line(loc),
             look_id=spec["look_id"],
+            look_set=spec.get(expand.SET_MARK),
         )
     prompt = _check_prompt(
         doc, loc + ("prompt",), spec["prompt"], values, suffix, key if values else None
@@ -649,6 +750,7 @@ def _build_look(
         source=source,
         reference_images=refs,
         line=doc.line(loc),
+        look_set=spec.get(expand.SET_MARK),
     )
 
 

@@ -19,9 +19,10 @@ id); `legacy_blocked` tells the executor to ask the server which one it was.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
+from .client import LookInfo
 from .manifest import ErrorInfo, NodeRecord, Status
 from .plan import PlanNode
 
@@ -63,7 +64,43 @@ def current(node: PlanNode, old: NodeRecord | None) -> NodeRecord:
         return fresh
     if old.fingerprint == node.fingerprint:
         return old.evolve(name=node.name, request=node.stored_request)
-    return fresh.evolve(superseded=_superseding(old), attempts=old.attempts)
+    superseded = _superseding(old)
+    return fresh.evolve(
+        superseded=superseded, attempts=old.attempts, reusable=_reusable(old, superseded)
+    )
+
+
+def _reusable(record: NodeRecord, superseded: Iterable[str]) -> dict[str, str]:
+    """The run cache once record's look is superseded: each kept look by what made it."""
+    kept = set(superseded)
+    cache = {fp: look for fp, look in record.reusable.items() if look in kept}
+    if record.status == "completed" and record.look_id in kept:
+        cache[record.fingerprint] = record.look_id
+    return cache
+
+
+def reused(
+    node: PlanNode, old: NodeRecord, look: LookInfo, also_superseded: Iterable[str] = ()
+) -> NodeRecord:
+    """The record once the run cache brings back `look`, made earlier from node's request:
+    the current look (and what a lost send may have made) superseded in its place."""
+    superseded = tuple(i for i in (*_superseding(old), *also_superseded) if i != look.id)
+    superseded = tuple(dict.fromkeys(superseded))
+    cache = _reusable(old, superseded)
+    cache.pop(node.fingerprint, None)
+    return old.evolve(
+        fingerprint=node.fingerprint,
+        request=node.stored_request,
+        status="completed",
+        look_id=look.id,
+        group_id=look.group_id or old.group_id,
+        preview_image_url=look.preview_image_url,
+        error=None,
+        superseded=superseded,
+        reusable=cache,
+        idempotency_key=None,
+        submitted_at=None,
+    )
 
 
 def submitted(record: NodeRecord, key: str, now: float, group_id: str | None = None) -> NodeRecord:
@@ -185,7 +222,7 @@ def consent_started(record: NodeRecord, url: str) -> NodeRecord:
     return record.evolve(status="completed", consent_url=url)
 
 
-def renamed(record: NodeRecord, name: str) -> NodeRecord:
+def renamed(record: NodeRecord, name: str | None) -> NodeRecord:
     return record.evolve(name=name, error=None)
 
 
@@ -205,8 +242,11 @@ def superseding(record: NodeRecord, *look_ids: str) -> NodeRecord:
 
 
 def pruned(record: NodeRecord, look_id: str | None) -> NodeRecord:
-    """A superseded look deleted: no longer recorded."""
-    return record.evolve(superseded=tuple(i for i in record.superseded if i != look_id))
+    """A superseded look deleted: no longer recorded, nor kept in the run cache."""
+    return record.evolve(
+        superseded=tuple(i for i in record.superseded if i != look_id),
+        reusable={f: i for f, i in record.reusable.items() if i != look_id},
+    )
 
 
 def gone(record: NodeRecord, reason: str) -> NodeRecord:
@@ -225,3 +265,13 @@ def upload_progress(
 ) -> NodeRecord:
     """A direct upload's phase (`put`, `uploaded`) and URL expiry, journaled as it goes."""
     return record.evolve(asset_id=asset_id, upload=dict(state))
+
+
+def moved(record: NodeRecord, address: str) -> NodeRecord:
+    """The record of a look re-keyed by a `moved` entry, at its new address."""
+    return record.evolve(address=address)
+
+
+def uncached(record: NodeRecord, look_id: str) -> NodeRecord:
+    """A look of the run cache that is gone (or never finished): not reused again."""
+    return record.evolve(reusable={f: i for f, i in record.reusable.items() if i != look_id})

@@ -14,6 +14,8 @@ _SUMMARY_WORDS = {
     "create": "to create",
     "check": "to check",
     "adopt": "to adopt",
+    "move": "to move",
+    "reuse": "to reuse",
     "update": "to update",
     "replace": "to replace",
     "retry": "to retry",
@@ -62,7 +64,8 @@ def summary_line(summary: Mapping[str, int]) -> str:
     Renames, checks of existing looks and adoptions cost nothing and are rare, so
     `N to update`, `N to check` and `N to adopt` only appear when there are some.
     """
-    kinds = [k for k in VERBS if k not in ("check", "adopt", "update") or summary.get(k)]
+    optional = ("check", "adopt", "move", "reuse", "update")  # only when there are some
+    kinds = [k for k in VERBS if k not in optional or summary.get(k)]
     parts = [f"{summary.get(k, 0)} {_SUMMARY_WORDS[k]}" for k in kinds]
     return "Plan: " + ", ".join(parts) + "."
 
@@ -168,6 +171,8 @@ def graph_text(plan: Plan, fmt: str) -> str:
             "create": "#d4f7d4",
             "check": "#e8f4e8",
             "adopt": "#d4f7ef",
+            "move": "#e8dcff",
+            "reuse": "#d4f7ef",
             "update": "#fff3c4",
             "replace": "#ffd9b3",
             "retry": "#d6e6ff",

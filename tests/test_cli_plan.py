@@ -266,6 +266,8 @@ def test_plan_json(recipes: Path, capsys: Capsys) -> None:
         "create": 5,
         "check": 0,
         "adopt": 0,
+        "move": 0,
+        "reuse": 0,
         "update": 0,
         "replace": 0,
         "retry": 1,
@@ -334,8 +336,8 @@ def test_plan_invalid_recipe(recipes: Path, capsys: Capsys) -> None:
         assert (code, out) == (1, "")
         assert err.splitlines() == [
             f"{bad}:5: avatars.s.base: missing required key 'file'",
-            f"{bad}:6: avatars.s.x: unknown key 'x'; expected one of base, consent, group_id,"
-            " looks, name",
+            f"{bad}:6: avatars.s.x: unknown key 'x'; expected one of base, consent, foreach,"
+            " group_id, include, looks, name",
         ]
 
 

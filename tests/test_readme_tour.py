@@ -32,7 +32,7 @@ def tour_commands() -> str:
 def test_the_readme_tour_runs_as_written(tmp_path: Path) -> None:
     shutil.copytree(ROOT / "recipes", tmp_path / "recipes")
     commands = tour_commands()
-    assert "looks sim" in commands and "looks apply recipes/sarah.yaml" in commands
+    assert "looks sim" in commands and "looks apply recipes/team.yaml" in commands
     env = {k: v for k, v in os.environ.items() if not k.startswith(("HEYGEN_", "LOOKS_"))}
     bin_dir = str(Path(sys.executable).parent)  # where the `looks` console script lives
     env["PATH"] = bin_dir + os.pathsep + env.get("PATH", "")
@@ -60,6 +60,6 @@ def test_the_readme_tour_runs_as_written(tmp_path: Path) -> None:
     # apply and status ran against the simulator, never against HeyGen production.
     assert f"looks: calling {url} with key of 7 characters (too short to show any)" in err
     assert "production" not in err
-    nodes = json.loads(manifest_path_for(tmp_path / "recipes" / "sarah.yaml").read_text())["nodes"]
+    nodes = json.loads(manifest_path_for(tmp_path / "recipes" / "team.yaml").read_text())["nodes"]
     assert nodes and all(n["status"] == "completed" for n in nodes.values())
-    assert "sarah/navy-office" in out
+    assert "ana/navy-office" in out and "guest-kim/podcast" in out

@@ -72,6 +72,7 @@ def test_every_example_recipe_loads() -> None:
         "characters.yaml",
         "existing.yaml",
         "sarah.yaml",
+        "team.yaml",
         "twin.yaml",
     ]
     for path in paths:
@@ -376,7 +377,7 @@ INVALID: list[tuple[str, str, list[str]]] = [
         PHOTO + "    zzz: 1\n",
         [
             "F:6: avatars.s.zzz: unknown key 'zzz';"
-            " expected one of base, consent, group_id, looks, name"
+            " expected one of base, consent, foreach, group_id, include, looks, name"
         ],
     ),
     (

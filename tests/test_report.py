@@ -46,6 +46,8 @@ def test_merge_summaries() -> None:
         "create": 2,
         "check": 0,
         "adopt": 0,
+        "move": 0,
+        "reuse": 0,
         "update": 0,
         "replace": 0,
         "retry": 0,

@@ -46,6 +46,28 @@ class Creation:
         self._listings: dict[str, asyncio.Task[list[LookInfo]]] = {}  # group -> its looks
         self._shared_names: dict[int, set[tuple[str | None, str | None]]] = {}  # per batch
 
+    async def reuse(self, n: GraphNode) -> Outcome:
+        """The run cache: the look made from this fingerprint before, still there, again."""
+        record = n.record
+        assert record is not None
+        look_id = record.reusable_look(n.node.fingerprint)
+        look = await confirm_missing(self.ctx, look_id) if look_id is not None else None
+        if look_id is None or look is None or not look.usable:
+            # Deleted behind our back (or never finished): pay for it after all.
+            if look_id is not None:
+                self.ctx.save(n, records.uncached(record, look_id))
+            return await self.make(n)
+        made = None
+        if record.status == "submitted":
+            # B's send lost its answer: what it may have made is superseded, never unaccounted.
+            made = await self._find_made(n, record)
+        self.ctx.save(n, records.reused(n.node, record, look, [made.id] if made else []))
+        if n.node.name is not None and look.name != n.node.name:
+            await self.ctx.client.rename_look(look.id, n.node.name)
+        self.ctx.save(n, records.renamed(n.record or record, n.node.name))
+        self.ctx.reporter.event(Event(n.address, "reused", look.id, n.batch.label))
+        return "completed"
+
     async def make(self, n: GraphNode) -> Outcome:
         """Create a base or a look (or pick up one made earlier) and see it through."""
         old = n.record

@@ -57,6 +57,14 @@ def main() -> None:
     (HERE / "marco.png").write_bytes(png(96, 128, (150, 100, 60), (60, 40, 20)))
     (HERE / "office.png").write_bytes(png(64, 64, (200, 210, 190), (90, 120, 80)))
     (HERE / "alex.mp4").write_bytes(mp4())
+    # team.yaml: a team from team.csv, guests from a folder.
+    (HERE / "ana.png").write_bytes(png(96, 128, (120, 70, 110), (40, 20, 50)))
+    (HERE / "ben.png").write_bytes(png(96, 128, (60, 120, 110), (20, 50, 45)))
+    (HERE / "chloe.png").write_bytes(png(96, 128, (140, 130, 70), (55, 50, 20)))
+    guests = HERE.parent / "guests"
+    guests.mkdir(exist_ok=True)
+    (guests / "lee.png").write_bytes(png(96, 128, (90, 90, 150), (30, 30, 70)))
+    (guests / "kim.png").write_bytes(png(96, 128, (150, 80, 80), (70, 25, 25)))
 
 
 if __name__ == "__main__":
