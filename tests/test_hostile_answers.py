@@ -1,0 +1,100 @@
+"""Answers built to exhaust memory: a gzip bomb, a chunked body that never ends.
+
+Real sockets on 127.0.0.1. The client must stop reading past MAX_ANSWER_BYTES of *decoded*
+content (a few MB on the wire can inflate to gigabytes) and treat it as a failed attempt.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import zlib
+
+import pytest
+from _fakeservers import FakeServer, Request
+from tenacity import stop_after_attempt, wait_none
+
+from engine.client import MAX_ANSWER_BYTES, HeyGenClient, RetryPolicy
+from engine.errors import TransportError
+
+KEY = "sk-hostile-answer-key-0123456789"
+
+
+def _one_try() -> RetryPolicy:
+    return RetryPolicy(stop=stop_after_attempt(1), wait=wait_none())
+
+
+def _gzip_zeros_block() -> tuple[bytes, bytes]:
+    """A gzip header and a deflate block of 1 MiB of zeros that may be repeated at will.
+
+    After a full flush the compressor starts afresh, so the same input compresses to the
+    same bytes: repeating the block inflates to as many MiB of zeros as one likes.
+    """
+    compressor = zlib.compressobj(9, zlib.DEFLATED, 31)
+    first = compressor.compress(b"\0" * (1 << 20)) + compressor.flush(zlib.Z_FULL_FLUSH)
+    block = compressor.compress(b"\0" * (1 << 20)) + compressor.flush(zlib.Z_FULL_FLUSH)
+    header = first[: len(first) - len(block)]
+    assert header + block == first
+    return header, block
+
+
+def gzip_bomb(server: FakeServer, mebibytes: int) -> object:
+    header, block = _gzip_zeros_block()
+
+    def handler(request: Request, conn: socket.socket) -> None:
+        conn.sendall(
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+            b"Content-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n"
+        )
+        payload = header + block * mebibytes
+        for start in range(0, len(payload), 1 << 16):
+            piece = payload[start : start + (1 << 16)]
+            conn.sendall(f"{len(piece):x}\r\n".encode() + piece + b"\r\n")
+            if server.stopping.is_set():
+                return
+        conn.sendall(b"0\r\n\r\n")
+
+    return handler
+
+
+def endless_chunks(server: FakeServer) -> object:
+    def handler(request: Request, conn: socket.socket) -> None:
+        conn.sendall(
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\n"
+        )
+        piece = b" " * (1 << 20)
+        while server.sleep(0.005):  # about 200 MB/s, for ever
+            conn.sendall(f"{len(piece):x}\r\n".encode() + piece + b"\r\n")
+
+    return handler
+
+
+def _get_look(base_url: str, request_timeout: float) -> None:
+    async def run() -> None:
+        async with HeyGenClient(
+            base_url, KEY, retry=_one_try(), request_timeout=request_timeout
+        ) as client:
+            await client.get_look("look_1")
+
+    asyncio.run(run())
+
+
+def test_a_gzip_bomb_is_cut_off_not_inflated() -> None:
+    # 4 * MAX_ANSWER_BYTES of zeros from well under a megabyte on the wire.
+    server = FakeServer(lambda r, c: None)
+    server.handler = gzip_bomb(server, 4 * MAX_ANSWER_BYTES >> 20)  # type: ignore[assignment]
+    with server, pytest.raises(TransportError) as caught:
+        _get_look(server.base_url, request_timeout=60)
+    message = str(caught.value)
+    assert "larger than" in message and "/v3/avatars/looks/look_1" in message
+    assert KEY not in message
+
+
+def test_a_chunked_body_that_never_ends_is_cut_off_before_the_deadline() -> None:
+    server = FakeServer(lambda r, c: None)
+    server.handler = endless_chunks(server)  # type: ignore[assignment]
+    # The deadline (120 s) would let it pile up gigabytes; the size cap stops it first.
+    with server, pytest.raises(TransportError) as caught:
+        _get_look(server.base_url, request_timeout=120)
+    assert "larger than" in str(caught.value)
