@@ -7,14 +7,19 @@ content (a few MB on the wire can inflate to gigabytes) and treat it as a failed
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
+import subprocess
+import sys
 import zlib
+from pathlib import Path
 
 import pytest
-from _fakeservers import FakeServer, Request
+from _fakeservers import FakeServer, Request, groups_listing, respond
+from conftest import ROOT
 from tenacity import stop_after_attempt, wait_none
 
-from engine.client import MAX_ANSWER_BYTES, HeyGenClient, RetryPolicy
+from engine.client import MAX_ANSWER_BYTES, HeyGenClient, RetryPolicy, parse_retry_after
 from engine.errors import TransportError
 
 KEY = "sk-hostile-answer-key-0123456789"
@@ -98,3 +103,55 @@ def test_a_chunked_body_that_never_ends_is_cut_off_before_the_deadline() -> None
     with server, pytest.raises(TransportError) as caught:
         _get_look(server.base_url, request_timeout=120)
     assert "larger than" in str(caught.value)
+
+
+# --------------------------------------------------------------------------- Retry-After
+
+
+def _apply_against(tmp_path: Path, server: FakeServer) -> subprocess.CompletedProcess[str]:
+    recipe = tmp_path / "ava.yaml"
+    recipe.write_text(
+        "version: 1\navatars:\n  ava:\n    name: Ava\n"
+        "    base: {type: prompt, prompt: A person in a studio}\n"
+    )
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "HEYGEN_BASE_URL": server.base_url,
+        "HEYGEN_API_KEY": KEY,
+    }
+    try:
+        return subprocess.run(
+            [sys.executable, "-m", "engine.cli", "apply", str(recipe)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=240,  # generous: the bug was a sleep of 11 days
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail("apply slept on a Retry-After far in the future")
+
+
+@pytest.mark.parametrize("retry_after", ["999999", "Fri, 31 Dec 9999 23:59:59 GMT"])
+def test_a_429_asking_for_an_absurd_wait_does_not_hang_apply(
+    tmp_path: Path, retry_after: str
+) -> None:
+    def handler(request: Request, conn: socket.socket) -> None:
+        if request.method == "POST":
+            error = {"code": "rate_limit_exceeded", "message": "slow down"}
+            respond(conn, 429, {"error": error}, headers={"Retry-After": retry_after})
+        else:
+            groups_listing(conn)
+
+    with FakeServer(handler) as server:
+        result = _apply_against(tmp_path, server)
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    assert "429" in result.stdout + result.stderr or "rate" in result.stdout + result.stderr
+    assert len(server.posts()) >= 1
+
+
+@pytest.mark.parametrize("garbage", ["-5", "soon", "1e400", "nan", "Fri, 31 Dec 9999 25:99:99"])
+def test_a_garbage_retry_after_is_ignored(garbage: str) -> None:
+    # Ignored means the usual backoff applies (a 429 storm then waits up to --timeout).
+    assert parse_retry_after(garbage) is None
