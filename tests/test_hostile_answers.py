@@ -20,7 +20,7 @@ from conftest import ROOT
 from tenacity import stop_after_attempt, wait_none
 
 from engine.client import MAX_ANSWER_BYTES, HeyGenClient, RetryPolicy, parse_retry_after
-from engine.errors import TransportError
+from engine.errors import ApiError, TransportError
 
 KEY = "sk-hostile-answer-key-0123456789"
 
@@ -155,3 +155,35 @@ def test_a_429_asking_for_an_absurd_wait_does_not_hang_apply(
 def test_a_garbage_retry_after_is_ignored(garbage: str) -> None:
     # Ignored means the usual backoff applies (a 429 storm then waits up to --timeout).
     assert parse_retry_after(garbage) is None
+
+
+# --------------------------------------------------------------------------- redirects
+
+
+def test_the_key_never_follows_a_redirect_to_another_host_or_port() -> None:
+    thief = FakeServer(lambda r, c: respond(c, 200, {"data": []}))
+
+    def redirect(request: Request, conn: socket.socket) -> None:
+        where = f"{thief.base_url}/v3/avatars/looks/look_1?k={KEY}"
+        respond(conn, 302, "", headers={"Location": where}, content_type="text/plain")
+
+    async def run(base_url: str) -> str:
+        async with HeyGenClient(base_url, KEY, retry=_one_try()) as client:
+            with pytest.raises(ApiError) as caught:
+                await client.get_look("look_1")
+            return str(caught.value)
+
+    with thief, FakeServer(redirect) as server:
+        message = asyncio.run(run(server.base_url))
+        assert "302" in message
+        assert KEY not in message
+        # A preview link (no key sent) may follow it; an API call never does.
+        fetched = asyncio.run(_fetch(server.base_url))
+    assert fetched
+    assert all(KEY not in str(r.headers) for r in thief.requests)
+    assert [r.path for r in thief.requests] == [f"/v3/avatars/looks/look_1?k={KEY}"]
+
+
+async def _fetch(base_url: str) -> bytes:
+    async with HeyGenClient(base_url, KEY, retry=_one_try()) as client:
+        return await client.fetch_bytes(f"{base_url}/preview.png")
