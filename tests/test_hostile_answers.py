@@ -187,3 +187,43 @@ def test_the_key_never_follows_a_redirect_to_another_host_or_port() -> None:
 async def _fetch(base_url: str) -> bytes:
     async with HeyGenClient(base_url, KEY, retry=_one_try()) as client:
         return await client.fetch_bytes(f"{base_url}/preview.png")
+
+
+# --------------------------------------------------------------------------- revoked key
+
+
+def test_a_key_revoked_mid_run_stops_submitting(tmp_path: Path) -> None:
+    recipe = tmp_path / "team.yaml"
+    recipe.write_text(
+        "version: 1\navatars:\n"
+        + "".join(
+            f"  p{i}:\n    name: P{i}\n    base: {{type: prompt, prompt: Person {i}}}\n"
+            for i in range(5)
+        )
+    )
+
+    def handler(request: Request, conn: socket.socket) -> None:
+        if request.method == "POST":  # the preflight passed; then the key was revoked
+            error = {"code": "unauthorized", "message": "invalid api key"}
+            respond(conn, 401, {"error": error})
+        else:
+            groups_listing(conn)
+
+    with FakeServer(handler) as server:
+        env = {
+            **os.environ,
+            "PYTHONPATH": str(ROOT),
+            "HEYGEN_BASE_URL": server.base_url,
+            "HEYGEN_API_KEY": KEY,
+        }
+        result = subprocess.run(
+            [sys.executable, "-m", "engine.cli", "apply", "--max-jobs", "1", str(recipe)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    assert result.returncode == 1, result.stderr
+    assert len(server.posts()) == 1  # not one refused request per look
+    assert "HEYGEN_API_KEY" in result.stdout
+    assert "4 not started" in result.stdout
