@@ -846,7 +846,7 @@ class HeyGenClient:
                 f"{method} {where}: answer larger than {MAX_ANSWER_BYTES} bytes", exc, authenticated
             )
         except httpx.RequestError as exc:
-            detail = self._redactor.text(str(exc) or "no details")
+            detail = self._redactor.text(_detail(exc))
             self._transport_failed(
                 f"{method} {where}: {type(exc).__name__}: {detail}", exc, authenticated
             )
@@ -871,6 +871,19 @@ class HeyGenClient:
             return parse()
         except (ValueError, TypeError, AttributeError) as exc:
             raise ApiError(200, "invalid_response", f"{method} {path}: {exc}") from exc
+
+
+def _detail(exc: BaseException) -> str:
+    """The first message down the chain of causes: httpx's own is often empty (a TLS
+    handshake with a server that speaks plain HTTP says nothing at the top)."""
+    cause: BaseException | None = exc
+    for _ in range(10):  # a chain is short; a cycle must not loop
+        if cause is None:
+            break
+        if str(cause):
+            return str(cause) if cause is exc else f"{type(cause).__name__}: {cause}"
+        cause = cause.__cause__ or cause.__context__
+    return "no details"
 
 
 class _AnswerTooLarge(Exception):
@@ -978,9 +991,8 @@ def _preflight_error(error: ApiError | TransportError, base_url: str) -> LooksEr
     if _connect_failure(error):
         parts = urllib.parse.urlsplit(base_url)
         port = parts.port or (443 if parts.scheme == "https" else 80)
-        return TransportError(
-            f"cannot reach the API at {parts.hostname}:{port}: {error}; nothing was sent"
-        )
+        host = f"[{parts.hostname}]" if ":" in (parts.hostname or "") else parts.hostname
+        return TransportError(f"cannot reach the API at {host}:{port}: {error}; nothing was sent")
     return error
 
 

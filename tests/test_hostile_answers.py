@@ -7,10 +7,12 @@ content (a few MB on the wire can inflate to gigabytes) and treat it as a failed
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import socket
 import subprocess
 import sys
+import threading
 import zlib
 from pathlib import Path
 
@@ -20,7 +22,8 @@ from conftest import ROOT
 from tenacity import stop_after_attempt, wait_none
 
 from engine.client import MAX_ANSWER_BYTES, HeyGenClient, RetryPolicy, parse_retry_after
-from engine.errors import ApiError, TransportError
+from engine.errors import ApiError, LooksError, TransportError
+from engine.settings import ApiSettings
 
 KEY = "sk-hostile-answer-key-0123456789"
 
@@ -227,3 +230,57 @@ def test_a_key_revoked_mid_run_stops_submitting(tmp_path: Path) -> None:
     assert len(server.posts()) == 1  # not one refused request per look
     assert "HEYGEN_API_KEY" in result.stdout
     assert "4 not started" in result.stdout
+
+
+# --------------------------------------------------------------------------- TLS, IPv6
+
+
+def test_https_to_a_plain_http_server_says_what_failed() -> None:
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+
+    def answer_in_plain_http() -> None:
+        with contextlib.suppress(OSError):
+            for _ in range(20):
+                conn, _ = listener.accept()
+                with conn:
+                    conn.recv(4096)  # the TLS ClientHello
+                    # and nothing more: a plain server that cannot parse it hangs up
+
+    threading.Thread(target=answer_in_plain_http, daemon=True).start()
+
+    async def run() -> str:
+        async with HeyGenClient(f"https://127.0.0.1:{port}", KEY, retry=_one_try()) as client:
+            with pytest.raises(LooksError) as caught:
+                await client.preflight()
+            return str(caught.value)
+
+    try:
+        message = asyncio.run(run())
+    finally:
+        listener.close()
+    assert f"127.0.0.1:{port}" in message
+    assert "no details" not in message
+    assert "SSL" in message or "TLS" in message
+
+
+def test_an_ipv6_base_url_is_named_with_brackets() -> None:
+    settings = ApiSettings(base_url="http://[::1]:8080", api_key=KEY)
+    assert settings.host_port == "[::1]:8080"
+
+
+def test_an_unreachable_ipv6_api_is_named_with_brackets() -> None:
+    with socket.socket(socket.AF_INET6) as probe:  # a free port on [::1], then closed
+        try:
+            probe.bind(("::1", 0))
+        except OSError:
+            pytest.skip("no IPv6 loopback on this machine")
+        port = probe.getsockname()[1]
+
+    async def run() -> str:
+        async with HeyGenClient(f"http://[::1]:{port}", KEY, retry=_one_try()) as client:
+            with pytest.raises(TransportError) as caught:
+                await client.preflight()
+            return str(caught.value)
+
+    assert f"cannot reach the API at [::1]:{port}" in asyncio.run(run())
