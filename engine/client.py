@@ -880,6 +880,8 @@ def _detail(exc: BaseException) -> str:
     for _ in range(10):  # a chain is short; a cycle must not loop
         if cause is None:
             break
+        if not isinstance(cause, Exception):  # a CancelledError says only "cancel scope …"
+            break
         if str(cause):
             return str(cause) if cause is exc else f"{type(cause).__name__}: {cause}"
         cause = cause.__cause__ or cause.__context__

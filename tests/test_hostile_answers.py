@@ -284,3 +284,44 @@ def test_an_unreachable_ipv6_api_is_named_with_brackets() -> None:
             return str(caught.value)
 
     assert f"cannot reach the API at [::1]:{port}" in asyncio.run(run())
+
+
+# --------------------------------------------------------------------------- stuck upload
+
+
+def test_an_upload_the_server_never_reads_ends_at_its_deadline(tmp_path: Path) -> None:
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    stop = threading.Event()
+    held: list[socket.socket] = []
+
+    def read_headers_only() -> None:
+        with contextlib.suppress(OSError):
+            while not stop.is_set():
+                conn, _ = listener.accept()
+                conn.recv(1024)  # the start of the request, then never another byte
+                held.append(conn)
+
+    threading.Thread(target=read_headers_only, daemon=True).start()
+    photo = tmp_path / "big.png"
+    photo.write_bytes(os.urandom(8 << 20))  # far more than the socket buffers hold
+
+    async def run() -> str:
+        async with HeyGenClient(
+            f"http://127.0.0.1:{port}", KEY, retry=_one_try(), request_timeout=1
+        ) as client:
+            with pytest.raises(TransportError) as caught:
+                await client.upload_asset(photo, idempotency_key="upload-1")
+            return str(caught.value)
+
+    try:
+        message = asyncio.run(asyncio.wait_for(run(), timeout=600))
+    finally:
+        stop.set()
+        listener.close()
+        for conn in held:
+            conn.close()
+    # Whichever comes first: httpx's write timeout (no byte taken for 30 s) or the deadline.
+    assert "/v3/assets" in message
+    assert "WriteTimeout" in message or "no complete answer within" in message
+    assert "cancel scope" not in message  # the plumbing of the timeout is no explanation
