@@ -25,6 +25,7 @@ BENCHMARKS: list[tuple[str, str, list[str]]] = [
     ("plan_scale", "plan_scale.py", []),
     ("overhead", "overhead.py", []),
     ("throughput", "throughput.py", []),
+    ("scheduling", "scheduling.py", ["--runs", "1"]),  # docs quote --runs 3 (~6 min)
     ("chaos", "chaos.py", []),
     ("upload_memory", "upload_memory.py", []),
 ]

@@ -18,6 +18,7 @@ from typing import NoReturn
 from engine import __version__
 from engine.errors import LooksError, RecipeError, UsageError
 from engine.recipe import MAX_LOOKS, MAX_LOOKS_CEILING
+from engine.streams import ensure_standard_streams
 
 MAX_PROBLEMS_SHOWN = 100  # a recipe with 5 million problems must not print 5 million lines
 
@@ -716,6 +717,7 @@ def _check_stdout() -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `looks` console script: every outcome is an exit code, every error
     one line on stderr (RecipeError: one line per problem)."""
+    ensure_standard_streams()  # `2>&-`: no file opened later may take descriptor 2
     words = list(sys.argv[1:] if argv is None else argv)
     detailed = _detailed_exitcode(words)
 

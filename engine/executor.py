@@ -33,7 +33,6 @@ from engine.errors import (
     ApiError,
     ApiStalledError,
     FileChangedError,
-    LooksError,
     StateWriteError,
     TransportError,
 )
@@ -41,6 +40,7 @@ from engine.manifest import ErrorInfo, ManifestStore, NodeRecord, Status
 from engine.media import SIMPLE_UPLOAD_MAX_BYTES
 from engine.ownership import recorded_ids
 from engine.plan import Plan, PlanAction, PlanNode, consent_address, substitute
+from engine.poller import LookPoller
 from engine.progress import Event, EventError, Reporter
 from engine.summary import RunSummary
 from engine.uploads import DirectUpload, LocalFile
@@ -48,6 +48,7 @@ from engine.uploads import DirectUpload, LocalFile
 KEY_TTL = 23 * 3600.0  # the API keeps idempotency keys 24 h; reconcile by name past this
 FOLD_EVERY_CHANGES = 5000  # or 3 per node of the manifest: O(1) amortised per change
 FOLD_EVERY_SECONDS = 30.0
+PLEDGE_SECONDS = 0.25  # a slot kept for an unblocked look, at most (it asks within ms)
 
 
 @dataclass(frozen=True)
@@ -124,13 +125,34 @@ class JobSlots:
         self._waiters: list[tuple[int, int, asyncio.Future[None]]] = []
         self._order = itertools.count()
         self._last_throttle = 0.0
+        self._pledged: dict[int, int] = {}  # pledge -> priority of the look it is kept for
 
-    async def acquire(self, priority: int) -> None:
-        if self.in_use < self.limit and not self._waiters:
+    def pledge(self, priority: int) -> int:
+        """Keep a slot, from lower priorities, for a look just unblocked that is about to
+        ask for one (it takes a few loop turns to get there); expires on its own."""
+        token = next(self._order)
+        self._pledged[token] = priority
+        asyncio.get_running_loop().call_later(PLEDGE_SECONDS, self.forget, token)
+        return token
+
+    def forget(self, token: int) -> None:
+        """The pledged look will not ask (or already has): the slot is free for anyone."""
+        if self._pledged.pop(token, None) is not None:
+            self._wake()
+
+    def _held(self, priority: int) -> int:
+        return sum(1 for p in self._pledged.values() if p > priority)
+
+    async def acquire(self, priority: int, pledge: int | None = None) -> None:
+        if pledge is not None:
+            self._pledged.pop(pledge, None)
+        outranks = not self._waiters or -self._waiters[0][0] < priority
+        if outranks and self.in_use + self._held(priority) < self.limit:
             self._take()
             return
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         heapq.heappush(self._waiters, (-priority, next(self._order), future))
+        self._wake()
         try:
             await future
         except asyncio.CancelledError:
@@ -151,7 +173,7 @@ class JobSlots:
         self._wake()
 
     def _wake(self) -> None:
-        while self._waiters and self.in_use < self.limit:
+        while self._waiters and self.in_use + self._held(-self._waiters[0][0]) < self.limit:
             _, _, future = heapq.heappop(self._waiters)
             if not future.done():
                 self._take()
@@ -176,101 +198,6 @@ class JobSlots:
         self._waiters.clear()
 
 
-@dataclass
-class _Watch:
-    look_id: str
-    started: float
-    until: Callable[[LookInfo], bool]
-    future: asyncio.Future[LookInfo | None]
-    misses: int = 0
-
-
-class LookPoller:
-    """Watches looks in flight with one paginated listing per group, not one GET per look.
-
-    The interval follows observed generation times: sleep until the earliest look is
-    expected to finish, then poll at a small fraction of the typical duration.
-    """
-
-    def __init__(self, client: HeyGenClient, options: ApplyOptions) -> None:
-        self.client = client
-        self.options = options
-        self.estimate: float | None = None
-        self.requests = 0
-        self._groups: dict[str, list[_Watch]] = {}
-        self._tasks: dict[str, asyncio.Task[None]] = {}
-
-    def observe(self, seconds: float) -> None:
-        self.estimate = seconds if self.estimate is None else 0.8 * self.estimate + 0.2 * seconds
-
-    async def wait(
-        self,
-        group_id: str,
-        look_id: str,
-        started: float,
-        until: Callable[[LookInfo], bool],
-        timeout: float,
-    ) -> LookInfo | None:
-        """The look once until(look) holds; None when it vanished; TimeoutError past timeout."""
-        future: asyncio.Future[LookInfo | None] = asyncio.get_running_loop().create_future()
-        watch = _Watch(look_id, started, until, future)
-        self._groups.setdefault(group_id, []).append(watch)
-        if group_id not in self._tasks or self._tasks[group_id].done():
-            self._tasks[group_id] = asyncio.create_task(self._poll(group_id))
-        try:
-            return await asyncio.wait_for(asyncio.shield(future), timeout)
-        finally:
-            watches = self._groups.get(group_id, [])
-            if watch in watches:
-                watches.remove(watch)
-
-    def _delay(self, watches: Sequence[_Watch]) -> float:
-        lo, hi = self.options.poll_min, self.options.poll_max
-        now = time.monotonic()
-        oldest = min(w.started for w in watches)
-        if self.estimate is None:
-            return min(hi, max(lo, 0.1 * (now - oldest)))
-        # Poll densely around the expected finish (a slot idles until we notice), then back
-        # off geometrically for looks that run late, as real generation times spread widely.
-        expected = oldest + self.estimate
-        late = now - expected
-        step = min(hi, max(lo, 0.01 * self.estimate, 0.1 * late))
-        return expected - 2 * step - now if late < -2 * step else step
-
-    async def _poll(self, group_id: str) -> None:
-        while watches := self._groups.get(group_id):
-            await asyncio.sleep(self._delay(watches))
-            watches = self._groups.get(group_id, [])
-            if not watches:
-                break
-            try:
-                looks = {look.id: look for look in await self.client.list_looks(group_id=group_id)}
-            except ApiStalledError as e:
-                for watch in watches:  # the API gave up answering: so do its watchers
-                    if not watch.future.done():
-                        watch.future.set_exception(e)
-                continue
-            except LooksError:
-                continue  # the client already retried; keep watching until the node timeout
-            finally:
-                self.requests += 1
-            for watch in list(watches):
-                look = looks.get(watch.look_id)
-                if look is None:
-                    # A listing can lag behind a create: absent for a while is not gone.
-                    watch.misses += 1
-                    patient = time.monotonic() - watch.started >= self.options.missing_after
-                    if watch.misses >= 3 and patient and not watch.future.done():
-                        watch.future.set_result(None)
-                elif watch.until(look) and not watch.future.done():
-                    watch.future.set_result(look)
-
-    async def aclose(self) -> None:
-        for task in self._tasks.values():
-            task.cancel()
-        await asyncio.gather(*self._tasks.values(), return_exceptions=True)
-
-
 Outcome = str  # "completed" | "failed" | "blocked"
 
 
@@ -283,7 +210,9 @@ class _Node:
     created: asyncio.Future[bool]  # True once its ids (group) are known
     deps: list[_Node] = field(default_factory=list)
     dependents: list[_Node] = field(default_factory=list)
-    priority: int = 1
+    priority: int = 1  # generations on the longest chain from it down (itself included)
+    depth: int = 0  # generations on the longest chain down to it (itself included)
+    pledge: int | None = None  # a job slot kept for it by the look it was built on
     holding: bool = False  # holds a job slot: its generation is in progress on the server
     outcome: Outcome | None = None  # None: it never ran (stopped, interrupted)
     started: bool = False
@@ -299,6 +228,17 @@ class _Node:
     @property
     def runs(self) -> bool:
         return self.action.action in ("create", "adopt", "replace", "retry", "update")
+
+    @property
+    def chain(self) -> int:
+        """Generations on the longest chain through it: its place on the critical path."""
+        return self.depth + self.priority - (1 if self.runs else 0)
+
+    @property
+    def rank(self) -> int:
+        """Slot order: the longest chain through it first (a chain's last look too, not
+        only its first), then the longest chain still to run from it."""
+        return self.chain << 24 | min(self.priority, (1 << 24) - 1)
 
 
 def unrecorded_looks(
@@ -407,6 +347,8 @@ class Executor:
             for n in reversed(list(by_address.values())):
                 below = [d.priority for d in n.dependents if d.runs]
                 n.priority = (1 if n.runs else 0) + max(below, default=0)
+            for n in by_address.values():
+                n.depth = (1 if n.runs else 0) + max((d.depth for d in n.deps), default=0)
         return nodes
 
     # -- run --------------------------------------------------------------------------
@@ -420,7 +362,8 @@ class Executor:
         work = [n for n in nodes if n.runs]
         self._total = len(work)
         self.result.counts["queued"] = len(work)
-        for n in work:
+        # Started in slot order, so the first free slots already go to the critical path.
+        for n in sorted(work, key=lambda n: -n.rank):
             self._tasks[asyncio.create_task(self._run_node(n))] = n
         heartbeat = asyncio.create_task(self._heartbeat())
         try:
@@ -516,6 +459,8 @@ class Executor:
                     Event(n.address, "interrupted", recipe=n.batch.label, look_id=look_id)
                 )
         finally:
+            if n.pledge is not None:
+                self.slots.forget(n.pledge)
             self._drop_slot(n)
             # A node that never ran must still release its dependents (they stop too).
             for future in (n.created, n.done):
@@ -608,9 +553,18 @@ class Executor:
     # -- slots ------------------------------------------------------------------------------
 
     async def _take_slot(self, n: _Node) -> None:
-        await self.slots.acquire(n.priority)
+        await self.slots.acquire(n.rank, n.pledge)
+        n.pledge = None
         n.holding = True
         self._tick()
+
+    def _pledge_slots(self, n: _Node) -> None:
+        """The looks that n's completion unblocks get the slot n frees before lower ranks:
+        the critical path takes it, not a leaf that was queued earlier."""
+        for d in n.dependents:
+            ready = all(dep is n or (dep.done.done() and dep.done.result()) for dep in d.deps)
+            if d.runs and not d.started and d.pledge is None and ready:
+                d.pledge = self.slots.pledge(d.rank)
 
     def _drop_slot(self, n: _Node) -> None:
         if n.holding:
@@ -631,7 +585,7 @@ class Executor:
         attempt = record.attempts + 1
         lineage = n.batch.store.manifest.lineage
         key = idempotency_key(lineage, n.address, n.node.fingerprint, attempt)
-        return records.submitted(record, key, time.time()), False
+        return records.submitted(record, key, time.time(), self._upstream_group(n)), False
 
     def _resolve(self, n: _Node, ref_kind: str, address: str) -> Any:
         dep = n.batch.store.nodes[address]
@@ -959,11 +913,13 @@ class Executor:
             assert record.look_id is not None and record.group_id is not None
             remaining = max(0.0, deadline - time.monotonic())
             return await self.poller.wait(
-                record.group_id, record.look_id, started, predicate, remaining
+                record.group_id, record.look_id, started, predicate, remaining, chain=n.chain
             )
 
         try:
             look = await until(lambda look: not _generating(look))
+            if look is not None and look.usable:
+                self._pledge_slots(n)
             self._drop_slot(n)
             if look is not None and look.status == "pending_consent":
                 self._save(n, records.awaiting_consent(n.record or record))
@@ -984,7 +940,6 @@ class Executor:
             code = look.error.code if look.error else "generation_failed"
             message = look.error.message if look.error else f"look ended {look.status}"
             return self._fail(n, code, message, status="failed")
-        self.poller.observe(time.monotonic() - started)
         self._complete(n, n.record or record, look)
         return "completed"
 

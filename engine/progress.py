@@ -6,6 +6,8 @@ Output is a courtesy, never a condition of the run: when the reader goes away (`
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import os
 import sys
@@ -62,18 +64,23 @@ class Output:
         try:
             self.stream.write(text)
             self.stream.flush()
-        except BrokenPipeError:
+        except (BrokenPipeError, ValueError):
+            # The reader left (`| head -1`) or the stream was closed: nobody to tell.
             self.closed = True
             self._silence()
         except OSError as e:
             # A full disk or a failing device: the run goes on (it may be paid for and is
-            # recorded either way); only its output is lost, which is said once.
+            # recorded either way); only its output is lost, which is said once, unless
+            # the terminal itself hung up (EIO), where stderr is just as dead.
             self.closed = True
             self._silence()
-            print(
-                f"looks: standard output: {e.strerror or e}; the rest of the output is dropped",
-                file=sys.stderr,
-            )
+            if e.errno == errno.EIO:
+                return
+            with contextlib.suppress(OSError, ValueError):
+                print(
+                    f"looks: standard output: {e.strerror or e}; the rest of the output is dropped",
+                    file=sys.stderr,
+                )
 
     def isatty(self) -> bool:
         return self.stream.isatty()

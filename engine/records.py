@@ -55,9 +55,14 @@ def current(node: PlanNode, old: NodeRecord | None) -> NodeRecord:
     return fresh.evolve(superseded=_superseding(old), attempts=old.attempts)
 
 
-def submitted(record: NodeRecord, key: str, now: float) -> NodeRecord:
-    """A new attempt: journaled with its key before the request is sent."""
+def submitted(record: NodeRecord, key: str, now: float, group_id: str | None = None) -> NodeRecord:
+    """A new attempt: journaled with its key before the request is sent.
+
+    `group_id` is the existing group the create goes into, if any: where the look a lost
+    answer made is to be found, even once its base has been replaced by another group.
+    """
     return record.evolve(
+        group_id=group_id or record.group_id,
         idempotency_key=key,
         attempts=record.attempts + 1,
         submitted_at=round(now, 3),
@@ -84,12 +89,14 @@ def blocked(node: PlanNode, old: NodeRecord | None, upstream: str) -> NodeRecord
 
     A completed record stays completed. A record in flight keeps its state (its key may
     still replay a look, or its look still generates) and notes why this run passed it
-    by. Anything else becomes `blocked`, never holding a look id as if it were live.
+    by, even under an older fingerprint: a lost answer's look is only found (and
+    superseded) through its key and group. Anything else becomes `blocked`, never holding
+    a look id as if it were live.
     """
     error = ErrorInfo("blocked", f"upstream {upstream} did not complete")
     if old is not None and old.status == "completed":
         return None
-    if old is not None and in_flight(old) and old.fingerprint == node.fingerprint:
+    if old is not None and in_flight(old):
         return old.evolve(error=error)
     record = current(node, old)
     return record.evolve(

@@ -243,3 +243,52 @@ def test_an_answer_later_than_the_grace_period_is_replayed_by_the_next_apply(
     made = lagging_sim.state()["looks"]
     assert [look["idempotency_key"] for look in made] == [key]  # replayed, not made twice
     check_made_once(lagging_sim, recipe)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
+def test_kill_or_a_closed_terminal_stops_apply_as_ctrl_c_does(
+    tmp_path: Path, lagging_sim: sim.RunningSimulator, env: dict[str, str], signum: int
+) -> None:
+    # SIGHUP is what a closed terminal (or a dropped ssh session) sends: stop and record.
+    lagging_sim.configure(latency_ms=0, generation_seconds=120)
+    recipe = write_recipe(tmp_path, avatars=3, looks=1)
+    proc = looks_process("apply", "--log-json", recipe, env=env)
+    deadline = time.monotonic() + 30
+    while sum(e["record"]["status"] == "processing" for e in journal(recipe)) < 3:  # type: ignore[index]
+        assert proc.poll() is None and time.monotonic() < deadline
+        time.sleep(0.01)
+    proc.send_signal(signum)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, (proc.returncode, out, err)
+    last = summary_event(out)
+    assert last["stopped"] == "interrupted"
+    assert last["counts"] == {
+        "completed": 0,
+        "failed": 0,
+        "blocked": 0,
+        "in_flight": 3,
+        "not_started": 3,
+    }
+    assert not journal_path_for(manifest_path_for(recipe)).exists()  # folded
+    assert {r["status"] for r in nodes(recipe).values()} == {"processing"}
+
+
+def test_under_nohup_a_closed_terminal_does_not_stop_apply(
+    tmp_path: Path, lagging_sim: sim.RunningSimulator, env: dict[str, str]
+) -> None:
+    # `nohup looks apply ... &` ignores SIGHUP so that the run outlives the terminal.
+    lagging_sim.configure(latency_ms=0, generation_seconds=1)
+    recipe = write_recipe(tmp_path, avatars=2, looks=1)
+    proc = looks_process(
+        "apply",
+        "--log-json",
+        recipe,
+        env=env,
+        preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN),
+    )
+    wait_for_submissions(proc, recipe, 2)
+    proc.send_signal(signal.SIGHUP)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, (proc.returncode, out, err)
+    assert summary_event(out)["stopped"] is None
+    assert {r["status"] for r in nodes(recipe).values()} == {"completed"}

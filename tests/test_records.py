@@ -115,3 +115,19 @@ def test_legacy_blocked_records_are_recognised_for_the_server_to_settle() -> Non
     assert not any(records.is_live(r) for r in (consent, stale, plain))
     # Counted as still generating only when it was a consent wait.
     assert records.in_flight(consent) and not records.in_flight(stale)
+
+
+def test_blocked_keeps_a_lost_answer_under_an_older_fingerprint() -> None:
+    # The base was replaced since the send: the key and group still find what it made.
+    old = record("submitted", idempotency_key="k", attempts=1, group_id="group_old")
+    old = old.evolve(fingerprint="fp0")
+    kept = records.blocked(NODE, old, "ava")
+    assert kept == old.evolve(error=UPSTREAM_ERROR)
+    assert records.in_flight(kept)
+
+
+def test_submitted_records_the_group_the_create_goes_into() -> None:
+    sent = records.submitted(record("pending"), "key-1", 1000.0, "group_1")
+    assert (sent.status, sent.group_id) == ("submitted", "group_1")
+    again = records.submitted(sent.evolve(status="failed"), "key-2", 1001.0)
+    assert again.group_id == "group_1"  # a retry goes into the same group

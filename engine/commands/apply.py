@@ -26,6 +26,30 @@ from engine.recipe import MAX_LOOKS, Recipe
 from engine.settings import ApiSettings, api_target
 
 INTERRUPTED = 130
+# Ctrl-C, `kill`, and a terminal closed under the run (SIGHUP) all stop it the same way.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+def _raise_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _heeded(signals: Sequence[signal.Signals]) -> list[signal.Signals]:
+    """The signals not ignored by whoever started us: under `nohup` (SIGHUP ignored) the
+    run must outlive the terminal, as that user asked."""
+    return [sig for sig in signals if signal.getsignal(sig) is not signal.SIG_IGN]
+
+
+@contextlib.contextmanager
+def terminations_interrupt() -> Iterator[None]:
+    """Outside the event loop (loading, folding, pruning), SIGTERM and SIGHUP stop apply
+    as Ctrl-C does: one line and exit 130, rather than a silent death by signal."""
+    previous = {sig: signal.signal(sig, _raise_interrupt) for sig in _heeded(STOP_SIGNALS[1:])}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 @contextlib.contextmanager
@@ -54,7 +78,34 @@ def run(
     progress_every: float = PROGRESS_EVERY,
     max_looks: int = MAX_LOOKS,
 ) -> int:
-    settings = api_target()
+    settings = api_target()  # bad settings fail before anything is loaded
+    with terminations_interrupt():
+        return _run(
+            settings,
+            paths,
+            manifest,
+            only,
+            options,
+            log_json,
+            prune,
+            max_credits,
+            progress_every,
+            max_looks,
+        )
+
+
+def _run(
+    settings: ApiSettings,
+    paths: Sequence[Path],
+    manifest: Path | None,
+    only: Sequence[str],
+    options: ApplyOptions,
+    log_json: bool,
+    prune: bool,
+    max_credits: Decimal | None,
+    progress_every: float,
+    max_looks: int,
+) -> int:
     # A file not on disk fails only the upload that must send it (see Executor._upload).
     recipes = load_all(paths, max_looks=max_looks, media="optional")
     reporter = reporter_for(sys.stdout, log_json=log_json, every=progress_every)
@@ -133,10 +184,12 @@ async def _apply(
             assert executor is not None
             executor.interrupt()
 
-        loop.add_signal_handler(signal.SIGINT, on_sigint)
-        loop.add_signal_handler(signal.SIGTERM, on_sigint)
+        before = {sig: signal.getsignal(sig) for sig in _heeded(STOP_SIGNALS)}
+        for sig in before:
+            loop.add_signal_handler(sig, on_sigint)
         try:
             return await executor.run()
         finally:
-            loop.remove_signal_handler(signal.SIGINT)
-            loop.remove_signal_handler(signal.SIGTERM)
+            for sig, handler in before.items():
+                loop.remove_signal_handler(sig)
+                signal.signal(sig, handler)  # as before the loop (removing set SIG_DFL)
