@@ -21,7 +21,7 @@ from typing import Any
 from tenacity import (
     AsyncRetrying,
     retry_if_exception,
-    stop_after_delay,
+    stop_before_delay,
     wait_exponential,
     wait_random,
 )
@@ -519,6 +519,8 @@ class Executor:
         except ApiError as e:
             if e.code == "insufficient_credit":
                 self.stop("insufficient_credit")
+            if e.status == 401:  # the key was revoked mid-run: every request would be refused
+                self.stop("key_refused")
             if e.code == "asset_not_available":
                 self._forget_uploads(n)
             # A refusal ends the key; an answer that says nothing of the outcome (a 5xx after
@@ -861,11 +863,12 @@ class Executor:
         """Beyond the client's own retries, a 429 storm never fails a node: it waits.
 
         Only the node timeout ends it; the slot limit has already been lowered by then.
+        A wait that would end past it (Retry-After: 999999) is not slept: the node fails now.
         """
         return AsyncRetrying(
             retry=retry_if_exception(lambda e: isinstance(e, ApiError) and e.status == 429),
             wait=wait_retry_after(wait_exponential(multiplier=1, max=60) + wait_random(0, 1)),
-            stop=stop_after_delay(self.options.node_timeout),
+            stop=stop_before_delay(self.options.node_timeout),
             reraise=True,
         )
 
