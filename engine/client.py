@@ -17,6 +17,7 @@ import httpx
 from .errors import ApiError, FileChangedError
 from .session import (
     CONNECT_TIMEOUT,
+    MAX_ANSWER_BYTES,
     PREFLIGHT_BUDGET,
     STALL_REQUESTS,
     UPLOAD_BYTES_PER_SECOND,
@@ -32,6 +33,7 @@ from .settings import DEFAULT_REQUEST_TIMEOUT, ApiSettings
 
 __all__ = [
     "CONNECT_TIMEOUT",
+    "MAX_ANSWER_BYTES",
     "PREFLIGHT_BUDGET",
     "STALL_REQUESTS",
     "UPLOAD_BYTES_PER_SECOND",

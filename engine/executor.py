@@ -199,6 +199,8 @@ class Executor:
         except ApiError as e:
             if e.code == "insufficient_credit":
                 self.stop("insufficient_credit")
+            if e.status == 401:  # the key was revoked mid-run: every request would be refused
+                self.stop("key_refused")
             if e.code == "asset_not_available":
                 self._forget_uploads(n)
             # A refusal ends the key; an answer that says nothing of the outcome (a 5xx after

@@ -7,6 +7,7 @@ nor a manifest can carry the key, however the server came to echo it.
 
 from __future__ import annotations
 
+import base64
 import re
 import urllib.parse
 from collections.abc import Mapping
@@ -32,6 +33,8 @@ class Redactor:
 
     def __post_init__(self) -> None:
         forms = {self.secret, urllib.parse.quote(self.secret, safe="")} - {""}
+        if len(self.secret) >= MIN_SUBSTRING_LENGTH:
+            forms |= _base64_forms(self.secret)
         pattern: re.Pattern[str] | None = None
         if forms:
             alternatives = "|".join(re.escape(f) for f in sorted(forms, key=len, reverse=True))
@@ -61,3 +64,19 @@ class Redactor:
         if isinstance(value, list):
             return [self.json(v) for v in value]
         return value
+
+
+def _base64_forms(secret: str) -> set[str]:
+    """The base64 characters (standard and URL-safe) that encode only the secret's bytes,
+    at each of the three alignments it can have inside a longer encoded text (an echoed
+    `Authorization: Basic`, a token). The one or two edge characters shared with its
+    neighbours stay: they carry at most a few bits of the secret."""
+    raw = secret.encode()
+    forms: set[str] = set()
+    for offset in range(3):
+        encoded = base64.b64encode(b"\0" * offset + raw).decode()
+        start = -(-8 * offset // 6)  # the first character holding secret bits only
+        end = 8 * (offset + len(raw)) // 6  # past the last one
+        core = encoded[start:end]
+        forms |= {core, core.translate(str.maketrans("+/", "-_"))}
+    return forms

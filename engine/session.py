@@ -34,6 +34,7 @@ from .version import __version__
 
 __all__ = [
     "CONNECT_TIMEOUT",
+    "MAX_ANSWER_BYTES",
     "PREFLIGHT_BUDGET",
     "STALL_REQUESTS",
     "UPLOAD_BYTES_PER_SECOND",
@@ -60,6 +61,9 @@ PREFLIGHT_BUDGET = 20.0  # seconds before an API that cannot be connected to is 
 UPLOAD_BYTES_PER_SECOND = 64 * 1024
 # With no complete answer from the API for this many request deadlines, retrying stops.
 STALL_REQUESTS = 3
+# Decoded bytes of one answer kept at most: a gzip bomb (kilobytes on the wire, gigabytes
+# inflated) or a chunked body that never ends is a failed attempt, not an exhausted memory.
+MAX_ANSWER_BYTES = 64 * 1024 * 1024
 # Codes that mean the same thing; the official CLI's table names validation_error beside
 # the reference's invalid_parameter.
 _CODE_ALIASES = {"validation_error": "invalid_parameter"}
@@ -400,15 +404,15 @@ class ApiSession:
                     # httpx's timeouts are per read: a server sending a byte a second would
                     # never trip them. This bounds the whole exchange, headers and body.
                     async with asyncio.timeout(deadline):
-                        response = await self._http.request(
-                            method,
-                            url,
-                            json=json,
-                            params=params,
-                            files=files,
-                            headers=headers,
+                        request = self._http.build_request(
+                            method, url, json=json, params=params, files=files, headers=headers
+                        )
+                        response = await self._http.send(
+                            request,
+                            stream=True,  # read below, at most MAX_ANSWER_BYTES of it
                             follow_redirects=not authenticated,  # CDN links may redirect
                         )
+                        await _read_capped(response)
                     answered = True
                 finally:
                     if authenticated:
@@ -417,8 +421,12 @@ class ApiSession:
             self._transport_failed(
                 f"{method} {where}: no complete answer within {deadline:g} s", exc, authenticated
             )
+        except _AnswerTooLarge as exc:
+            self._transport_failed(
+                f"{method} {where}: answer larger than {MAX_ANSWER_BYTES} bytes", exc, authenticated
+            )
         except httpx.RequestError as exc:
-            detail = self._redactor.text(str(exc) or "no details")
+            detail = self._redactor.text(_detail(exc))
             self._transport_failed(
                 f"{method} {where}: {type(exc).__name__}: {detail}", exc, authenticated
             )
@@ -464,6 +472,41 @@ class ApiSession:
         if response.is_success:
             return response
         raise _storage_error(response, where, self._redactor)
+
+
+def _detail(exc: BaseException) -> str:
+    """The first message down the chain of causes: httpx's own is often empty (a TLS
+    handshake with a server that speaks plain HTTP says nothing at the top)."""
+    cause: BaseException | None = exc
+    for _ in range(10):  # a chain is short; a cycle must not loop
+        if cause is None:
+            break
+        if not isinstance(cause, Exception):  # a CancelledError says only "cancel scope …"
+            break
+        if str(cause):
+            return str(cause) if cause is exc else f"{type(cause).__name__}: {cause}"
+        cause = cause.__cause__ or cause.__context__
+    return "no details"
+
+
+class _AnswerTooLarge(Exception):
+    """An answer whose decoded body passed MAX_ANSWER_BYTES."""
+
+
+async def _read_capped(response: httpx.Response) -> None:
+    """Read a streamed answer into `response.content`, refusing more than MAX_ANSWER_BYTES."""
+    try:
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in response.aiter_bytes():
+            size += len(chunk)
+            if size > MAX_ANSWER_BYTES:
+                raise _AnswerTooLarge
+            chunks.append(chunk)
+        # What Response.aread() does, so .content/.json()/.text work as for a read answer.
+        response._content = b"".join(chunks)
+    finally:
+        await response.aclose()
 
 
 def redact_url(url: str) -> str:
@@ -520,9 +563,8 @@ def _preflight_error(error: ApiError | TransportError, base_url: str) -> LooksEr
     if _connect_failure(error):
         parts = urllib.parse.urlsplit(base_url)
         port = parts.port or (443 if parts.scheme == "https" else 80)
-        return TransportError(
-            f"cannot reach the API at {parts.hostname}:{port}: {error}; nothing was sent"
-        )
+        host = f"[{parts.hostname}]" if ":" in (parts.hostname or "") else parts.hostname
+        return TransportError(f"cannot reach the API at {host}:{port}: {error}; nothing was sent")
     return error
 
 

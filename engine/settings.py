@@ -51,7 +51,8 @@ class ApiSettings:
     def host_port(self) -> str:
         parts = urllib.parse.urlsplit(self.base_url)
         port = parts.port or (443 if parts.scheme == "https" else 80)
-        return f"{parts.hostname}:{port}"
+        host = f"[{parts.hostname}]" if ":" in (parts.hostname or "") else parts.hostname
+        return f"{host}:{port}"
 
     def key_hint(self) -> str:
         """How the key is named on screen: its last four characters, if that is safe."""

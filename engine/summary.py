@@ -15,6 +15,8 @@ STOP_REASONS = {
         "The API stopped answering: stopped submitting; what was sent is recorded."
         " Run apply again once it answers."
     ),
+    "key_refused": "The API refused the key (401): stopped submitting; what was sent is"
+    " recorded. Check HEYGEN_API_KEY, then run apply again.",
     "state_write": "Stopped: state could not be written (below); every change before it is"
     " kept. Run apply again once it can be.",
 }

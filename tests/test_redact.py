@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import urllib.parse
 
 from looks.redact import MASK, MIN_SUBSTRING_LENGTH, Redactor
@@ -49,3 +51,36 @@ def test_json_answers_are_masked_in_every_string_and_key() -> None:
 def test_an_empty_secret_masks_nothing_and_the_redactor_hides_its_secret() -> None:
     assert Redactor("").text("anything at all") == "anything at all"
     assert LONG not in repr(Redactor(LONG))
+
+
+def _longest_key_piece(key: str, text: str) -> int:
+    """The longest run of the key's characters that decoding some base64 slice of `text`
+    gives back (any alignment, standard or URL-safe alphabet)."""
+    best = 0
+    for alphabet in (text, text.replace("-", "+").replace("_", "/")):
+        for start in range(len(alphabet)):
+            for end in range(start + 4, len(alphabet) + 1, 4):
+                try:
+                    decoded = base64.b64decode(alphabet[start:end], validate=True)
+                except (binascii.Error, ValueError):
+                    continue
+                for i in range(len(key)):
+                    for j in range(i + best + 1, len(key) + 1):
+                        if key[i:j].encode() in decoded:
+                            best = j - i
+                        else:
+                            break
+    return best
+
+
+def test_the_base64_encoded_key_is_masked_at_every_alignment() -> None:
+    key = "sk-live-0123456789abcdef"
+    r = Redactor(key)
+    for prefix in ("", "u", "us", "user:", "Basic "):
+        for encode in (base64.b64encode, base64.urlsafe_b64encode):
+            blob = encode(f"{prefix}{key}.tail".encode()).decode()
+            masked = r.text(f"auth={blob};")
+            assert MASK in masked
+            # At most a couple of the key's edge characters survive (they share a base64
+            # character with their neighbours), never enough to matter.
+            assert _longest_key_piece(key, masked) <= 2, (prefix, masked)

@@ -16,7 +16,7 @@ from typing import Any
 from tenacity import (
     AsyncRetrying,
     retry_if_exception,
-    stop_after_delay,
+    stop_before_delay,
     wait_exponential,
     wait_random,
 )
@@ -153,11 +153,12 @@ class Creation:
         """Beyond the client's own retries, a 429 storm never fails a node: it waits.
 
         Only the node timeout ends it; the slot limit has already been lowered by then.
+        A wait that would end past it (Retry-After: 999999) is not slept: the node fails now.
         """
         return AsyncRetrying(
             retry=retry_if_exception(lambda e: isinstance(e, ApiError) and e.status == 429),
             wait=wait_retry_after(wait_exponential(multiplier=1, max=60) + wait_random(0, 1)),
-            stop=stop_after_delay(self.ctx.options.node_timeout),
+            stop=stop_before_delay(self.ctx.options.node_timeout),
             reraise=True,
         )
 
