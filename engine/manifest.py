@@ -23,7 +23,7 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from . import _schemas, durable
 from .errors import ManifestError, ManifestLockedError, StateWriteError
@@ -41,16 +41,7 @@ Status = Literal[
     "blocked",
     "missing",
 ]
-STATUSES: tuple[Status, ...] = (
-    "pending",
-    "submitted",
-    "processing",
-    "awaiting_consent",
-    "completed",
-    "failed",
-    "blocked",
-    "missing",
-)
+STATUSES: tuple[Status, ...] = get_args(Status)  # in the Literal's order
 
 
 @dataclass(frozen=True)
