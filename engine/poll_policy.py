@@ -40,7 +40,7 @@ class Limits:
     samples: int = 128  # recent durations the model keeps (times drift over a day)
     # A look on a chain k times shorter than the longest one has slack: its idle slot delays
     # no look on the critical path, so it weighs 1 / k, but no less than this.
-    min_weight: float = 0.25
+    min_weight: float = 0.1
     # The request budget over the run: once the polls sent pass this many per look watched
     # (plus `burst` looks' worth, for the costly first wave), the idle allowed per request
     # grows with the excess, and falls back as soon as the looks catch up.
