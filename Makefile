@@ -7,10 +7,13 @@ STAMP := $(VENV)/.installed
 
 setup: $(STAMP)
 
+# compileall: bytecode even under PYTHONDONTWRITEBYTECODE, so `looks` starts ~0.15 s sooner. A
+# stale .pyc is never used (its source's mtime is checked): Python recompiles that module.
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m compileall -q engine
 	touch $(STAMP)
 
 lint: setup
