@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup test lint demo bench clean
+.PHONY: setup test lint demo bench validators clean
 
 setup: $(STAMP)
 
@@ -29,6 +29,11 @@ demo: setup
 
 bench: setup
 	$(BIN)/python bench/run_all.py
+
+# fastjsonschema's code for the schemas (engine/_schemas.py): after changing schemas/ or the
+# fastjsonschema version (tests/test_schemas_code.py says when).
+validators: setup
+	$(BIN)/python -c 'from looks._schemas import write_validators; write_validators()'
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
