@@ -33,14 +33,19 @@ class Limits:
     # means earlier polls and more requests (about 1 / sqrt of it); `requests_per_look`
     # then caps what that costs over a run.
     idle_per_request: float = 0.002
-    backoff: float = 0.1  # a late look, or any look before a duration is known: poll at age x this
+    backoff: float = 0.1  # a look running late: poll again at this share of its lateness
+    # Before any duration is known, each look is polled at this share of its age: nothing
+    # says yet when looks end, and a first wave of C looks in C groups costs C polls a step.
+    first_backoff: float = 0.3
     samples: int = 128  # recent durations the model keeps (times drift over a day)
     # A look on a chain k times shorter than the longest one has slack: its idle slot delays
     # no look on the critical path, so it weighs 1 / k, but no less than this.
     min_weight: float = 0.25
-    # The request budget: while recent looks cost more requests each than this, the idle
-    # allowed per request grows until they are back within it.
-    requests_per_look: float = 6.5
+    # The request budget over the run: once the polls sent pass this many per look watched
+    # (plus `burst` looks' worth, for the costly first wave), the idle allowed per request
+    # grows with the excess, and falls back as soon as the looks catch up.
+    requests_per_look: float = 7.0
+    burst: int = 10
     max_pressure: float = 16.0  # polls at most 4 x further apart than by default
 
 
@@ -156,14 +161,15 @@ class DurationModel:
         return ys[k] + slope * dt, slope, area, xs[k + 1]
 
 
-def pressure(scale: float, spent: float, limits: Limits) -> float:
-    """The next factor on the idle allowed per request, from the last one and the requests
-    recently spent per look: it grows while over the budget and shrinks back to 1 while
-    under (integral control: a fixed factor would only meet the budget half-way), within
-    bounds so it never winds up. It never goes below 1: on a busy machine, polls beyond
-    what the idle they save is worth cost more CPU than they gain."""
-    grown = scale * math.exp(0.3 * (spent / limits.requests_per_look - 1))
-    return min(limits.max_pressure, max(1.0, grown))
+def pressure(requests: int, looks: int, limits: Limits) -> float:
+    """The factor on the idle allowed per request after `requests` polls for `looks` looks
+    watched: 1 within the run's budget, growing exponentially with the excess (a round of
+    ten looks' worth of excess: e) up to `max_pressure`. A function of the totals, not of
+    its own past: it cannot wind up, and a costly start is paid back by cheaper looks
+    later instead of starving the polls while the average catches up."""
+    allowed = limits.requests_per_look * (looks + limits.burst)
+    excess = (requests - allowed) / (limits.requests_per_look * limits.burst)
+    return math.exp(min(math.log(limits.max_pressure), max(0.0, excess)))
 
 
 def due(
@@ -181,7 +187,7 @@ def due(
         if last is None:
             return min(w.started for w in looks) + limits.min_interval
         oldest = min(w.started for w in looks)
-        return last + _clamp(limits.backoff * (last - oldest), limits)
+        return last + _clamp(limits.first_backoff * (last - oldest), limits)
     budget = scale * limits.idle_per_request * model.typical * target.cost
     late = math.inf  # when the first late look is due
     timely: list[tuple[InFlight, float, float, float]] = []

@@ -79,9 +79,6 @@ class LookPoller:
         self._probes: set[asyncio.Task[None]] = set()
         self._wake: asyncio.Future[None] | None = None
         self._wake_at = -math.inf  # when the schedule plans again on its own
-        self._scale = 1.0
-        self._spent: float | None = None  # requests per look watched, a moving average
-        self._counted = 0  # requests when the last look was watched
         self._longest = 1  # the longest chain watched: the critical path
 
     async def wait(
@@ -104,13 +101,6 @@ class LookPoller:
         watch = _Watch(look_id, started, until, future, started, chain)
         self.watched += 1
         self._longest = max(self._longest, chain)
-        if len(self.model):
-            # Requests per look lately (the first looks, polled before any duration is
-            # known, are not held against the budget).
-            since = self.requests - self._counted
-            self._spent = since if self._spent is None else 0.9 * self._spent + 0.1 * since
-            self._scale = pressure(self._scale, self._spent, self.limits)
-        self._counted = self.requests
         group = self._groups.setdefault(group_id, _Group([]))
         group.watches.append(watch)
         if self._task is None or self._task.done():
@@ -142,9 +132,10 @@ class LookPoller:
         while self._groups:
             now = self.clock()
             soonest = math.inf
+            scale = pressure(self.requests, self.watched, self.limits)
             for group_id, group in list(self._groups.items()):
                 if not group.polling:
-                    soonest = min(soonest, self._plan(now, group_id, group))
+                    soonest = min(soonest, self._plan(now, group_id, group, scale))
             self._wake = loop.create_future()
             self._wake_at = soonest
             timer = None
@@ -155,10 +146,10 @@ class LookPoller:
             if timer is not None:
                 timer.cancel()
 
-    def _plan(self, now: float, group_id: str, group: _Group) -> float:
+    def _plan(self, now: float, group_id: str, group: _Group, scale: float) -> float:
         """Poll the group now if it is due, else return when it will be."""
         target = self._target(group)
-        when = due(now, target, self.model, self.limits, self._scale)
+        when = due(now, target, self.model, self.limits, scale)
         if when <= now:
             self._start(group_id, group, now, None)
             return math.inf
@@ -172,7 +163,7 @@ class LookPoller:
                     1,
                     watch.polled_at,
                 )
-                alone = due(now, one, self.model, self.limits, self._scale)
+                alone = due(now, one, self.model, self.limits, scale)
                 if alone <= now:
                     self._start(group_id, group, now, watch)
                     return math.inf

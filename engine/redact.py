@@ -8,6 +8,7 @@ nor a manifest can carry the key, however the server came to echo it.
 from __future__ import annotations
 
 import base64
+import json
 import re
 import urllib.parse
 from collections.abc import Mapping
@@ -54,6 +55,22 @@ class Redactor:
 
     def optional(self, value: str | None) -> str | None:
         return None if value is None else self.text(value)
+
+    def loads(self, raw: bytes) -> Any:
+        """A JSON answer decoded, with the secret masked in every string (ValueError when
+        it is no JSON). Most answers hold no escape and no trace of the secret: decoded,
+        every string of theirs is a piece of that text, so none can hold it and the walk
+        over every string (a quarter of a poll's cost) is skipped."""
+        value = json.loads(raw)
+        if self._pattern is None:
+            return value
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            return self.json(value)
+        if "\\" in text or self._pattern.search(text) is not None:
+            return self.json(value)
+        return value
 
     def json(self, value: Any) -> Any:
         """A decoded JSON value with the secret masked in every string, keys included."""

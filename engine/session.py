@@ -329,7 +329,7 @@ class ApiSession:
         if not response.content:  # e.g. a 204 to a DELETE
             return {}
         try:
-            body = self._redactor.json(response.json())
+            body = self._redactor.loads(response.content)
         except ValueError:
             body = None
         if not isinstance(body, Mapping):
@@ -587,7 +587,7 @@ def _api_error(response: httpx.Response, redactor: Redactor) -> ApiError:
     retry_after = parse_retry_after(response.headers.get("Retry-After"))
     code, message = f"http_{status}", ""
     try:
-        body = redactor.json(response.json())
+        body = redactor.loads(response.content)
     except ValueError:
         body = None
     error = body.get("error") if isinstance(body, Mapping) else None

@@ -137,17 +137,20 @@ def test_before_any_duration_is_known_polls_back_off_with_age() -> None:
     first = due(0.0, Target((look,), 1, None), model, LIMITS)
     assert first == pytest.approx(LIMITS.min_interval)
     later = due(5.0, Target((look,), 1, 5.0), model, LIMITS)
-    assert later == pytest.approx(5.0 + LIMITS.backoff * 5.0)
+    assert later == pytest.approx(5.0 + LIMITS.first_backoff * 5.0)
 
 
-def test_the_request_budget_raises_the_bar_when_over_and_relaxes_it_when_under() -> None:
-    scale = 1.0
-    for _ in range(50):
-        scale = pressure(scale, 20.0, LIMITS)  # 20 requests per look: over
-    assert scale == LIMITS.max_pressure
-    for _ in range(50):
-        scale = pressure(scale, 2.0, LIMITS)  # 2 per look: well under
-    assert scale == 1.0
+def test_the_request_budget_raises_the_bar_only_past_the_runs_allowance() -> None:
+    per, burst = LIMITS.requests_per_look, LIMITS.burst
+    assert pressure(0, 0, LIMITS) == 1.0
+    # A costly start (the first wave, one group per look) is within the burst allowance.
+    assert pressure(int(per * burst), 0, LIMITS) == 1.0
+    assert pressure(int(per * 100), 100, LIMITS) == 1.0  # on budget
+    # Over it, the bar rises with the excess: a burst's worth over, e times.
+    assert pressure(int(per * (100 + 2 * burst)), 100, LIMITS) == pytest.approx(math.e)
+    assert pressure(10**9, 100, LIMITS) == pytest.approx(LIMITS.max_pressure)
+    # It depends on the totals only: cheap looks later bring it straight back to 1.
+    assert pressure(int(per * (100 + 2 * burst)), 100 + burst, LIMITS) == 1.0
     # A scale makes polls later.
     model = trained()
     target = Target((InFlight(0.0, 0.9),), 1, 0.9)
@@ -182,8 +185,7 @@ def run_batch(
     based: set[int] = set()
     running: list[_Look] = []
     polled: dict[int, float] = {}
-    now, requests, work, scale, counted = 0.0, 0, 0.0, 1.0, 0
-    spent: float | None = None
+    now, requests, work, started = 0.0, 0, 0.0, 0
     while queue or running:
         # Fill free slots with ready work (a look needs its base completed).
         for item in list(queue):
@@ -195,11 +197,8 @@ def run_batch(
                 d = draw()
                 work += d
                 running.append(_Look(group, now, now + d, now))
-                if len(model):
-                    since = requests - counted
-                    spent = since if spent is None else 0.9 * spent + 0.1 * since
-                    scale = pressure(scale, spent, LIMITS)
-                counted = requests
+                started += 1
+        scale = pressure(requests, started, LIMITS)
         by_group: dict[int, list[_Look]] = {}
         for look in running:
             by_group.setdefault(look.group, []).append(look)

@@ -84,3 +84,32 @@ def test_the_base64_encoded_key_is_masked_at_every_alignment() -> None:
             # At most a couple of the key's edge characters survive (they share a base64
             # character with their neighbours), never enough to matter.
             assert _longest_key_piece(key, masked) <= 2, (prefix, masked)
+
+
+def test_a_json_answer_is_masked_however_its_text_spells_the_key() -> None:
+    r = Redactor(LONG)
+    escaped = "".join(f"\\u{ord(c):04x}" for c in LONG)  # JSON may spell any character so
+    bodies = [
+        f'{{"data": {{"message": "key {LONG}"}}}}',
+        f'{{"data": {{"message": "key {escaped}"}}}}',
+        f'{{"{escaped}": [1, "{LONG}"]}}',
+    ]
+    for body in bodies:
+        assert LONG not in str(r.loads(body.encode()))
+        assert MASK in str(r.loads(body.encode()))
+    utf16 = f'{{"m": "{LONG}"}}'.encode("utf-16")  # not UTF-8: json still decodes it
+    assert r.loads(utf16) == {"m": MASK}
+    short = Redactor("c")
+    assert short.loads(b'{"m": "not enough credits", "c": "c"}') == {
+        "m": "not enough credits",
+        MASK: MASK,
+    }
+
+
+def test_a_json_answer_without_the_key_decodes_unchanged() -> None:
+    body = b'{"data": [{"id": "look_1", "name": "A \\"quoted\\" look", "n": 3}], "has_more": false}'
+    assert Redactor(LONG).loads(body) == {
+        "data": [{"id": "look_1", "name": 'A "quoted" look', "n": 3}],
+        "has_more": False,
+    }
+    assert Redactor(LONG).loads(b'{"a": "plain"}') == {"a": "plain"}
