@@ -159,3 +159,40 @@ def test_the_readmes_layout_names_every_module_and_doc() -> None:
     packages = {f"{p.name}/" for p in PACKAGE.iterdir() if (p / "__init__.py").is_file()}
     docs = {p.name for p in (PACKAGE.parent / "docs").glob("*.md")}
     assert (modules | packages | docs) - words == set()
+
+
+def _type_checking_branch(path: Path) -> ast.If:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    (branch,) = [
+        node
+        for node in tree.body
+        if isinstance(node, ast.If)
+        and isinstance(node.test, ast.Name)
+        and node.test.id == "TYPE_CHECKING"
+        and node.orelse
+    ]
+    return branch
+
+
+def test_the_clis_deferred_modules_are_those_it_imports() -> None:
+    """cli imports its commands' modules for the type checker and this walker, and at run
+    time defers each to its first use (docs/performance.md): the same modules, name by name."""
+    module = f"{NAME}.cli"
+    branch = _type_checking_branch(MODULES[module])
+    imported: dict[str, str] = {}
+    for node in branch.body:
+        assert isinstance(node, ast.ImportFrom) and node.level == 1
+        base = f"{NAME}.{node.module}" if node.module else NAME
+        for alias in node.names:
+            imported[alias.asname or alias.name] = f"{base}.{alias.name}"
+    deferred: dict[str, str] = {}
+    for node in branch.orelse:
+        assert isinstance(node, ast.Assign) and isinstance(node.value, ast.Call)
+        (target,) = node.targets
+        (argument,) = node.value.args
+        assert isinstance(target, ast.Name) and isinstance(argument, ast.Constant)
+        assert isinstance(node.value.func, ast.Name) and node.value.func.id == "_Deferred"
+        deferred[target.id] = f"{NAME}.{argument.value}"
+    assert deferred == imported
+    assert set(imported.values()) <= set(MODULES)
+    assert {f"{NAME}.sim", f"{NAME}.commands.apply"} <= _graph()[module]

@@ -446,7 +446,7 @@ def test_pre_commit_hook(capsys: Capsys) -> None:
         assert not files.search(name), name
     # The entry is the console script this project installs, and it validates recipes.
     pyproject = (ROOT / "pyproject.toml").read_text(encoding="utf-8")
-    assert 'looks = "looks.cli:main"' in pyproject
+    assert 'looks = "looks.cli:entry"' in pyproject
     command, *args = hook["entry"].split()
     assert command == "looks"
     assert main([*args, str(ROOT / "recipes" / "twin.yaml")]) == 0

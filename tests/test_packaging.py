@@ -39,6 +39,7 @@ def test_the_package_installs_as_looks_and_nothing_as_engine(site: Path) -> None
     assert (site / "looks" / "py.typed").is_file()
     assert (site / "looks" / "schemas" / "recipe.schema.json").is_file()
     assert {p.name for p in (site / "looks").iterdir() if p.is_dir()} >= {
+        "_validators",
         "commands",
         "sim",
         "steps",
@@ -50,6 +51,10 @@ def test_the_installed_package_imports_and_runs(site: Path, tmp_path: Path) -> N
         "import sys, looks, looks.cli, looks.executor;"
         "looks.plan, looks.apply, looks.status;"
         "assert not any(m == 'engine' or m.startswith('engine.') for m in sys.modules);"
+        "import fastjsonschema; from looks import _schemas, _validators;"
+        "check = _schemas._compiled('recipe', None).__module__;"
+        "assert check == 'looks._validators.recipe' or"
+        " _validators.FASTJSONSCHEMA != fastjsonschema.VERSION;"
         "print(looks.__file__)"
     )
     env = {**os.environ, "PYTHONPATH": str(site)}
@@ -59,7 +64,7 @@ def test_the_installed_package_imports_and_runs(site: Path, tmp_path: Path) -> N
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == str(site / "looks" / "__init__.py")
     script = (site / "bin" / "looks").read_text(encoding="utf-8")
-    assert "from looks.cli import main" in script
+    assert "from looks.cli import entry" in script
     version = subprocess.run(
         [sys.executable, "-m", "looks.cli", "--version"],
         cwd=tmp_path,
