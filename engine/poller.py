@@ -40,7 +40,7 @@ class _Watch:
     seen_at: float  # last seen not yet done (started until then)
     chain: int
     misses: int = 0
-    polled_at: float | None = None  # when a poll that showed it was last sent
+    polled_at: float | None = None  # when a poll meant to show it was last sent
     consent: bool = False  # seen waiting for consent: its age is no generation time
     absent: bool = False  # not in the last answer that should have shown it, or no answer
 
