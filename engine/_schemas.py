@@ -25,8 +25,6 @@ from typing import TYPE_CHECKING, Any
 import fastjsonschema
 from fastjsonschema.ref_resolver import RefResolver
 
-from . import _validators
-
 if TYPE_CHECKING:
     import jsonschema
 
@@ -97,22 +95,32 @@ def generated() -> dict[str, str]:
 
 def write_validators() -> None:
     """`make validators`: write _validators/ for the schemas and fastjsonschema at hand."""
+    VALIDATORS.mkdir(exist_ok=True)
     for file_name, text in generated().items():
         (VALIDATORS / file_name).write_text(text, encoding="utf-8")
+
+
+def _kept(stem: str, document: dict[str, Any]) -> Callable[[Any], Any] | None:
+    """The kept code for a schema, if made from this very schema by this very version of
+    fastjsonschema, and if it imports at all: a merge of two branches that each changed a
+    schema leaves conflict markers in it, which must stop neither `looks` nor the
+    `make validators` that writes it afresh. Imported here, not above, for that reason."""
+    try:
+        kept = importlib.import_module(f"{__package__}._validators")
+        made_here = kept.FASTJSONSCHEMA == fastjsonschema.VERSION
+        if not made_here or kept.DIGESTS.get(stem) != _digest(document):
+            return None
+        check: Callable[[Any], Any] = importlib.import_module(f"{kept.__name__}.{stem}").validate
+    except (ImportError, SyntaxError, AttributeError):
+        return None
+    return check
 
 
 @functools.cache
 def _compiled(name: str, definition: str | None) -> Callable[[Any], Any]:
     document = _draft7(name, definition)
-    stem = _stem(name, definition)
-    check: Callable[[Any], Any]
-    current = _validators.FASTJSONSCHEMA == fastjsonschema.VERSION
-    if current and _validators.DIGESTS.get(stem) == _digest(document):
-        # Chosen at run time, not imported above: code another version wrote may not import.
-        check = importlib.import_module(f"{_validators.__name__}.{stem}").validate
-    else:
-        check = fastjsonschema.compile(document)
-    return check
+    check = _kept(_stem(name, definition), document)
+    return check if check is not None else fastjsonschema.compile(document)
 
 
 @functools.cache

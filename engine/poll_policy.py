@@ -56,6 +56,11 @@ class InFlight:
     started: float  # when its create was answered
     seen_at: float  # when it was last seen still running (`started` if not yet)
     weight: float = 1.0  # on the critical path: 1; a share of it: what slack it leaves
+    # Not in the last answer that should have shown it (a listing lagging behind a create,
+    # a look gone) or no answer (a refused poll): the chance it finished since `seen_at`
+    # says nothing of what the next poll will show, so it is polled with back-off from when
+    # it went out of sight, not as often as that chance would have it.
+    absent: bool = False
 
 
 @dataclass(frozen=True)
@@ -192,6 +197,9 @@ def due(
     late = math.inf  # when the first late look is due
     timely: list[tuple[InFlight, float, float, float]] = []
     for w in looks:
+        if w.absent and last is not None:
+            late = min(late, last + _clamp(limits.first_backoff * (last - w.seen_at), limits))
+            continue
         seen = w.seen_at - w.started
         if seen >= model.high:
             # Later than every observed duration: geometric back-off from when it was seen.

@@ -40,8 +40,12 @@ class _Watch:
     seen_at: float  # last seen not yet done (started until then)
     chain: int
     misses: int = 0
-    polled_at: float | None = None  # when a poll that showed it was last sent
+    polled_at: float | None = None  # when a poll meant to show it was last sent
     consent: bool = False  # seen waiting for consent: its age is no generation time
+    absent: bool = False  # not in the last answer that should have shown it, or no answer
+
+    def in_flight(self, longest: int) -> InFlight:
+        return InFlight(self.started, self.seen_at, self.chain / longest, self.absent)
 
 
 @dataclass(eq=False)
@@ -120,11 +124,7 @@ class LookPoller:
             self._wake.set_result(None)
 
     def _target(self, group: _Group) -> Target:
-        looks = tuple(
-            InFlight(w.started, w.seen_at, w.chain / self._longest)
-            for w in group.watches
-            if not w.future.done()
-        )
+        looks = tuple(w.in_flight(self._longest) for w in group.watches if not w.future.done())
         return Target(looks, group.listed, group.polled_at)
 
     async def _run(self) -> None:
@@ -158,11 +158,7 @@ class LookPoller:
             for watch in group.watches:
                 if watch.future.done():
                     continue
-                one = Target(
-                    (InFlight(watch.started, watch.seen_at, watch.chain / self._longest),),
-                    1,
-                    watch.polled_at,
-                )
+                one = Target((watch.in_flight(self._longest),), 1, watch.polled_at)
                 alone = due(now, one, self.model, self.limits, scale)
                 if alone <= now:
                     self._start(group_id, group, now, watch)
@@ -205,7 +201,11 @@ class LookPoller:
                         watch.future.set_exception(e)
                 return
             except LooksError:
-                return  # the client already retried; keep watching until the node timeout
+                # The client already retried (or the error is not one to retry): keep
+                # watching until the node timeout, backing off, as this poll showed nothing.
+                for watch in [only] if only is not None else list(group.watches):
+                    watch.polled_at, watch.absent = sent, True
+                return
             except Exception as e:
                 # Not the API's failure (those are LooksErrors, retried above) but a bug:
                 # every look this poll watched hears it now, not at its timeout.
@@ -220,6 +220,7 @@ class LookPoller:
                     continue
                 watch.polled_at = sent
                 look = looks.get(watch.look_id)
+                watch.absent = look is None
                 if look is None:
                     # A listing can lag behind a create: absent for a while is not gone.
                     watch.misses += 1

@@ -60,14 +60,16 @@ class Redactor:
         """A JSON answer decoded, with the secret masked in every string (ValueError when
         it is no JSON). Most answers hold no escape and no trace of the secret: decoded,
         every string of theirs is a piece of that text, so none can hold it and the walk
-        over every string (a quarter of a poll's cost) is skipped."""
-        value = json.loads(raw)
+        over every string (a quarter of a poll's cost) is skipped.
+
+        The text checked is the one the parser reads: decoded as json.loads decodes bytes
+        (UTF-8, -16 or -32, told apart by the first bytes, BOM or not). An ASCII answer in
+        UTF-16 is valid UTF-8 as well, where the key, a NUL between each of its characters,
+        would not show."""
+        text = raw.decode(json.detect_encoding(raw), "surrogatepass")
+        value = json.loads(text)
         if self._pattern is None:
             return value
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError:
-            return self.json(value)
         if "\\" in text or self._pattern.search(text) is not None:
             return self.json(value)
         return value

@@ -56,3 +56,18 @@ def test_help_lists_every_command_without_importing_them() -> None:
 def test_a_deferred_module_is_the_module(name: str, module: str, function: str) -> None:
     found = getattr(getattr(cli, name), function)
     assert found is getattr(importlib.import_module(module), function)
+
+
+def test_a_command_module_that_fails_to_import_is_one_line_and_exit_3() -> None:
+    # Imported when its command runs, inside main: its failure is main's internal error.
+    probe = (
+        "import sys; sys.modules['looks.commands.validate'] = None;"
+        "from looks.cli import entry; entry()"
+    )
+    twin = str(ROOT / "recipes" / "twin.yaml")
+    done = subprocess.run(
+        [sys.executable, "-c", probe, "validate", twin], cwd=ROOT, capture_output=True, text=True
+    )
+    assert done.returncode == 3
+    assert done.stderr.startswith("looks: internal error: ModuleNotFoundError: ")
+    assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr

@@ -160,6 +160,82 @@ def test_a_garbage_retry_after_is_ignored(garbage: str) -> None:
     assert parse_retry_after(garbage) is None
 
 
+# --------------------------------------------------------------------------- poll storms
+
+
+def _look(n: int, status: str) -> dict[str, object]:
+    return {
+        "id": f"look_{n}",
+        "name": f"P{n}",
+        "avatar_type": "prompt",
+        "group_id": f"group_{n}",
+        "status": status,
+        "preview_image_url": "https://cdn.example/p.png",
+        "image_width": 512,
+        "image_height": 512,
+    }
+
+
+@pytest.mark.parametrize("answer", ["refused", "without-the-look"])
+def test_listings_that_never_show_a_look_are_polled_with_back_off(
+    tmp_path: Path, answer: str
+) -> None:
+    # p1 completes at once (the poller learns a duration of a few ms); p2's listings then
+    # are refused (a 404: not retried) or leave it out. Either way nothing is learnt by
+    # polling again at once, yet, paced by the idle p2 might be causing since it was last
+    # seen, its group was listed at every poll_min (some 270 listings in 3 s).
+    recipe = tmp_path / "two.yaml"
+    recipe.write_text(
+        "version: 1\navatars:\n"
+        + "".join(
+            f"  p{i}:\n    name: P{i}\n    base: {{type: prompt, prompt: P {i}}}\n" for i in (1, 2)
+        )
+    )
+    created = iter(range(1, 10))
+
+    def handler(request: Request, conn: socket.socket) -> None:
+        if request.method == "POST":
+            n = next(created)
+            group = {"id": f"group_{n}", "name": f"P{n}"}
+            respond(
+                conn, 200, {"data": {"avatar_item": _look(n, "processing"), "avatar_group": group}}
+            )
+        elif request.path.startswith("/v3/avatars/looks?") and "group_1" in request.path:
+            respond(conn, 200, {"data": [_look(1, "completed")], "has_more": False})
+        elif request.path.startswith("/v3/avatars/looks?") and answer == "refused":
+            respond(conn, 404, {"error": {"code": "not_found", "message": "no such group"}})
+        elif request.path.startswith("/v3/avatars/looks?"):
+            respond(conn, 200, {"data": [], "has_more": False})
+        else:
+            groups_listing(conn)
+
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "HEYGEN_API_KEY": KEY}
+    with FakeServer(handler) as server:
+        env["HEYGEN_BASE_URL"] = server.base_url
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "looks.cli",
+                "apply",
+                "--max-jobs",
+                "1",
+                "--timeout",
+                "0.05",
+                str(recipe),
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "p2" in result.stdout and "Traceback" not in result.stderr
+    listings = [r for r in server.requests if "group_2" in r.path and "/looks?" in r.path]
+    # Back-off from 10 ms to the 3 s timeout, by 30 % a step: some 20 listings.
+    assert 3 <= len(listings) < 60, len(listings)
+
+
 # --------------------------------------------------------------------------- redirects
 
 

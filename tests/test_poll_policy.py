@@ -6,6 +6,7 @@ a job-limited server checks what the policy costs and gains over a whole batch.
 
 from __future__ import annotations
 
+import itertools
 import math
 import random
 from dataclasses import dataclass
@@ -129,6 +130,36 @@ def test_a_look_later_than_every_observed_duration_is_polled_with_geometric_back
     assert gaps == sorted(gaps)
     assert gaps[-1] == pytest.approx(LIMITS.max_interval)
     assert polls <= 120 + 3600 / LIMITS.max_interval
+
+
+def out_of_sight(model: DurationModel, look: InFlight, polled: float, until: float) -> list[float]:
+    """Polls of a group whose every answer leaves `look` out (from `polled` on): their times."""
+    times = [polled]
+    now = polled
+    while now < until:
+        when = due(now, Target((look,), 1, times[-1]), model, LIMITS)
+        now = max(now, when)
+        if due(now, Target((look,), 1, times[-1]), model, LIMITS) <= now:
+            times.append(now)
+    return times
+
+
+@pytest.mark.parametrize("seen_at", [0.0, 0.8], ids=["never-seen", "seen-then-gone"])
+def test_a_look_out_of_sight_is_polled_with_back_off(seen_at: float) -> None:
+    # A listing lagging behind a create, a look gone, a refused poll: the next answer is no
+    # likelier to show it finished. The idle it may cause since last seen grows without end;
+    # paced by that, its group was polled at every min_interval (2900 polls in its first 30 s).
+    model = trained()
+    times = out_of_sight(model, InFlight(0.0, seen_at, absent=True), seen_at + 0.01, 120.0)
+    gaps = [b - a for a, b in itertools.pairwise(times)]
+    assert len(times) < 50  # the back-off's steps to its ceiling, then one per ceiling
+    assert all(b > a - 1e-9 for a, b in itertools.pairwise(gaps))  # growing
+    assert gaps[-1] == pytest.approx(LIMITS.max_interval)
+    # A look the listing does show keeps its own pace in the same group.
+    shown = InFlight(0.0, 0.9)
+    alone = due(0.95, Target((shown,), 1, 0.9), model, LIMITS)
+    both = due(0.95, Target((shown, InFlight(0.0, 0.0, absent=True)), 1, 0.9), model, LIMITS)
+    assert both == alone
 
 
 def test_before_any_duration_is_known_polls_back_off_with_age() -> None:

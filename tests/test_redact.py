@@ -113,3 +113,18 @@ def test_a_json_answer_without_the_key_decodes_unchanged() -> None:
         "has_more": False,
     }
     assert Redactor(LONG).loads(b'{"a": "plain"}') == {"a": "plain"}
+
+
+def test_a_json_answer_in_utf16_or_utf32_without_a_bom_is_masked() -> None:
+    # json.loads tells UTF-8, -16 and -32 apart by the first bytes, BOM or not; an ASCII
+    # answer in UTF-16 or -32 is valid UTF-8 too (a NUL between every character), where
+    # neither the key nor a backslash shows: only the text the parser read says the truth.
+    r = Redactor(LONG)
+    for encoding in ("utf-16-le", "utf-16-be", "utf-32-le", "utf-32-be", "utf-16", "utf-8-sig"):
+        body = f'{{"m": "{LONG}", "{LONG}": 1}}'.encode(encoding)
+        assert r.loads(body) == {"m": MASK, MASK: 1}, encoding
+    short = Redactor("c")
+    assert short.loads('{"m": "c", "n": "credits"}'.encode("utf-16-le")) == {
+        "m": MASK,
+        "n": "credits",
+    }

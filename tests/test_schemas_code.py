@@ -4,7 +4,12 @@ pays for compiling them (docs/performance.md, start-up and exit), and used only 
 from __future__ import annotations
 
 import copy
+import os
+import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import fastjsonschema
@@ -120,3 +125,37 @@ def test_the_kept_code_judges_as_the_compiled_schema_does(recipe: str) -> None:
             except fastjsonschema.JsonSchemaException:
                 outcomes.append(False)
         assert outcomes == [expected, expected], (recipe, data)
+
+
+def test_kept_code_left_in_conflict_by_a_merge_is_not_used_and_is_written_afresh(
+    tmp_path: Path,
+) -> None:
+    # Two branches that each changed a schema both rewrote DIGESTS (and the code): merging
+    # them leaves conflict markers. Every command imported them (a SyntaxError whatever the
+    # command, `looks --version` included), and so did `make validators`, the one fix.
+    package = tmp_path / "looks"
+    shutil.copytree(ROOT / "engine", package, ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("__init__.py", "recipe.py"):
+        path = package / "_validators" / name
+        lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+        lines[8:8] = ["<<<<<<< HEAD\n", "    'recipe': '0',\n", "=======\n"]
+        lines[12:12] = [">>>>>>> theirs\n"]
+        path.write_text("".join(lines), encoding="utf-8")
+    recipe = tmp_path / "ava.yaml"
+    recipe.write_text(
+        "version: 1\navatars:\n  ava:\n    name: Ava\n    base: {type: prompt, prompt: A person}\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+
+    def run(*argv: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, *argv], env=env, capture_output=True, text=True, timeout=120
+        )
+
+    checked = run("-m", "looks.cli", "validate", str(recipe))
+    assert (checked.returncode, checked.stderr) == (0, ""), checked.stderr
+    assert checked.stdout.endswith("ava.yaml: ok (1 avatar, 0 looks)\n")
+    made = run("-c", "from looks._schemas import write_validators; write_validators()")
+    assert made.returncode == 0, made.stderr
+    for name, text in _schemas.generated().items():
+        assert (package / "_validators" / name).read_text(encoding="utf-8") == text, name

@@ -195,3 +195,29 @@ def test_an_unreadable_answer_keeps_its_request_id_masked(tmp_path: Path) -> Non
     assert result.returncode == 1
     _assert_no_trace_of(KEY, result.stdout, result.stderr, stored)
     assert "answer is not a JSON object (request req-***)" in result.stdout
+
+
+@pytest.mark.parametrize("encoding", ["utf-16-le", "utf-32-be"])
+def test_a_key_in_an_answer_in_utf16_or_utf32_never_reaches_the_manifest(
+    tmp_path: Path, encoding: str
+) -> None:
+    # JSON in UTF-16 or -32 without a BOM: json reads it, and as UTF-8 it shows no key.
+    def spelt(body: dict[str, Any]) -> bytes:
+        return json.dumps(body).encode(encoding)
+
+    def handler(request: Request, conn: socket.socket) -> None:
+        if request.method == "POST" and request.path == "/v3/avatars":
+            group = {"id": "group_1", "name": f"Ava {KEY}"}
+            answer = {"data": {"avatar_item": _look(KEY, "processing"), "avatar_group": group}}
+            respond(conn, 200, spelt(answer))
+        elif request.path.startswith("/v3/avatars/looks"):
+            respond(conn, 200, spelt({"data": [_look(KEY)], "has_more": False}))
+        else:
+            groups_listing(conn)
+
+    with FakeServer(handler) as server:
+        result, stored = _apply(tmp_path, server, KEY)
+    assert result.returncode == 0, result.stdout + result.stderr
+    _assert_no_trace_of(KEY, result.stdout, result.stderr, stored)
+    record = json.loads(manifest_path_for(tmp_path / "ava.yaml").read_text())["nodes"]["ava"]
+    assert record["preview_image_url"] == "https://cdn.example/***/p.png?sig=***"
