@@ -27,22 +27,33 @@ _WORD = "A-Za-z0-9"
 
 @dataclass(frozen=True)
 class Redactor:
-    """Masks one secret (and its percent-encoded form) in text and in decoded JSON."""
+    """Masks one secret (its percent-encoded and base64 forms too, in any casing) in text
+    and in decoded JSON."""
 
     secret: str
+    # Any casing: an error code echoing the key in capitals is lower-cased after masking.
     _pattern: re.Pattern[str] | None = field(init=False, repr=False, compare=False)
+    # The same in lower case, for a lower-cased ASCII text: finds what _pattern finds there
+    # ten times faster (a case-insensitive search walks every character both ways).
+    _lowered: re.Pattern[str] | None = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         forms = {self.secret, urllib.parse.quote(self.secret, safe="")} - {""}
         if len(self.secret) >= MIN_SUBSTRING_LENGTH:
             forms |= _base64_forms(self.secret)
-        pattern: re.Pattern[str] | None = None
-        if forms:
-            alternatives = "|".join(re.escape(f) for f in sorted(forms, key=len, reverse=True))
-            if len(self.secret) < MIN_SUBSTRING_LENGTH:
-                alternatives = f"(?<![{_WORD}])(?:{alternatives})(?![{_WORD}])"
-            pattern = re.compile(alternatives)
-        object.__setattr__(self, "_pattern", pattern)
+        object.__setattr__(self, "_pattern", self._compile(forms, re.IGNORECASE))
+        lowered = None
+        if all(f.isascii() for f in forms):
+            lowered = self._compile({f.lower() for f in forms}, re.NOFLAG)
+        object.__setattr__(self, "_lowered", lowered)
+
+    def _compile(self, forms: set[str], flags: re.RegexFlag) -> re.Pattern[str] | None:
+        if not forms:
+            return None
+        alternatives = "|".join(re.escape(f) for f in sorted(forms, key=len, reverse=True))
+        if len(self.secret) < MIN_SUBSTRING_LENGTH:
+            alternatives = f"(?<![{_WORD}])(?:{alternatives})(?![{_WORD}])"
+        return re.compile(alternatives, flags)
 
     def __repr__(self) -> str:
         return "Redactor(***)"
@@ -70,9 +81,16 @@ class Redactor:
         value = json.loads(text)
         if self._pattern is None:
             return value
-        if "\\" in text or self._pattern.search(text) is not None:
+        if "\\" in text or self._holds(text):
             return self.json(value)
         return value
+
+    def _holds(self, text: str) -> bool:
+        """Whether the secret shows in the text, in any casing."""
+        assert self._pattern is not None
+        if self._lowered is not None and text.isascii():
+            return self._lowered.search(text.lower()) is not None
+        return self._pattern.search(text) is not None
 
     def json(self, value: Any) -> Any:
         """A decoded JSON value with the secret masked in every string, keys included."""

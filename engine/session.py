@@ -517,7 +517,7 @@ def redact_url(url: str) -> str:
 
 def _storage_error(response: httpx.Response, where: str, redactor: Redactor) -> ApiError:
     """An object store's refusal (XML, no API envelope) as an ApiError (redacted, then cut)."""
-    text = redactor.text(response.text)[:2000]
+    text = redactor.text(_plain(response))[:2000]
     code = re.search(r"<Code>([^<]{1,100})</Code>", text)
     message = re.search(r"<Message>([^<]{1,300})</Message>", text)
     detail = ": ".join(m.group(1) for m in (code, message) if m) or (
@@ -601,7 +601,7 @@ def _api_error(response: httpx.Response, redactor: Redactor) -> ApiError:
             message = f"{message} (param {param})" if message else f"param {param}"
     if not message:
         reason = redactor.text(response.reason_phrase or "error")
-        text = "" if isinstance(body, Mapping) else redactor.text(response.text)
+        text = "" if isinstance(body, Mapping) else redactor.text(_plain(response))
         message = f"{reason}: {text}" if text.strip() else reason
     return ApiError(
         status,
@@ -610,6 +610,12 @@ def _api_error(response: httpx.Response, redactor: Redactor) -> ApiError:
         request_id=request_id,
         retry_after=retry_after,
     )
+
+
+def _plain(response: httpx.Response) -> str:
+    """An answer's text for a message, NULs dropped: UTF-16 read as UTF-8 (no charset given)
+    puts one between every two characters, and the key would not show to be masked."""
+    return response.text.replace("\0", "")
 
 
 def _request_id(response: httpx.Response, redactor: Redactor) -> str | None:

@@ -128,3 +128,21 @@ def test_a_json_answer_in_utf16_or_utf32_without_a_bom_is_masked() -> None:
         "m": MASK,
         "n": "credits",
     }
+
+
+def test_the_key_is_masked_in_any_casing_so_a_lower_cased_code_cannot_restore_it() -> None:
+    key = "sk-live-0123456789abcdef"
+    r = Redactor(key)
+    assert r.text(f"bad key {key.upper()}!") == f"bad key {MASK}!"
+    # An error code echoing the key in capitals is lower-cased after masking (session,
+    # client): unmasked, lower-casing would write the key itself.
+    for body in (f'{{"error": {{"code": "{key.upper()}"}}}}', f'{{"c": "x{key.title()}"}}'):
+        decoded = r.loads(body.encode())
+        assert key not in str(decoded).lower()
+        assert MASK in str(decoded)
+    encoded = urllib.parse.quote("sk/live+key=0123456789", safe="")
+    lower_hex = encoded.replace("%2F", "%2f").replace("%2B", "%2b").replace("%3D", "%3d")
+    assert lower_hex != encoded
+    assert Redactor("sk/live+key=0123456789").text(lower_hex) == MASK
+    # Not ASCII: the case-insensitive search itself decides.
+    assert MASK in str(r.loads(f'{{"m": "é {key.upper()}"}}'.encode()))

@@ -221,3 +221,26 @@ def test_a_key_in_an_answer_in_utf16_or_utf32_never_reaches_the_manifest(
     _assert_no_trace_of(KEY, result.stdout, result.stderr, stored)
     record = json.loads(manifest_path_for(tmp_path / "ava.yaml").read_text())["nodes"]["ava"]
     assert record["preview_image_url"] == "https://cdn.example/***/p.png?sig=***"
+
+
+@pytest.mark.parametrize("answer", ["code in capitals", "utf-16 page without charset"])
+def test_a_key_spelt_otherwise_in_an_error_never_reaches_the_manifest(
+    tmp_path: Path, answer: str
+) -> None:
+    # An error code is lower-cased: the key echoed in capitals would come out as the key. A
+    # page in UTF-16 with no charset is read as UTF-8: a NUL between every two characters.
+    def refuse(conn: socket.socket) -> None:
+        if answer == "code in capitals":
+            respond(conn, 400, {"error": {"code": KEY.upper(), "message": "no"}})
+        else:
+            page = f"forbidden for {KEY.lower()}".encode("utf-16-le")
+            respond(conn, 400, page, content_type="text/plain")
+
+    lowered = KEY.lower()
+    with FakeServer(lambda r, c: None) as server:
+        server.handler = _liar(lowered, refuse, _look(lowered))
+        result, stored = _apply(tmp_path, server, lowered)
+    assert result.returncode == 1
+    _assert_no_trace_of(lowered, result.stdout, result.stderr, stored)
+    failed = next(json.loads(line) for line in result.stdout.splitlines() if '"failed"' in line)
+    assert "***" in failed["message"] + failed.get("code", "")
