@@ -34,9 +34,10 @@ class Limits:
     # then caps what that costs over a run.
     idle_per_request: float = 0.002
     backoff: float = 0.1  # a look running late: poll again at this share of its lateness
-    # Before any duration is known, each look is polled at this share of its age: nothing
-    # says yet when looks end, and a first wave of C looks in C groups costs C polls a step.
-    first_backoff: float = 0.3
+    # Where the model can say nothing, a look is polled again at this share of the time it
+    # has been out of sight: before any duration is known (its age: a first wave of C looks
+    # in C groups costs C polls a step), or since an answer left it out or was refused.
+    blind_backoff: float = 0.3
     samples: int = 128  # recent durations the model keeps (times drift over a day)
     # A look on a chain k times shorter than the longest one has slack: its idle slot delays
     # no look on the critical path, so it weighs 1 / k, but no less than this.
@@ -192,13 +193,13 @@ def due(
         if last is None:
             return min(w.started for w in looks) + limits.min_interval
         oldest = min(w.started for w in looks)
-        return last + _clamp(limits.first_backoff * (last - oldest), limits)
+        return last + _clamp(limits.blind_backoff * (last - oldest), limits)
     budget = scale * limits.idle_per_request * model.typical * target.cost
     late = math.inf  # when the first late look is due
     timely: list[tuple[InFlight, float, float, float]] = []
     for w in looks:
         if w.absent and last is not None:
-            late = min(late, last + _clamp(limits.first_backoff * (last - w.seen_at), limits))
+            late = min(late, last + _clamp(limits.blind_backoff * (last - w.seen_at), limits))
             continue
         seen = w.seen_at - w.started
         if seen >= model.high:

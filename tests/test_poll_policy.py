@@ -168,7 +168,7 @@ def test_before_any_duration_is_known_polls_back_off_with_age() -> None:
     first = due(0.0, Target((look,), 1, None), model, LIMITS)
     assert first == pytest.approx(LIMITS.min_interval)
     later = due(5.0, Target((look,), 1, 5.0), model, LIMITS)
-    assert later == pytest.approx(5.0 + LIMITS.first_backoff * 5.0)
+    assert later == pytest.approx(5.0 + LIMITS.blind_backoff * 5.0)
 
 
 def test_the_request_budget_raises_the_bar_only_past_the_runs_allowance() -> None:
