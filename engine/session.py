@@ -30,6 +30,7 @@ from tenacity.wait import WaitBaseT, wait_base, wait_exponential, wait_random
 from .errors import ApiError, ApiStalledError, LooksError, TransportError
 from .redact import Redactor
 from .settings import DEFAULT_REQUEST_TIMEOUT
+from .tls import verifying_context
 from .version import __version__
 
 __all__ = [
@@ -236,10 +237,13 @@ class ApiSession:
         # to a CDN; redirects stay off for API calls because httpx would forward X-Api-Key.
         # Requests beyond the pool wait here rather than in httpcore's pool, whose queue
         # handling costs grow with the number of waiting requests (measured in bench/).
+        # TLS as httpx's default, its CA bundle read at the first handshake (engine/tls.py):
+        # uploads and media links may be https even when the API is plain http.
         self._slots = asyncio.Semaphore(max_connections)
         self._http = httpx.AsyncClient(
             base_url=self._base_url,
             transport=transport,
+            verify=verifying_context(),
             timeout=httpx.Timeout(timeout, connect=min(timeout, CONNECT_TIMEOUT)),
             limits=httpx.Limits(
                 max_connections=max_connections, max_keepalive_connections=max_connections

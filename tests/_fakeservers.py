@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable
@@ -34,12 +35,15 @@ class FakeServer:
     handler: Handler
     requests: list[Request] = field(default_factory=list)
     stopping: threading.Event = field(default_factory=threading.Event)
+    tls: ssl.SSLContext | None = None  # a server context: https://localhost:PORT
 
     def __post_init__(self) -> None:
         self._listener = socket.create_server(("127.0.0.1", 0))
         self._listener.settimeout(0.2)
         self.port = self._listener.getsockname()[1]
         self.base_url = f"http://127.0.0.1:{self.port}"
+        if self.tls is not None:
+            self.base_url = f"https://localhost:{self.port}"
         self._thread = threading.Thread(target=self._serve, daemon=True)
 
     def _serve(self) -> None:
@@ -53,8 +57,11 @@ class FakeServer:
             threading.Thread(target=self._connection, args=(conn,), daemon=True).start()
 
     def _connection(self, conn: socket.socket) -> None:
-        with conn, contextlib.suppress(OSError):
+        with contextlib.ExitStack() as closing, contextlib.suppress(OSError):
+            closing.enter_context(conn)
             conn.settimeout(30)
+            if self.tls is not None:  # a refused handshake is an ssl.SSLError, an OSError
+                conn = closing.enter_context(self.tls.wrap_socket(conn, server_side=True))
             reader = conn.makefile("rb")
             while not self.stopping.is_set():
                 request = _read_request(reader)
