@@ -13,30 +13,19 @@ import sys
 import traceback
 from collections.abc import Callable, Sequence
 from decimal import Decimal, InvalidOperation
-from importlib import import_module
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
+from .deferred import Deferred
 from .errors import LooksError, RecipeError, UsageError
 from .executor import ApplyOptions
 from .recipe import MAX_LOOKS, MAX_LOOKS_CEILING
 from .streams import ensure_standard_streams
 from .version import __version__
 
-
-class _Deferred:
-    """A module of the package imported at its first use: a run of `looks` needs only its
-    command's module, and `looks sim` alone the simulator (docs/performance.md)."""
-
-    def __init__(self, name: str) -> None:
-        self._name = name
-
-    def __getattr__(self, attribute: str) -> Any:
-        return getattr(import_module(f".{self._name}", __package__), attribute)
-
-
 # The commands' modules. The type checker and tests/test_architecture.py read the imports;
-# at run time each name is the same module, imported when its command runs.
+# at run time each name is the same module, imported when its command runs (a run of
+# `looks` needs only its command's module, and `looks sim` alone the simulator).
 if TYPE_CHECKING:
     from . import sim
     from .commands import (
@@ -55,20 +44,20 @@ if TYPE_CHECKING:
         validate,
     )
 else:
-    sim = _Deferred("sim")
-    apply = _Deferred("commands.apply")
-    catalog = _Deferred("commands.catalog")
-    consent = _Deferred("commands.consent")
-    graph = _Deferred("commands.graph")
-    import_groups = _Deferred("commands.import_groups")
-    merge_driver = _Deferred("commands.merge_driver")
-    plan = _Deferred("commands.plan")
-    prune = _Deferred("commands.prune")
-    refresh = _Deferred("commands.refresh")
-    rehome = _Deferred("commands.rehome")
-    repair = _Deferred("commands.repair")
-    status = _Deferred("commands.status")
-    validate = _Deferred("commands.validate")
+    sim = Deferred("sim")
+    apply = Deferred("commands.apply")
+    catalog = Deferred("commands.catalog")
+    consent = Deferred("commands.consent")
+    graph = Deferred("commands.graph")
+    import_groups = Deferred("commands.import_groups")
+    merge_driver = Deferred("commands.merge_driver")
+    plan = Deferred("commands.plan")
+    prune = Deferred("commands.prune")
+    refresh = Deferred("commands.refresh")
+    rehome = Deferred("commands.rehome")
+    repair = Deferred("commands.repair")
+    status = Deferred("commands.status")
+    validate = Deferred("commands.validate")
 
 MAX_PROBLEMS_SHOWN = 100  # a recipe with 5 million problems must not print 5 million lines
 

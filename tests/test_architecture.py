@@ -174,10 +174,11 @@ def _type_checking_branch(path: Path) -> ast.If:
     return branch
 
 
-def test_the_clis_deferred_modules_are_those_it_imports() -> None:
-    """cli imports its commands' modules for the type checker and this walker, and at run
-    time defers each to its first use (docs/performance.md): the same modules, name by name."""
-    module = f"{NAME}.cli"
+@pytest.mark.parametrize("module", [f"{NAME}.cli", f"{NAME}.api"])
+def test_the_deferred_modules_are_those_imported_for_the_type_checker(module: str) -> None:
+    """cli (its commands' modules) and api (what only some of its functions use) import them
+    for the type checker and this walker, and at run time defer each to its first use
+    (engine/deferred.py, docs/performance.md): the same modules, name by name."""
     branch = _type_checking_branch(MODULES[module])
     imported: dict[str, str] = {}
     for node in branch.body:
@@ -191,8 +192,15 @@ def test_the_clis_deferred_modules_are_those_it_imports() -> None:
         (target,) = node.targets
         (argument,) = node.value.args
         assert isinstance(target, ast.Name) and isinstance(argument, ast.Constant)
-        assert isinstance(node.value.func, ast.Name) and node.value.func.id == "_Deferred"
+        assert isinstance(node.value.func, ast.Name) and node.value.func.id == "Deferred"
         deferred[target.id] = f"{NAME}.{argument.value}"
     assert deferred == imported
     assert set(imported.values()) <= set(MODULES)
-    assert {f"{NAME}.sim", f"{NAME}.commands.apply"} <= _graph()[module]
+    assert set(imported.values()) <= _graph()[module]
+
+
+def test_the_cli_defers_the_commands_and_the_simulator() -> None:
+    branch = _type_checking_branch(MODULES[f"{NAME}.cli"])
+    names = {alias.name for node in branch.body for alias in getattr(node, "names", [])}
+    assert {"sim", "apply"} <= names
+    assert {f"{NAME}.sim", f"{NAME}.commands.apply"} <= _graph()[f"{NAME}.cli"]
