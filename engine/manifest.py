@@ -345,6 +345,14 @@ def _same_file(a: Path, b: Path) -> bool:
 _SERIAL_LINE = re.compile(r'^  "serial": \d+,\n', re.MULTILINE)
 
 
+def with_serial(body: str, serial: int) -> str:
+    """Manifest.dumps()'s text from Manifest.dumps(with_serial=False)'s: the serial's line
+    goes before the last key's, "version" (keys are sorted; a line break inside a value is
+    escaped, so the last line starting `  "version": ` is the key's)."""
+    head, version, tail = body.rpartition('\n  "version": ')
+    return f'{head}\n  "serial": {serial},{version}{tail}'
+
+
 def read_manifest(path: Path, recipe: str) -> Manifest:
     """The manifest at path with its journal replayed, or a new one; never writes."""
     return _load(real_path(path), recipe)[0]
@@ -559,9 +567,11 @@ class ManifestStore:
         self._torn = False  # the journal, torn or not, is folded and gone
 
     def _write(self, body: str) -> None:
+        """Write the manifest whose text without its serial is `body` (not dumped again:
+        a manifest of thousands of looks takes tens of milliseconds to dump)."""
         self.manifest.serial += 1
         try:
-            durable.replace(self.path, self.manifest.dumps().encode("utf-8"))
+            durable.replace(self.path, with_serial(body, self.manifest.serial).encode("utf-8"))
         except StateWriteError:
             self.manifest.serial -= 1
             raise

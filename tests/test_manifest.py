@@ -26,6 +26,7 @@ from looks.manifest import (
     journal_path_for,
     lock_path_for,
     read_manifest,
+    with_serial,
 )
 from looks.records import idempotency_key
 
@@ -410,6 +411,21 @@ def test_output_is_git_friendly(path: Path) -> None:
     # None fields, empty tuples and the address (it is the key) are left out.
     for node in data["nodes"].values():
         assert "address" not in node and "superseded" not in node and "look_id" not in node
+
+
+def test_the_written_text_is_the_manifests_dump_with_its_serial(path: Path) -> None:
+    # The store dumps a manifest once per write and adds the serial's line to that text
+    # (manifest.with_serial); values that look like the line it goes before change nothing.
+    tricky = 'x\n  "version": 9\n  "serial": 1,'
+    with ManifestStore(path, tricky) as store:
+        store.record(rec("sarah", name=tricky, request={"version": tricky, "z": [1, {}]}))
+        store.record(rec("zed", kind="look", status="completed", look_id="L1"))
+        store.fold()
+        assert path.read_text(encoding="utf-8") == store.manifest.dumps()
+        assert store.manifest.serial == 2
+    for data in ({"version": 1}, json.loads(store.manifest.dumps(with_serial=False))):
+        text = with_serial(json.dumps(data, indent=2, sort_keys=True) + "\n", 7)
+        assert text == json.dumps({**data, "serial": 7}, indent=2, sort_keys=True) + "\n"
 
 
 def test_a_realistic_manifest_validates_against_the_schema(path: Path) -> None:
