@@ -35,12 +35,19 @@ class _BundleOnFirstUse(ssl.SSLContext):
         return context
 
     def _load_bundle(self) -> None:
-        if not self._loaded:
+        if self._loaded:
+            return
+        try:
             if self._cafile is None and self._capath is None:
                 self.load_verify_locations(cafile=certifi.where())
             else:
                 self.load_verify_locations(cafile=self._cafile, capath=self._capath)
-            self._loaded = True
+        except ssl.SSLError as e:
+            # A bundle that is no bundle (SSL_CERT_FILE naming some other file) fails the
+            # command at once, as it did when httpx read it up front: an SSLError here
+            # would be taken for a failed handshake, and retried.
+            raise OSError(e.errno, e.strerror) from e
+        self._loaded = True
 
     def wrap_socket(
         self,

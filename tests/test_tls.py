@@ -120,6 +120,27 @@ def test_https_checks_the_host_name(monkeypatch: pytest.MonkeyPatch, https_api: 
     assert https_api.requests == []
 
 
+@pytest.mark.parametrize("content", [None, b"not a certificate\n"], ids=["missing", "no-pem"])
+def test_a_bundle_that_cannot_be_read_fails_at_once_not_as_a_connect_error(
+    monkeypatch: pytest.MonkeyPatch, https_api: FakeServer, tmp_path: Path, content: bytes | None
+) -> None:
+    # As when httpx read SSL_CERT_FILE up front: an OSError the command line names, not a
+    # TransportError retried as a failed connection.
+    bundle = tmp_path / "bundle.pem"
+    if content is not None:
+        bundle.write_bytes(content)
+    monkeypatch.setenv("SSL_CERT_FILE", str(bundle))
+    with pytest.raises(OSError) as caught:
+
+        async def run() -> None:
+            async with HeyGenClient(https_api.base_url, API_KEY) as client:  # default retries
+                await client.preflight()
+
+        asyncio.run(run())
+    assert not isinstance(caught.value, (ssl.SSLError, TransportError))
+    assert https_api.requests == []
+
+
 def test_the_context_has_the_default_contexts_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("SSLKEYLOGFILE", raising=False)
     ours, default = verifying_context(), ssl.create_default_context()
