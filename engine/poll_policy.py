@@ -189,23 +189,32 @@ def due(
         return math.inf
     last = target.polled_at
     if len(model) == 0:
-        # Nothing observed yet: back off geometrically with the age of the oldest look.
+        # Nothing observed yet: back off geometrically with the age of the oldest look. Not
+        # stretched over budget: the first finish is what teaches the model, and the cost
+        # is bounded anyway (logarithmic in the time scale).
         if last is None:
             return min(w.started for w in looks) + limits.min_interval
         oldest = min(w.started for w in looks)
         return last + _clamp(limits.blind_backoff * (last - oldest), limits)
+    # Over budget, the back-offs below stretch as much as the paced polls do (whose
+    # interval goes as the square root of the idle allowed): a model that trails the
+    # service (its durations drifted up, or only the first, shortest ones are known yet)
+    # makes many looks late at once, and their polls must not escape the budget.
+    stretch = math.sqrt(scale)
     budget = scale * limits.idle_per_request * model.typical * target.cost
     late = math.inf  # when the first late look is due
     timely: list[tuple[InFlight, float, float, float]] = []
     for w in looks:
         if w.absent and last is not None:
-            late = min(late, last + _clamp(limits.blind_backoff * (last - w.seen_at), limits))
+            late = min(
+                late, last + _clamp(stretch * limits.blind_backoff * (last - w.seen_at), limits)
+            )
             continue
         seen = w.seen_at - w.started
         if seen >= model.high:
             # Later than every observed duration: geometric back-off from when it was seen.
             step = max(0.01 * model.typical, limits.backoff * (seen - model.high))
-            late = min(late, w.seen_at + step)
+            late = min(late, w.seen_at + stretch * step)
             continue
         f_seen, _, area_seen, _ = model.at(seen)
         weight = max(limits.min_weight, w.weight)

@@ -188,6 +188,30 @@ def test_the_request_budget_raises_the_bar_only_past_the_runs_allowance() -> Non
     assert due(0.95, target, model, LIMITS, 4.0) > due(0.95, target, model, LIMITS, 1.0)
 
 
+@pytest.mark.parametrize("case", ["late", "out-of-sight"])
+def test_over_budget_back_offs_stretch_like_paced_polls(case: str) -> None:
+    # A model trailing the service (durations drifted up, or only the first and shortest
+    # known) makes every look late at once; their back-off polls ignored the budget, so a
+    # run far over it kept polling each late group every 1 % of the typical duration.
+    model = trained()
+    look = InFlight(0.0, 2.5) if case == "late" else InFlight(0.0, 0.5, absent=True)
+    target = Target((look,), 1, 2.5)
+    at_budget = due(2.5, target, model, LIMITS, 1.0) - 2.5
+    over = due(2.5, target, model, LIMITS, LIMITS.max_pressure) - 2.5
+    assert at_budget > 0
+    # The same ceiling as for paced polls: at most sqrt(max_pressure) times further apart.
+    assert over == pytest.approx(math.sqrt(LIMITS.max_pressure) * at_budget)
+
+
+def test_before_any_duration_is_known_the_budget_does_not_slow_polls() -> None:
+    # The first wave's blind polls are what teaches the model: at minute-long generations
+    # they pass the burst allowance, and stretching them would notice the first finish
+    # more than a whole generation late.
+    look = Target((InFlight(0.0, 0.0),), 1, 60.0)
+    at_budget = due(60.0, look, DurationModel(), LIMITS, 1.0)
+    assert due(60.0, look, DurationModel(), LIMITS, LIMITS.max_pressure) == at_budget
+
+
 # -- a whole batch against a job-limited server, in simulated time ----------------------------
 
 
