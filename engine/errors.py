@@ -99,3 +99,9 @@ class ApiStalledError(TransportError):
 
 class FileChangedError(LooksError):
     """A local file changed while it was being uploaded; the next apply plans its new content."""
+
+
+class CaBundleError(OSError):
+    """The CA bundle https is verified against (SSL_CERT_FILE, SSL_CERT_DIR or certifi's)
+    cannot be read. An OSError, as when httpx read it up front: the command line names the
+    bundle; it is never a failed connection to retry, nor a local file of the recipe's."""

@@ -18,6 +18,8 @@ import sys
 
 import certifi
 
+from .errors import CaBundleError
+
 __all__ = ["verifying_context"]
 
 
@@ -37,16 +39,23 @@ class _BundleOnFirstUse(ssl.SSLContext):
     def _load_bundle(self) -> None:
         if self._loaded:
             return
+        cafile: str | None
+        if self._cafile is None and self._capath is None:
+            cafile, capath, source = certifi.where(), None, "certifi's CA bundle"
+        else:
+            cafile, capath = self._cafile, self._capath
+            source = "SSL_CERT_FILE" if cafile is not None else "SSL_CERT_DIR"
         try:
-            if self._cafile is None and self._capath is None:
-                self.load_verify_locations(cafile=certifi.where())
-            else:
-                self.load_verify_locations(cafile=self._cafile, capath=self._capath)
-        except ssl.SSLError as e:
-            # A bundle that is no bundle (SSL_CERT_FILE naming some other file) fails the
-            # command at once, as it did when httpx read it up front: an SSLError here
-            # would be taken for a failed handshake, and retried.
-            raise OSError(e.errno, e.strerror) from e
+            self.load_verify_locations(cafile=cafile, capath=capath)
+        except OSError as e:
+            # A bundle that is missing or no bundle (SSL_CERT_FILE naming some other file)
+            # fails the command at once, as it did when httpx read it up front: an SSLError
+            # here would be taken for a failed handshake, and retried, and a bare OSError
+            # at an upload's PUT for the file being uploaded.
+            reason = e.strerror or str(e)
+            raise CaBundleError(
+                e.errno, f"cannot be read as a CA bundle ({source}): {reason}", cafile or capath
+            ) from e
         self._loaded = True
 
     def wrap_socket(

@@ -4,7 +4,7 @@ files over 32 MB)."""
 from __future__ import annotations
 
 from .. import records
-from ..errors import FileChangedError
+from ..errors import CaBundleError, FileChangedError
 from ..manifest import NodeRecord
 from ..media import SIMPLE_UPLOAD_MAX_BYTES
 from ..node_graph import GraphNode
@@ -79,6 +79,8 @@ async def _direct_upload(ctx: RunContext, n: GraphNode, record: NodeRecord, size
     )
     try:
         asset = await ctx.sending(flow.run(record))
+    except CaBundleError as e:  # an https upload_url, the API plain http: nothing was sent
+        return ctx.fail(n, "ca_bundle_unreadable", f"{e.filename}: {e.strerror}", None)
     except OSError as e:
         return ctx.fail(n, "file_unreadable", f"{file.value}: {e.strerror or e}", None)
     except FileChangedError as e:
