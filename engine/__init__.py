@@ -55,6 +55,11 @@ def __getattr__(name: str) -> object:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
+def __dir__() -> list[str]:
+    # dir() (completion, help()) lists the types __getattr__ gives, as when imported.
+    return sorted({*globals(), *__all__})
+
+
 __all__ = [
     "ApiError",
     "ApplyOptions",

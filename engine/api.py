@@ -108,6 +108,11 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
+def __dir__() -> list[str]:
+    # dir() (completion, help()) lists the types __getattr__ gives, as when imported.
+    return sorted({*globals(), *_DEFERRED_TYPES})
+
+
 Recipes = str | os.PathLike[str] | Recipe | Sequence[str | os.PathLike[str] | Recipe]
 
 
