@@ -5,14 +5,15 @@ The Python API (docs/python-api.md): `plan`, `apply` (and `apply_async`), `statu
 commands of the same names do, and return what those print.
 """
 
-import typing as _typing
-
-from . import api
 from .api import (
     ApplyOptions,
     ApplyResult,
+    ConsentState,
+    Drift,
+    Gallery,
     Imported,
     Plan,
+    PruneOutcome,
     Pruning,
     Record,
     Refreshed,
@@ -42,23 +43,6 @@ from .progress import Event, Reporter
 from .recipe import AvatarSpec, BaseSpec, FileSpec, LookSpec, Recipe, load_recipe
 from .summary import RunSummary
 from .version import __version__
-
-if _typing.TYPE_CHECKING:
-    from .api import ConsentState, Drift, Gallery, PruneOutcome
-
-
-def __getattr__(name: str) -> object:
-    # Types from modules `looks apply` does not import, imported when first asked for
-    # (engine/api.py, engine/deferred.py).
-    if name in ("ConsentState", "Drift", "Gallery", "PruneOutcome"):
-        return getattr(api, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    # dir() (completion, help()) lists the types __getattr__ gives, as when imported.
-    return sorted({*globals(), *__all__})
-
 
 __all__ = [
     "ApiError",

@@ -17,18 +17,23 @@ from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
-# Imported here, not deferred: the package's function `looks.catalog` must not be replaced
-# by this module of the same name, as a first import of the module after the package's
-# own would do.
+from . import lifecycle, recipe_edit
 from .catalog import Catalog, build_section
 from .client import HeyGenClient
 from .cost import Budget, credits_text, estimate, number_text
-from .deferred import Deferred
 from .errors import BudgetError, LooksError
 from .executor import ApplyOptions, ApplyResult, Batch, Executor
+from .gallery import Fetched, Gallery, write_gallery
 from .gcpause import collector_paused
+from .lifecycle import (
+    AdoptedAvatar,
+    ConsentState,
+    Drift,
+    PruneItem,
+    PruneOutcome,
+    RemoteGroup,
+)
 from .manifest import ManifestStore, NodeRecord, manifest_path_for
 from .ownership import recorded_beside, recorded_ids
 from .plan import PlanNode, build_graph, build_plan, consent_address, pending_moves
@@ -45,26 +50,6 @@ from .workspace import (
     open_stores,
     read_recipe_manifest,
 )
-
-# What only catalog, import, refresh, prune, consent (and apply --prune) use is imported at
-# its first use: `looks apply` starts without that code (engine/deferred.py).
-if TYPE_CHECKING:
-    from . import gallery, lifecycle, recipe_edit
-else:
-    gallery = Deferred("gallery")
-    lifecycle = Deferred("lifecycle")
-    recipe_edit = Deferred("recipe_edit")
-
-if TYPE_CHECKING:
-    from .gallery import Fetched, Gallery
-    from .lifecycle import (
-        AdoptedAvatar,
-        ConsentState,
-        Drift,
-        PruneItem,
-        PruneOutcome,
-        RemoteGroup,
-    )
 
 __all__ = [
     "DEFAULT_BASE_URL",
@@ -90,27 +75,6 @@ __all__ = [
     "status",
     "validate",
 ]
-
-
-# The types of deferred modules this API names (`looks.Drift`, ...): PEP 562's module
-# __getattr__ imports their module when one is first asked for.
-_DEFERRED_TYPES = {
-    "ConsentState": lifecycle,
-    "Drift": lifecycle,
-    "Gallery": gallery,
-    "PruneOutcome": lifecycle,
-}
-
-
-def __getattr__(name: str) -> Any:
-    if name in _DEFERRED_TYPES:
-        return getattr(_DEFERRED_TYPES[name], name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    # dir() (completion, help()) lists the types __getattr__ gives, as when imported.
-    return sorted({*globals(), *_DEFERRED_TYPES})
 
 
 Recipes = str | os.PathLike[str] | Recipe | Sequence[str | os.PathLike[str] | Recipe]
@@ -694,7 +658,7 @@ def catalog(
     for recipe in loaded:
         records = read_recipe_manifest(recipe, _manifest(manifest)).nodes
         sections.append(build_section(recipe, records, _shown_path(recipe.path, target)))
-    return gallery.write_gallery(Catalog(tuple(sections)), target, on_failed)
+    return write_gallery(Catalog(tuple(sections)), target, on_failed)
 
 
 def _shown_path(recipe: Path, out: Path) -> str:

@@ -1,10 +1,11 @@
 """Modules of the package imported at their first use, for start-up time.
 
-A run of `looks` needs only its command's module (`looks sim` alone the simulator), and
-`looks apply` none of the Python API's code for catalog, import, refresh or prune
-(docs/performance.md, start-up and exit). A module that imports another this way also
-imports it under TYPE_CHECKING, so the type checker and tests/test_architecture.py (which
-checks that both name the same modules) see the dependency.
+A run of `looks` needs only its command's module (`looks sim` alone the simulator)
+(docs/performance.md, start-up and exit). Not for the Python API's own modules: its public
+types name their types in hints, which `typing.get_type_hints` resolves in the module's
+namespace, never through a deferred name (tests/test_api_names.py). A module that imports
+another this way also imports it under TYPE_CHECKING, so the type checker and
+tests/test_architecture.py (which checks that both name the same modules) see the dependency.
 """
 
 from __future__ import annotations

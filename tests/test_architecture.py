@@ -174,11 +174,11 @@ def _type_checking_branch(path: Path) -> ast.If:
     return branch
 
 
-@pytest.mark.parametrize("module", [f"{NAME}.cli", f"{NAME}.api"])
-def test_the_deferred_modules_are_those_imported_for_the_type_checker(module: str) -> None:
-    """cli (its commands' modules) and api (what only some of its functions use) import them
-    for the type checker and this walker, and at run time defer each to its first use
-    (engine/deferred.py, docs/performance.md): the same modules, name by name."""
+def test_the_deferred_modules_are_those_imported_for_the_type_checker() -> None:
+    """cli imports its commands' modules for the type checker and this walker, and at run
+    time defers each to its first use (engine/deferred.py, docs/performance.md): the same
+    modules, name by name."""
+    module = f"{NAME}.cli"
     branch = _type_checking_branch(MODULES[module])
     imported: dict[str, str] = {}
     for node in branch.body:

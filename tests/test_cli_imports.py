@@ -7,7 +7,6 @@ import importlib
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 from conftest import ROOT
@@ -37,26 +36,6 @@ def test_a_command_imports_its_own_module_only() -> None:
     commands = {m for m in modules if m.startswith("looks.commands.")}
     assert commands == {"looks.commands.validate"}
     assert not any(m == "looks.sim" or m.startswith("looks.sim.") for m in modules)
-
-
-def test_apply_imports_none_of_the_python_apis_code_for_other_commands(
-    api_env: dict[str, str], tmp_path: Path
-) -> None:
-    # gallery, lifecycle (refresh, prune, consent, import), recipe_edit (import): imported
-    # by engine/api.py at their first use, never by a run of `looks apply`. (The module
-    # catalog is imported with api: see there.)
-    recipe = tmp_path / "one.yaml"
-    recipe.write_text(
-        "version: 1\navatars:\n  a:\n    name: A\n"
-        "    base: {type: prompt, prompt: 'A person'}\n"
-        "    looks:\n      l: {prompt: 'In a hat'}\n",
-        encoding="utf-8",
-    )
-    code, modules = _modules_after("apply", str(recipe))
-    assert code == 0
-    assert "looks.executor" in modules
-    others = {"looks.gallery", "looks.lifecycle", "looks.recipe_edit"}
-    assert modules & others == set()
 
 
 def test_help_lists_every_command_without_importing_them() -> None:
