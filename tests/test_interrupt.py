@@ -60,7 +60,9 @@ def journal(recipe: Path) -> list[dict[str, object]]:
         text = journal_path_for(manifest_path_for(recipe)).read_text()
     except FileNotFoundError:
         return []
-    return [json.loads(line) for line in text.splitlines() if line.strip()]
+    # Complete lines only: read while the run appends, the last one may be half written.
+    complete = text[: text.rfind("\n") + 1]
+    return [json.loads(line) for line in complete.splitlines() if line.strip()]
 
 
 def wait_for_submissions(proc: subprocess.Popen[str], recipe: Path, count: int) -> None:
