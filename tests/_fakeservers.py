@@ -14,7 +14,18 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
+
+# A self-signed certificate for DNS:localhost (valid to 2126), for https servers here.
+LOCALHOST_CERT = Path(__file__).parent / "tls" / "localhost.pem"
+
+
+def localhost_tls() -> ssl.SSLContext:
+    """A server context presenting tests/tls's localhost certificate."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(LOCALHOST_CERT, LOCALHOST_CERT.with_suffix(".key"))
+    return context
 
 
 @dataclass(frozen=True)

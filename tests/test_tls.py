@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from _fakeservers import FakeServer, Request, groups_listing
+from _fakeservers import LOCALHOST_CERT, FakeServer, Request, groups_listing, localhost_tls
 from conftest import API_KEY
 from tenacity import stop_after_attempt, wait_none
 
@@ -23,9 +23,6 @@ from looks import sim
 from looks.client import HeyGenClient, RetryPolicy
 from looks.errors import TransportError
 from looks.tls import verifying_context
-
-CERT = Path(__file__).parent / "tls" / "localhost.pem"
-KEY = CERT.with_suffix(".key")
 
 
 def _refuse_bundles(monkeypatch: pytest.MonkeyPatch) -> list[str]:
@@ -49,8 +46,7 @@ def _once() -> RetryPolicy:
 @pytest.fixture
 def https_api() -> Iterator[FakeServer]:
     """An https API on localhost answering the preflight, with tests/tls's certificate."""
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(CERT, KEY)
+    context = localhost_tls()
 
     def handler(request: Request, conn: Any) -> None:
         groups_listing(conn)
@@ -108,13 +104,14 @@ def test_https_verifies_against_certifis_bundle_by_default(
 def test_https_trusts_the_bundle_ssl_cert_file_names(
     monkeypatch: pytest.MonkeyPatch, https_api: FakeServer
 ) -> None:
-    monkeypatch.setenv("SSL_CERT_FILE", str(CERT))
+    monkeypatch.setenv("SSL_CERT_FILE", str(LOCALHOST_CERT))
     _preflight(https_api.base_url)
     assert [(r.method, r.path) for r in https_api.requests] == [("GET", "/v3/avatars?limit=1")]
 
 
 def test_https_checks_the_host_name(monkeypatch: pytest.MonkeyPatch, https_api: FakeServer) -> None:
-    monkeypatch.setenv("SSL_CERT_FILE", str(CERT))  # trusted, but issued for localhost only
+    # trusted, but issued for localhost only
+    monkeypatch.setenv("SSL_CERT_FILE", str(LOCALHOST_CERT))
     with pytest.raises(TransportError, match="CERTIFICATE_VERIFY_FAILED"):
         _preflight(f"https://127.0.0.1:{https_api.port}")
     assert https_api.requests == []

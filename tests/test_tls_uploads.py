@@ -6,22 +6,18 @@ from __future__ import annotations
 
 import contextlib
 import socket
-import ssl
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from _fakeservers import FakeServer, groups_listing
+from _fakeservers import LOCALHOST_CERT, FakeServer, groups_listing, localhost_tls
 from conftest import API_KEY, Run
 from test_direct_upload import make_video, twin_recipe
 
 from looks import sim
 from looks.sim import _uploads
-
-CERT = Path(__file__).parent / "tls" / "localhost.pem"
-KEY = CERT.with_suffix(".key")
 
 
 def _pipe(a: socket.socket, b: socket.socket) -> None:
@@ -39,8 +35,7 @@ def _pipe(a: socket.socket, b: socket.socket) -> None:
 @pytest.fixture
 def https_front(upload_sim: sim.RunningSimulator) -> Iterator[int]:
     """https://localhost:PORT in front of the simulator (tests/tls's certificate)."""
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(CERT, KEY)
+    context = localhost_tls()
     listener = socket.create_server(("127.0.0.1", 0))
     port = listener.getsockname()[1]
     sim_port = int(upload_sim.base_url.rsplit(":", 1)[1])
@@ -99,7 +94,7 @@ def test_an_https_put_trusts_the_bundle_ssl_cert_file_names(
     looks: Callable[..., Run],
     api_env: Any,
 ) -> None:
-    monkeypatch.setenv("SSL_CERT_FILE", str(CERT))
+    monkeypatch.setenv("SSL_CERT_FILE", str(LOCALHOST_CERT))
     make_video(tmp_path / "alex.mp4")
     run = looks("apply", twin_recipe(tmp_path))
     assert run.code == 0, run.out + run.err
@@ -149,7 +144,7 @@ def test_an_unreadable_bundle_at_an_https_put_mid_run_is_one_line(
     assert "internal error" not in run.err and "Traceback" not in run.err
     assert API_KEY not in run.out + run.err
     # Nothing was sent: the next run, with a readable bundle, resumes the same upload.
-    monkeypatch.setenv("SSL_CERT_FILE", str(CERT))
+    monkeypatch.setenv("SSL_CERT_FILE", str(LOCALHOST_CERT))
     again = looks("apply", twin_recipe(tmp_path))
     assert again.code == 0, again.out + again.err
     assert [a["status"] for a in upload_sim.assets()] == ["completed"]
@@ -158,8 +153,7 @@ def test_an_unreadable_bundle_at_an_https_put_mid_run_is_one_line(
 def test_an_unreadable_bundle_for_an_https_api_names_the_bundle(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, looks: Callable[..., Run], api_env: Any
 ) -> None:
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(CERT, KEY)
+    context = localhost_tls()
     bundle = tmp_path / "gone.pem"
     monkeypatch.setenv("SSL_CERT_FILE", str(bundle))
     make_video(tmp_path / "alex.mp4")
