@@ -460,6 +460,8 @@ async def _prune_all(
     report: Callable[[int, PruneOutcome], None],
 ) -> list[PruneOutcome]:
     outcomes: list[PruneOutcome] = []
+    # Whose a look found by name is not: any manifest's, pruned together or beside them.
+    recorded = recorded_beside(stores).union(*(recorded_ids(s.nodes.values()) for s in stores))
     async with HeyGenClient.for_settings(settings) as client:
         await client.preflight()
         for i, (store, items) in enumerate(zip(stores, selected, strict=True)):
@@ -467,7 +469,7 @@ async def _prune_all(
             def sink(outcome: PruneOutcome, i: int = i) -> None:
                 report(i, outcome)
 
-            outcomes += await lifecycle.prune(client, store, items, sink)
+            outcomes += await lifecycle.prune(client, store, items, sink, recorded)
     return outcomes
 
 

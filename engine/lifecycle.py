@@ -12,7 +12,7 @@ import asyncio
 import re
 import time
 from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal, TypeVar
 
 from . import records as transitions
@@ -282,9 +282,14 @@ class PruneItem:
 
     def describe(self) -> str:
         verb = "delete" if self.delete else "forget"
-        what = self.look_id or "(no look)"
+        what = self.look_id or ("(found by name)" if self.delete else "(no look)")
         note = f"; {self.note}" if self.note else ""
         return f"{verb:<6} {what}  {self.address} ({self.reason}{note})"
+
+
+def _lost_answer(record: NodeRecord) -> bool:
+    """A create was sent for the record (its key journaled) but no answer named the look."""
+    return record.status == "submitted" and record.look_id is None and _made_here(record)
 
 
 def _made_here(record: NodeRecord) -> bool:
@@ -329,6 +334,10 @@ def prune_items(
             items.append(PruneItem(address, "orphaned", look_id, not keep, note))
         elif look_id is not None:
             items.append(PruneItem(address, "orphaned", look_id, False, "not made by looks: kept"))
+        elif _lost_answer(record):
+            # Forgetting the key would leave what the send made (and was paid for) unknown.
+            note = "its create's answer was lost: the look it made, found by name"
+            items.append(PruneItem(address, "orphaned", None, True, note))
         else:
             items.append(PruneItem(address, "orphaned", None, False, f"{record.kind} record"))
     return items
@@ -370,7 +379,7 @@ def _adopted_ids(records: Mapping[str, NodeRecord]) -> set[str]:
 @dataclass(frozen=True)
 class PruneOutcome:
     item: PruneItem
-    error: ApiError | None = None  # the deletion failed: the record was left as it was
+    error: LooksError | None = None  # the deletion (or the search) failed: the record was kept
     already_gone: bool = False  # 404 on delete: recorded as pruned
 
     def summary(self) -> str:
@@ -391,13 +400,16 @@ async def prune(
     store: ManifestStore,
     items: Sequence[PruneItem],
     on_outcome: Callable[[PruneOutcome], None] | None = None,
+    recorded: Collection[str] = (),
 ) -> list[PruneOutcome]:
     """Carry out prune items, recording each as soon as it is done.
 
     A deleted superseded id leaves the record's `superseded`; an orphan's record is
     forgotten once its look is deleted (or when there is nothing to delete). A 404 means
-    the look is already gone: pruned all the same. Items of one address run in order
-    (superseded first), addresses concurrently.
+    the look is already gone: pruned all the same. An orphan whose create's answer was
+    lost has its look found by name first (never one of the `recorded` ids, which other
+    manifests or recipes hold). Items of one address run in order (superseded first),
+    addresses concurrently.
     """
     by_address: dict[str, list[PruneItem]] = {}
     for item in items:
@@ -406,7 +418,7 @@ async def prune(
     async def one_address(group: list[PruneItem]) -> list[PruneOutcome]:
         outcomes = []
         for item in group:
-            outcome = await _prune_one(client, store, item)
+            outcome = await _prune_one(client, store, item, recorded)
             if on_outcome is not None:
                 on_outcome(outcome)
             outcomes.append(outcome)
@@ -418,7 +430,50 @@ async def prune(
     return [o for outcomes in results for o in outcomes]
 
 
-async def _prune_one(client: HeyGenClient, store: ManifestStore, item: PruneItem) -> PruneOutcome:
+async def _resolved(
+    client: HeyGenClient, store: ManifestStore, item: PruneItem, recorded: Collection[str]
+) -> PruneItem:
+    """The item naming the look a lost answer made, found by name as apply finds it: in
+    the group the send went into, or for a base in the groups of its name made since. No
+    such look: nothing to delete, the record only is forgotten."""
+    record = store.nodes.get(item.address)
+    if not item.delete or item.look_id is not None or record is None:
+        return item
+    if (group := _sent_into(record, store.nodes)) is not None:
+        groups = [group]
+    elif record.kind == "base":
+        since = (record.submitted_at or 0.0) - 60  # clocks differ
+        listed = await client.list_groups()
+        groups = [g.id for g in listed if g.name == record.name and g.created_at >= since]
+    else:
+        groups = []
+    taken = {*recorded, *recorded_ids(store.nodes.values())}
+    for group_id in groups:
+        listing = await client.list_looks(group_id=group_id)
+        looks = unrecorded_looks(listing, group_id, record.name, taken)
+        if looks:
+            return replace(item, look_id=looks[-1].id)  # the newest, as apply
+    note = "its create's answer was lost; no look of its name found"
+    return replace(item, delete=False, note=note)
+
+
+def _sent_into(record: NodeRecord, records: Mapping[str, NodeRecord]) -> str | None:
+    """The existing group a create went into: journaled with its key (older manifests:
+    the group of the look it was built on)."""
+    if record.group_id is not None:
+        return record.group_id
+    built_on = (record.request or {}).get("avatar_id")
+    upstream = records.get(built_on["$look"]) if isinstance(built_on, Mapping) else None
+    return upstream.group_id if upstream is not None else None
+
+
+async def _prune_one(
+    client: HeyGenClient, store: ManifestStore, item: PruneItem, recorded: Collection[str]
+) -> PruneOutcome:
+    try:
+        item = await _resolved(client, store, item, recorded)
+    except LooksError as e:
+        return PruneOutcome(item, error=e)  # the record and its key are kept for next time
     gone = False
     if item.delete:
         assert item.look_id is not None

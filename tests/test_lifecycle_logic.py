@@ -72,6 +72,19 @@ def test_an_orphan_made_here_is_deleted_one_adopted_or_without_a_look_only_forgo
     assert "not made by looks" in items[0].note
 
 
+def test_an_orphan_whose_create_answer_was_lost_is_to_be_found_and_deleted_not_forgotten() -> None:
+    records = {
+        "ava/lost": made("ava/lost", None, status="submitted", group_id="group_1"),
+        "ava/never": made("ava/never", None, status="failed"),
+    }
+    (items,) = prune_selection([records], [graph(node("ava"))])
+    assert selected(items) == [
+        ("ava/lost", "orphaned", None, True),  # its look is found by name before deletion
+        ("ava/never", "orphaned", None, False),
+    ]
+    assert items[0].describe().startswith("delete (found by name)  ava/lost (orphaned; ")
+
+
 def test_a_look_another_manifest_pruned_together_records_is_never_deleted() -> None:
     mine = {"old": made("old", "look_shared"), "ava": made("ava", "look_a", superseded=("look_b",))}
     theirs = {"zoe": made("zoe", "look_shared"), "zoe/x": made("zoe/x", "look_b")}

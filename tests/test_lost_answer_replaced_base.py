@@ -1,6 +1,8 @@
-"""A look whose create answer was lost (kill -9) while its base is then replaced: the look
-it made stays recorded (superseded, for prune), whether the replaced base succeeds at once
-or is first blocked by a failure."""
+"""A create whose answer was lost (kill -9): the look it made is never left unaccounted for.
+
+Its base then replaced, the look stays recorded (superseded, for prune), whether the
+replaced base succeeds at once or is first blocked by a failure. Taken out of the recipe,
+prune finds it by name and deletes it before forgetting the record."""
 
 from __future__ import annotations
 
@@ -41,13 +43,17 @@ def run(recipe: Path, env: dict[str, str]) -> int:
 
 
 def kill_after_a_lost_answer(
-    recipe: Path, simulator: sim.RunningSimulator, env: dict[str, str]
+    recipe: Path,
+    simulator: sim.RunningSimulator,
+    env: dict[str, str],
+    address: str = "zed/one",
 ) -> None:
-    """Apply until the look is made on the server and its answer lost, then kill -9."""
+    """Apply until the node's look is made on the server and its answer lost, then kill -9."""
+    made = len(simulator.state()["looks"])
     simulator.configure(drop_rate=1.0)  # made, answered by a closed connection
     proc = looks_process("apply", recipe, env=env)
     deadline = time.monotonic() + 60
-    while len(simulator.state()["looks"]) < 2:
+    while len(simulator.state()["looks"]) <= made:
         assert proc.poll() is None and time.monotonic() < deadline
         time.sleep(0.005)
     # The client retries after 0.5 s at least: make that retry's answer wait for ever.
@@ -56,7 +62,7 @@ def kill_after_a_lost_answer(
     proc.communicate(timeout=60)
     simulator.configure(drop_rate=0.0, latency_ms=0)
     journal = journal_path_for(manifest_path_for(recipe)).read_text().splitlines()
-    last = [json.loads(line)["record"] for line in journal if '"zed/one"' in line][-1]
+    last = [json.loads(line)["record"] for line in journal if f'"{address}"' in line][-1]
     assert last["status"] == "submitted"  # the answer never arrived
 
 
@@ -95,3 +101,40 @@ def test_a_lost_answer_survives_its_base_being_replaced(
         if look_id
     }
     assert {look["id"] for look in simulator.state()["looks"]} <= recorded
+
+
+@pytest.mark.parametrize("command", [("prune", "--yes"), ("apply", "--prune")])
+@pytest.mark.parametrize("whole_avatar", [False, True])
+def test_prune_deletes_what_a_lost_answer_made_before_forgetting_its_record(
+    tmp_path: Path,
+    simulator: sim.RunningSimulator,
+    api_env: dict[str, str],
+    command: tuple[str, str],
+    whole_avatar: bool,
+) -> None:
+    env = {**api_env, "HEYGEN_API_KEY": API_KEY}
+    recipe = tmp_path / "zed.yaml"
+    base = BASE.replace("PROMPT", "A person in a studio")
+    other = "  kim:\n    name: Kim\n    base: {type: prompt, prompt: A chef}\n"
+    recipe.write_text(base + other)
+    if whole_avatar:  # the base itself is sent and its answer lost: a new group
+        recipe.write_text(other.join(["version: 1\navatars:\n", ""]))
+        assert run(recipe, env) == 0
+        recipe.write_text(base + other)
+        kill_after_a_lost_answer(recipe, simulator, env, "zed")
+        lost_name = "Zed"
+    else:
+        assert run(recipe, env) == 0
+        recipe.write_text(base + LOOK + other)
+        kill_after_a_lost_answer(recipe, simulator, env)
+        lost_name = "Zed — one"
+    lost = next(look["id"] for look in simulator.state()["looks"] if look["name"] == lost_name)
+
+    recipe.write_text(other.join(["version: 1\navatars:\n", ""]) if whole_avatar else base + other)
+    proc = looks_process(*command, recipe, env=env)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err
+    assert f"deleted {lost}" in out + err
+    assert lost not in {look["id"] for look in simulator.state()["looks"]}
+    assert ("zed" if whole_avatar else "zed/one") not in records(recipe)
