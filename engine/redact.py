@@ -38,7 +38,14 @@ class Redactor:
     _lowered: re.Pattern[str] | None = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        forms = {self.secret, urllib.parse.quote(self.secret, safe="")} - {""}
+        # Percent-encoded wholly, as a path (quote's default keeps "/") or as a form field.
+        quoted = {
+            urllib.parse.quote(self.secret, safe=""),
+            urllib.parse.quote(self.secret),
+            urllib.parse.quote_plus(self.secret),
+            urllib.parse.quote_plus(self.secret, safe="/"),
+        }
+        forms = {self.secret, *quoted} - {""}
         if len(self.secret) >= MIN_SUBSTRING_LENGTH:
             forms |= _base64_forms(self.secret)
         object.__setattr__(self, "_pattern", self._compile(forms, re.IGNORECASE))

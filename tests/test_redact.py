@@ -25,6 +25,16 @@ def test_the_percent_encoded_key_is_masked_too() -> None:
     assert Redactor(key).text(f"https://cdn/x?k={encoded}&a=1") == f"https://cdn/x?k={MASK}&a=1"
 
 
+def test_the_key_percent_encoded_as_a_path_or_a_form_is_masked_too() -> None:
+    # quote() keeps "/" by default, quote_plus() turns " " into "+": partial encodings.
+    key = "sk+Live/ABCdef12345=="
+    for encoded in (urllib.parse.quote(key), urllib.parse.quote_plus(key, safe="/")):
+        assert encoded not in (key, urllib.parse.quote(key, safe=""))
+        assert Redactor(key).text(f"bad key {encoded}; request req-{encoded}") == (
+            f"bad key {MASK}; request req-{MASK}"
+        )
+
+
 def test_a_short_key_is_masked_only_where_it_stands_alone() -> None:
     r = Redactor("c")
     assert r.text("not enough credits") == "not enough credits"  # was "***redits"
