@@ -429,7 +429,8 @@ def prune(
             pending_moves(r, g, s.nodes).values()
             for r, g, s in zip(loaded, graphs, stores, strict=True)
         ]
-        selected = _selection(stores, graphs, moving)
+        beside = recorded_beside(stores)  # read once: for the selection and the searches
+        selected = _selection(stores, graphs, beside, moving)
         pruning = [Pruning(r.path, tuple(s)) for r, s in zip(loaded, selected, strict=True)]
         if confirm is not None and not confirm(pruning):
             return None
@@ -441,16 +442,17 @@ def prune(
                 on_outcome(loaded[index].path, outcome)
 
         settings = _settings(api_key, base_url, request_timeout)
-        return asyncio.run(_prune_all(settings, stores, selected, report))
+        return asyncio.run(_prune_all(settings, stores, selected, report, beside))
 
 
 def _selection(
     stores: Sequence[ManifestStore],
     graphs: Sequence[Mapping[str, PlanNode]],
+    beside: Collection[str],
     moving: Sequence[Collection[str]] = (),
 ) -> list[list[PruneItem]]:
     manifests = [s.nodes for s in stores]
-    return lifecycle.prune_selection(manifests, graphs, recorded_beside(stores), moving)
+    return lifecycle.prune_selection(manifests, graphs, beside, moving)
 
 
 async def _prune_all(
@@ -458,10 +460,11 @@ async def _prune_all(
     stores: Sequence[ManifestStore],
     selected: Sequence[Sequence[PruneItem]],
     report: Callable[[int, PruneOutcome], None],
+    beside: frozenset[str],
 ) -> list[PruneOutcome]:
     outcomes: list[PruneOutcome] = []
     # Whose a look found by name is not: any manifest's, pruned together or beside them.
-    recorded = recorded_beside(stores).union(*(recorded_ids(s.nodes.values()) for s in stores))
+    recorded = beside.union(*(recorded_ids(s.nodes.values()) for s in stores))
     async with HeyGenClient.for_settings(settings) as client:
         await client.preflight()
         for i, (store, items) in enumerate(zip(stores, selected, strict=True)):
@@ -481,7 +484,8 @@ async def _prune_batches(
     Returns False when a deletion failed (its record is kept for the next prune).
     """
     stores = [b.store for b in batches]
-    selected = _selection(stores, [b.plan.nodes for b in batches])
+    beside = recorded_beside(stores)
+    selected = _selection(stores, [b.plan.nodes for b in batches], beside)
     if not any(selected):
         return True
 
@@ -499,7 +503,7 @@ async def _prune_batches(
             message = f"forgot the record, {item.reason}; {item.note}"
         reporter.event(Event(item.address, "pruned", message, label))
 
-    outcomes = await _prune_all(settings, stores, selected, report)
+    outcomes = await _prune_all(settings, stores, selected, report, beside)
     return all(o.error is None for o in outcomes)
 
 

@@ -430,29 +430,50 @@ async def prune(
     return [o for outcomes in results for o in outcomes]
 
 
+async def find_made(
+    client: HeyGenClient,
+    name: str | None,
+    sent_at: float | None,
+    group: str | None,
+    taken: Collection[str | None],
+    list_group: Callable[[str], Awaitable[list[LookInfo]]] | None = None,
+) -> LookInfo | None:
+    """The look a send (at `sent_at`) whose answer was lost made, found by its name: in
+    `group` (the existing group the create went into) or, for a new group, in the groups
+    of that name created since it was sent, never in older ones (which may be avatars made
+    by hand). Looks `taken` (recorded anywhere, superseded ones included) and failed looks are
+    not it; of several, the newest (an older one is a look made before it).
+    `list_group` lists a group's looks (default: a listing per call)."""
+    if group is not None:
+        groups = [group]
+    else:
+        since = (sent_at or 0.0) - 60  # clocks differ
+        listed = await client.list_groups()
+        groups = [g.id for g in listed if g.name == name and g.created_at >= since]
+    for group_id in groups:
+        if list_group is not None:
+            listing = await list_group(group_id)
+        else:
+            listing = await client.list_looks(group_id=group_id)
+        looks = unrecorded_looks(listing, group_id, name, taken)
+        if looks:
+            return looks[-1]
+    return None
+
+
 async def _resolved(
     client: HeyGenClient, store: ManifestStore, item: PruneItem, recorded: Collection[str]
 ) -> PruneItem:
-    """The item naming the look a lost answer made, found by name as apply finds it: in
-    the group the send went into, or for a base in the groups of its name made since. No
-    such look: nothing to delete, the record only is forgotten."""
+    """The item naming the look a lost answer made, found as apply finds it (find_made).
+    No such look: nothing to delete, the record only is forgotten."""
     record = store.nodes.get(item.address)
     if not item.delete or item.look_id is not None or record is None:
         return item
-    if (group := _sent_into(record, store.nodes)) is not None:
-        groups = [group]
-    elif record.kind == "base":
-        since = (record.submitted_at or 0.0) - 60  # clocks differ
-        listed = await client.list_groups()
-        groups = [g.id for g in listed if g.name == record.name and g.created_at >= since]
-    else:
-        groups = []
     taken = {*recorded, *recorded_ids(store.nodes.values())}
-    for group_id in groups:
-        listing = await client.list_looks(group_id=group_id)
-        looks = unrecorded_looks(listing, group_id, record.name, taken)
-        if looks:
-            return replace(item, look_id=looks[-1].id)  # the newest, as apply
+    group = _sent_into(record, store.nodes)
+    made = await find_made(client, record.name, record.submitted_at, group, taken)
+    if made is not None:
+        return replace(item, look_id=made.id)
     note = "its create's answer was lost; no look of its name found"
     return replace(item, delete=False, note=note)
 

@@ -116,21 +116,22 @@ def test_prune_deletes_what_a_lost_answer_made_before_forgetting_its_record(
     recipe = tmp_path / "zed.yaml"
     base = BASE.replace("PROMPT", "A person in a studio")
     other = "  kim:\n    name: Kim\n    base: {type: prompt, prompt: A chef}\n"
-    recipe.write_text(base + other)
+    without_zed = "version: 1\navatars:\n" + other
     if whole_avatar:  # the base itself is sent and its answer lost: a new group
-        recipe.write_text(other.join(["version: 1\navatars:\n", ""]))
+        recipe.write_text(without_zed)
         assert run(recipe, env) == 0
         recipe.write_text(base + other)
         kill_after_a_lost_answer(recipe, simulator, env, "zed")
         lost_name = "Zed"
     else:
+        recipe.write_text(base + other)
         assert run(recipe, env) == 0
         recipe.write_text(base + LOOK + other)
         kill_after_a_lost_answer(recipe, simulator, env)
         lost_name = "Zed — one"
     lost = next(look["id"] for look in simulator.state()["looks"] if look["name"] == lost_name)
 
-    recipe.write_text(other.join(["version: 1\navatars:\n", ""]) if whole_avatar else base + other)
+    recipe.write_text(without_zed if whole_avatar else base + other)
     proc = looks_process(*command, recipe, env=env)
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 0, err

@@ -25,6 +25,7 @@ from .. import records
 from ..adoption import adoption_group, shared_names, unrecorded_looks
 from ..client import LookInfo, wait_retry_after
 from ..errors import ApiError
+from ..lifecycle import find_made
 from ..manifest import NodeRecord
 from ..node_graph import GraphNode
 from ..ownership import recorded_ids
@@ -214,26 +215,14 @@ class Creation:
         return await asyncio.shield(task)
 
     async def _find_made(self, n: GraphNode, record: NodeRecord) -> LookInfo | None:
-        """The look a send whose answer was lost made, found by its name in its group.
-
-        Looks recorded anywhere (superseded ones included) and failed looks are not it. A
-        base that made a new group is looked for in the groups of its name created since
-        it was sent, never in older ones (which may be avatars made by hand).
-        """
+        """The look a send whose answer was lost made (lifecycle.find_made): in the group
+        it went into, or its base's; never a look any record holds."""
         name = record.name or n.node.name
-        known = record.group_id or upstream_group(n)
-        if known is not None:
-            groups = [known]
-        else:
-            since = (record.submitted_at or 0.0) - 60  # clocks differ
-            listed = await self.ctx.client.list_groups()
-            groups = [g.id for g in listed if g.name == name and g.created_at >= since]
+        group = record.group_id or upstream_group(n)
         taken = self._recorded(n) | set(record.superseded)
-        for group in groups:
-            looks = unrecorded_looks(await self._list_group(group), group, name, taken)
-            if looks:
-                return looks[-1]  # the newest: an older one is a look made before it
-        return None
+        return await find_made(
+            self.ctx.client, name, record.submitted_at, group, taken, self._list_group
+        )
 
     def _recorded(self, n: GraphNode) -> set[str | None]:
         """Looks a record holds: n's manifest, or another one made them (in this run or
