@@ -186,6 +186,10 @@ def parse_manifest(text: str, path: Path) -> Manifest:
     recover = _RECOVER.format(name=path.name)
     try:
         data = json.loads(text)
+    except RecursionError:  # deeper than the parser's stack: no manifest this tool wrote
+        raise ManifestError(
+            f"{path}: manifest is corrupt (nested too deeply); it was left untouched: {recover}"
+        ) from None
     except json.JSONDecodeError as e:
         if _CONFLICT_MARKER.search(text):
             raise ManifestError(
@@ -395,7 +399,7 @@ def scan_journal(path: Path) -> JournalScan:
             change = json.loads(line)
             if not _is_change(change):
                 raise ValueError("not a change")
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested too deeply
             if number == len(lines):  # no newline after it: the write was cut off
                 return dataclasses.replace(scan, torn=number)
             scan.damaged.append((number, line))

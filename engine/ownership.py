@@ -56,7 +56,7 @@ def _read(path: Path, lineages: Collection[str], made_only: bool) -> set[str]:
     and validating a large manifest that is not this run's would cost its full price."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError):
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError):  # nested too deeply
         return set()
     try:
         changes = read_journal(journal_path_for(path))

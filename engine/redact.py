@@ -85,12 +85,15 @@ class Redactor:
         UTF-16 is valid UTF-8 as well, where the key, a NUL between each of its characters,
         would not show."""
         text = raw.decode(json.detect_encoding(raw), "surrogatepass")
-        value = json.loads(text)
-        if self._pattern is None:
+        try:
+            value = json.loads(text)
+            if self._pattern is None:
+                return value
+            if "\\" in text or self._holds(text):
+                return self.json(value)
             return value
-        if "\\" in text or self._holds(text):
-            return self.json(value)
-        return value
+        except RecursionError:  # decoding it or walking it: deeper than the stack
+            raise ValueError("JSON nested too deeply") from None
 
     def _holds(self, text: str) -> bool:
         """Whether the secret shows in the text, in any casing."""

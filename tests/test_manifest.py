@@ -245,6 +245,14 @@ def test_a_corrupt_journal_line_in_the_middle_is_an_error(path: Path) -> None:
     assert not lock_path_for(path).exists()  # the failed open released its lock
 
 
+def test_a_journal_line_nested_too_deep_is_damage_not_a_crash(path: Path) -> None:
+    write_manifest(path, {})
+    journal = journal_path_for(path)
+    journal.write_text("[" * 100_000 + "]" * 100_000 + "\n" + change("sarah", rec().to_json()))
+    with pytest.raises(ManifestError, match=f"^{re.escape(str(journal))}:1: journal is damaged"):
+        ManifestStore(path, "r.yaml")
+
+
 def test_a_journal_line_that_is_not_a_change_is_an_error(path: Path) -> None:
     journal = journal_path_for(path)
     journal.write_text('["not", "a", "change"]\n' + change("sarah", rec().to_json()))
@@ -522,8 +530,9 @@ def test_a_realistic_manifest_validates_against_the_schema(path: Path) -> None:
         ),
         ('{"version": 1, "lineage": "x"}', r"r\.manifest\.json: manifest is invalid at top level"),
         ("[]", r"r\.manifest\.json: manifest is invalid at top level"),
+        ('{"a":' * 100_000 + "1" + "}" * 100_000, r"r\.manifest\.json: manifest is corrupt"),
     ],
-    ids=["truncated", "bad-status", "missing-fields", "not-an-object"],
+    ids=["truncated", "bad-status", "missing-fields", "not-an-object", "nested-too-deep"],
 )
 def test_a_corrupt_or_invalid_manifest_is_an_error_and_left_untouched(
     path: Path, text: str, expected: str

@@ -30,6 +30,7 @@ def test_other_manifests_and_their_journals_are_read_and_damage_is_skipped(
         (tmp_path / "broken.manifest.json").write_text('{"lineage": ["x"], "nodes": [1]}')
         (tmp_path / "torn.manifest.json").write_text('{"lineage": "t", "no')
         (tmp_path / "binary.manifest.json").write_bytes(b"\xff\xfe\x00")
+        (tmp_path / "deep.manifest.json").write_text("[" * 100_000 + "]" * 100_000)
         backup = {"lineage": store.manifest.lineage, "nodes": {"x": {"look_id": "look_mine"}}}
         (tmp_path / "backup.manifest.json").write_text(json.dumps(backup))
         made = {"look_a", "look_old", "look_d"}

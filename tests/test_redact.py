@@ -6,6 +6,8 @@ import base64
 import binascii
 import urllib.parse
 
+import pytest
+
 from looks.redact import MASK, MIN_SUBSTRING_LENGTH, Redactor
 
 LONG = "sk-live-0123456789abcdef"
@@ -33,6 +35,12 @@ def test_the_key_percent_encoded_as_a_path_or_a_form_is_masked_too() -> None:
         assert Redactor(key).text(f"bad key {encoded}; request req-{encoded}") == (
             f"bad key {MASK}; request req-{MASK}"
         )
+
+
+def test_an_answer_nested_too_deep_is_no_json_not_a_crash() -> None:
+    deep = b"[" * 100_000 + b"]" * 100_000
+    with pytest.raises(ValueError, match="nested too deeply"):
+        Redactor(LONG).loads(deep)
 
 
 def test_a_short_key_is_masked_only_where_it_stands_alone() -> None:

@@ -197,6 +197,19 @@ def test_an_unreadable_answer_keeps_its_request_id_masked(tmp_path: Path) -> Non
     assert "answer is not a JSON object (request req-***)" in result.stdout
 
 
+def test_an_answer_nested_too_deep_is_an_unreadable_answer_not_a_crash(tmp_path: Path) -> None:
+    def deep(conn: socket.socket) -> None:
+        respond(conn, 200, "[" * 100_000 + "]" * 100_000, headers={"X-Request-Id": f"req-{KEY}"})
+
+    with FakeServer(lambda r, c: None) as server:
+        server.handler = _liar(KEY, deep, _look(KEY))
+        result, stored = _apply(tmp_path, server, KEY)
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr and "internal error" not in result.stderr
+    _assert_no_trace_of(KEY, result.stdout, result.stderr, stored)
+    assert "answer is not a JSON object (request req-***)" in result.stdout
+
+
 @pytest.mark.parametrize("encoding", ["utf-16-le", "utf-32-be"])
 def test_a_key_in_an_answer_in_utf16_or_utf32_never_reaches_the_manifest(
     tmp_path: Path, encoding: str
