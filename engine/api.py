@@ -36,6 +36,7 @@ from .lifecycle import (
 )
 from .manifest import ManifestStore, NodeRecord, manifest_path_for
 from .ownership import recorded_beside, recorded_ids
+from .paths import resolved
 from .plan import PlanNode, build_graph, build_plan, consent_address, pending_moves
 from .plan_markdown import RecipePlan
 from .plans import Plan
@@ -669,4 +670,4 @@ def catalog(
 
 def _shown_path(recipe: Path, out: Path) -> str:
     """The recipe's path relative to the gallery, so the page reads the same from any cwd."""
-    return Path(os.path.relpath(recipe.resolve(), out.resolve())).as_posix()
+    return Path(os.path.relpath(resolved(recipe), resolved(out))).as_posix()

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from .errors import Problem
+from .paths import resolved
 from .yamldoc import YamlDocument, read_text
 
 _COLUMN = re.compile(r"^[a-z_][a-z0-9_]*$")
@@ -45,11 +46,13 @@ def read_csv(root: Path, relative: str, shown: str) -> Source:
     `shown` is the CSV's path as messages name it (relative to where the user runs looks).
     Blank lines are skipped; a byte-order mark (Excel's UTF-8 export) is ignored.
     """
-    target = (root / relative).resolve()
+    target = resolved(root / relative)
     if not target.is_relative_to(root):
         return Source((), (), relative, problem=f"{relative!r} is outside the recipe's directory")
     if not target.exists():
-        return Source((), (), relative, problem=f"CSV file not found: {relative}")
+        # realpath stops at a link it cannot follow: a dangling one, or a loop.
+        what = "a symlink that leads nowhere" if target.is_symlink() else "not found"
+        return Source((), (), relative, problem=f"CSV file {what}: {relative}")
     if target.is_dir():
         return Source((), (), relative, problem=f"{relative} is a directory, not a CSV file")
     # The recipe's own reader: bounded in size, never blocked by a FIFO, UTF-8 checked.

@@ -27,6 +27,7 @@ from typing import Any, Literal, get_args
 
 from . import _schemas, durable
 from .errors import ManifestError, ManifestLockedError, StateWriteError
+from .paths import resolved
 
 FORMAT_VERSION = 1
 
@@ -155,7 +156,7 @@ def real_path(path: Path) -> Path:
     a link points to, not the link.
     """
     try:
-        return path.resolve() if path.is_symlink() else path
+        return resolved(path) if path.is_symlink() else path
     except OSError:
         return path
 
@@ -163,8 +164,8 @@ def real_path(path: Path) -> Path:
 def recipe_label(recipe: Path, manifest: Path) -> str:
     """The recipe as its manifest records it: its real path relative to the manifest's
     directory, so moving or cloning the repository keeps the two together."""
-    directory = real_path(manifest).parent.resolve()
-    return Path(os.path.relpath(recipe.resolve(), directory)).as_posix()
+    directory = resolved(real_path(manifest).parent)
+    return Path(os.path.relpath(resolved(recipe), directory)).as_posix()
 
 
 _RECOVER = (
@@ -321,7 +322,7 @@ def _refuse_a_renamed_recipes_manifest(path: Path, recipe: str) -> None:
         if not mine.exists():
             continue  # nothing to compare with
         shown = os.path.relpath(mine)
-        if theirs.resolve() != mine.resolve() and theirs.exists() and _same_file(theirs, mine):
+        if resolved(theirs) != resolved(mine) and theirs.exists() and _same_file(theirs, mine):
             raise ManifestError(
                 f"{path}: no manifest yet, but {shown} is the same file as {stored} (a hard"
                 f" link), whose manifest is {other}; nothing was done. Pass --manifest {other}"

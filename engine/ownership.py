@@ -16,6 +16,7 @@ from pathlib import Path
 
 from .errors import ManifestError
 from .manifest import ManifestStore, NodeRecord, journal_path_for, read_journal
+from .paths import resolved
 
 
 def recorded_ids(records: Iterable[NodeRecord], *, made_only: bool = False) -> set[str]:
@@ -40,13 +41,13 @@ def recorded_beside(own: Iterable[ManifestStore], *, made_only: bool = False) ->
     parsed is skipped: it is not this run's to repair, and its own runs refuse it.
     """
     stores = list(own)
-    mine = {store.path.resolve() for store in stores}
+    mine = {resolved(store.path) for store in stores}
     lineages = {store.manifest.lineage for store in stores}
     ids: set[str] = set()
     for directory in sorted({path.parent for path in mine}):
         with contextlib.suppress(OSError):
             for path in sorted(directory.glob("*.manifest.json")):
-                if path.resolve() not in mine:
+                if resolved(path) not in mine:
                     ids |= _read(path, lineages, made_only)
     return frozenset(ids)
 

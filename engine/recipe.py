@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from . import _schemas, batch_source, expand, media
 from .errors import RecipeError
 from .expand import Move, slugify
+from .paths import resolved
 from .yamldoc import Location, YamlDocument, parse_yaml, read_text, shown
 
 if TYPE_CHECKING:
@@ -396,7 +397,7 @@ def _build(
     defaults = data.get("defaults")
     suffix = defaults.get("prompt_suffix", "") if isinstance(defaults, dict) else ""
     suffix = suffix if isinstance(suffix, str) else ""
-    files = _FileResolver(path.resolve().parent, doc, media)  # a symlink: beside the real file
+    files = _FileResolver(resolved(path).parent, doc, media)  # a symlink: beside the real file
     budget = _LookBudget(max_looks, max_looks)
     credits = CreditPrices()
     raw_credits = defaults.get("credits") if isinstance(defaults, dict) else None
@@ -852,7 +853,7 @@ class _FileResolver:
             self.doc.add(loc, f"{shown(relative)} holds a NUL byte, which no file name can")
             return None
         try:
-            target = (self.root / relative).resolve()
+            target = resolved(self.root / relative)
         except (OSError, RuntimeError) as e:  # a symlink loop
             self.doc.add(loc, f"cannot resolve {shown(relative)}: {e}")
             return None

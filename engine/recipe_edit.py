@@ -17,6 +17,7 @@ from . import durable
 from ._schemas import SCHEMAS
 from .errors import LooksError, RecipeError
 from .lifecycle import AdoptedAvatar
+from .paths import resolved
 from .recipe import Recipe, load_recipe
 
 
@@ -26,7 +27,7 @@ def schema_header(out: Path) -> str:
     if not schema.is_file():
         return ""
     try:
-        relative = os.path.relpath(schema, out.parent.resolve())
+        relative = os.path.relpath(schema, resolved(out.parent))
     except ValueError:  # another drive (Windows)
         return ""
     return f"# yaml-language-server: $schema={Path(relative).as_posix()}\n"

@@ -16,6 +16,7 @@ from .errors import Problem, RecipeError, UsageError
 from .gcpause import collector_paused
 from .manifest import Manifest, ManifestStore, manifest_path_for, read_manifest
 from .manifest import recipe_label as label_for
+from .paths import resolved
 from .recipe import MAX_LOOKS, MediaPolicy, Recipe, load_recipe
 
 
@@ -33,9 +34,10 @@ def load_recipes(
     omitted = 0
     for path in paths:
         # Twice the same recipe would be planned (and paid) twice, then lock out itself.
-        if path.resolve() in seen:
-            raise UsageError(f"{path} is {seen[path.resolve()]} again: give each recipe once")
-        seen[path.resolve()] = path
+        real = resolved(path)
+        if real in seen:
+            raise UsageError(f"{path} is {seen[real]} again: give each recipe once")
+        seen[real] = path
         try:
             with collector_paused():
                 recipes.append(load_recipe(path, max_looks=max_looks, media=media))

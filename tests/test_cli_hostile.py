@@ -45,6 +45,41 @@ def test_the_same_recipe_given_twice_is_a_usage_error_not_a_lock_on_itself(
     assert not (tmp_path / "zoe.manifest.json").exists()
 
 
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("validate", "{loop}.yaml"),
+        ("plan", "{recipe}", "--manifest", "{loop}.json"),
+        ("rehome", "{recipe}", "--manifest", "{loop}.json"),
+        ("catalog", "{recipe}", "--out", "{loop}"),
+        ("validate", "{csv_recipe}"),
+    ],
+    ids=["recipe", "manifest", "rehome", "catalog-out", "foreach-csv"],
+)
+def test_a_symlink_loop_is_bad_input_not_an_internal_error(
+    args: tuple[str, ...], tmp_path: Path, looks: Callable[..., Run]
+) -> None:
+    # Path.resolve() raises RuntimeError on a loop before Python 3.13: it was exit 3.
+    for suffix in (".yaml", ".json", ".csv", ""):
+        (tmp_path / f"loop{suffix}").symlink_to(tmp_path / f"back{suffix}")
+        (tmp_path / f"back{suffix}").symlink_to(tmp_path / f"loop{suffix}")
+    recipe = tmp_path / "zoe.yaml"
+    recipe.write_text(RECIPE)
+    csv_recipe = tmp_path / "people.yaml"
+    csv_recipe.write_text(
+        "version: 1\navatars:\n  p-{id}:\n    foreach: {csv: loop.csv}\n"
+        "    name: '{id}'\n    base: {type: prompt, prompt: x}\n"
+    )
+    paths = {"loop": tmp_path / "loop", "recipe": recipe, "csv_recipe": csv_recipe}
+
+    run = looks(*(arg.format(**paths) for arg in args))
+
+    assert run.code == 1, run.err
+    [line] = run.err.splitlines()
+    assert "internal error" not in line
+    assert "symbolic links" in line or "CSV file a symlink that leads nowhere: loop.csv" in line
+
+
 def test_an_endless_recipe_is_refused_not_read_forever(looks: Callable[..., Run]) -> None:
     # /dev/zero (or a mistyped path to a huge file) used to be read into memory without end.
     run = looks("validate", "/dev/zero")
