@@ -531,8 +531,21 @@ def test_a_realistic_manifest_validates_against_the_schema(path: Path) -> None:
         ('{"version": 1, "lineage": "x"}', r"r\.manifest\.json: manifest is invalid at top level"),
         ("[]", r"r\.manifest\.json: manifest is invalid at top level"),
         ('{"a":' * 100_000 + "1" + "}" * 100_000, r"r\.manifest\.json: manifest is corrupt"),
+        (
+            # Part of every idempotency key: a space would make keys the API refuses.
+            '{"version": 1, "lineage": "team lineage", "serial": 1, "recipe": "r.yaml",'
+            ' "nodes": {}}',
+            r"r\.manifest\.json: manifest is invalid at lineage",
+        ),
     ],
-    ids=["truncated", "bad-status", "missing-fields", "not-an-object", "nested-too-deep"],
+    ids=[
+        "truncated",
+        "bad-status",
+        "missing-fields",
+        "not-an-object",
+        "nested-too-deep",
+        "lineage-unfit-for-keys",
+    ],
 )
 def test_a_corrupt_or_invalid_manifest_is_an_error_and_left_untouched(
     path: Path, text: str, expected: str

@@ -7,6 +7,6 @@ each module was made from, FASTJSONSCHEMA the version that made them.
 FASTJSONSCHEMA = '2.22.3'
 DIGESTS: dict[str, str] = {
     'recipe': '77de33fb6d1c10e28a66c97d19115e9ef9c6dcb5c1226bcfdaef9d0b85135768',
-    'manifest': '4e4886d8f10532b694a3eed0f18f0008444c75566f8bedeef1888b9faa829fc7',
+    'manifest': '33f3a485746b53b82b74cc0156a5a77f1dbec4f3e18477f335432c0212e214dd',
     'manifest_node': '1bdd56f3bcafb029b0a583725d0fa3abe61a1b4aa9e6e824e978c2c4faa17d66',
 }
