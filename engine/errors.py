@@ -75,12 +75,14 @@ class ApiError(LooksError):
         *,
         request_id: str | None = None,
         retry_after: float | None = None,
+        param: str | None = None,
     ) -> None:
         self.status = status
         self.code = code
         self.message = message
         self.request_id = request_id
         self.retry_after = retry_after
+        self.param = param  # the request field a validation error names
         suffix = f" (request {request_id})" if request_id else ""
         super().__init__(f"HTTP {status} {code}: {message}{suffix}")
 

@@ -39,6 +39,14 @@ FOLD_EVERY_CHANGES = 5000  # or 3 per node of the manifest: O(1) amortised per c
 FOLD_EVERY_SECONDS = 30.0
 
 
+def _asset_refused(e: ApiError) -> bool:
+    """The API cannot use an asset id the create sent: not available (a direct upload not
+    completed, expired), or refused as the field's value (an asset it no longer knows)."""
+    return e.code == "asset_not_available" or (
+        e.status == 400 and (e.param or "").endswith("asset_id")
+    )
+
+
 def _outcome_unknown(error: ApiError) -> bool:
     in_progress = error.status == 409 and error.code == "request_in_progress"
     return error.status >= 500 or in_progress or error.code == "invalid_response"
@@ -201,7 +209,7 @@ class Executor:
                 self.stop("insufficient_credit")
             if e.status == 401:  # the key was revoked mid-run: every request would be refused
                 self.stop("key_refused")
-            if e.code == "asset_not_available":
+            if _asset_refused(e):
                 self._forget_uploads(n)
             # A refusal ends the key; an answer that says nothing of the outcome (a 5xx after
             # every retry, a request still in progress, an unreadable success) keeps it, so

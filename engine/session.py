@@ -589,7 +589,7 @@ def _api_error(response: httpx.Response, redactor: Redactor) -> ApiError:
     status = response.status_code
     request_id = _request_id(response, redactor)
     retry_after = parse_retry_after(response.headers.get("Retry-After"))
-    code, message = f"http_{status}", ""
+    code, message, param = f"http_{status}", "", None
     try:
         body = redactor.loads(response.content)
     except ValueError:
@@ -600,9 +600,10 @@ def _api_error(response: httpx.Response, redactor: Redactor) -> ApiError:
             code = error["code"]
         if isinstance(error.get("message"), str):
             message = error["message"]
-        param = error.get("param")
-        if isinstance(param, str) and param and param not in message:
-            message = f"{message} (param {param})" if message else f"param {param}"
+        if isinstance(error.get("param"), str) and error["param"]:
+            param = error["param"]
+            if param not in message:
+                message = f"{message} (param {param})" if message else f"param {param}"
     if not message:
         reason = redactor.text(response.reason_phrase or "error")
         text = "" if isinstance(body, Mapping) else redactor.text(_plain(response))
@@ -613,6 +614,7 @@ def _api_error(response: httpx.Response, redactor: Redactor) -> ApiError:
         _clip(message, _ERROR_TEXT_LIMIT),
         request_id=request_id,
         retry_after=retry_after,
+        param=param,
     )
 
 

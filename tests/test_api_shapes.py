@@ -113,12 +113,19 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
+@pytest.mark.parametrize(
+    ("lost", "answer"),
+    [("expired", "asset_not_available"), ("unknown", "invalid_parameter")],
+)
 def test_an_asset_the_api_no_longer_has_is_uploaded_again(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     looks: Callable[..., Run],
+    lost: str,
+    answer: str,
 ) -> None:
-    """asset_not_available on a create: the node fails, its upload runs again next time."""
+    """An asset the create cannot use (not available, or refused as `...asset_id`, as one
+    the API no longer knows): the node fails, its upload runs again next time."""
     (tmp_path / "a.png").write_bytes((ROOT / "recipes/media/sarah.png").read_bytes())
     recipe = tmp_path / "r.yaml"
     base = "version: 1\navatars:\n  s:\n    name: S\n    base: {type: photo, file: {path: a.png}}\n"
@@ -131,7 +138,10 @@ def test_an_asset_the_api_no_longer_has_is_uploaded_again(
         assert looks("apply", recipe).code == 0
     saved = json.loads(state.read_text())
     [asset] = saved["assets"]
-    asset["status"] = "expired"  # as if its storage had dropped it
+    if lost == "expired":
+        asset["status"] = "expired"  # as if its storage had dropped it
+    else:
+        saved["assets"] = []  # as if it had been deleted
     state.write_text(json.dumps(saved))
     recipe.write_text(
         base + "    looks:\n      b: {prompt: red coat, reference_images: [{path: a.png}]}\n"
@@ -141,7 +151,7 @@ def test_an_asset_the_api_no_longer_has_is_uploaded_again(
         monkeypatch.setenv("HEYGEN_BASE_URL", s.base_url)
         failed = looks("apply", recipe)
         assert failed.code == 1
-        assert "asset_not_available" in failed.out
+        assert answer in failed.out
         nodes = json.loads(manifest_path_for(recipe).read_text())["nodes"]
         upload = next(n for n in nodes.values() if n["kind"] == "upload")
         assert upload["status"] == "failed"
