@@ -74,8 +74,11 @@ def fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
-def append(fd: int, data: bytes, path: Path | str) -> None:
+def append(fd: int, data: bytes, path: Path | str, *, sync: bool = True) -> None:
     """Append data to an O_APPEND file and fsync it, or leave the file as it was.
+
+    `sync=False` only writes: the data reaches the disk with the file's next fsync (which
+    covers every byte written before it) or whatever replaces the file.
 
     A failed append is cut off again, so no torn line sits in front of the next one. When
     even that fails the error says so: the file must not be appended to any more.
@@ -86,7 +89,8 @@ def append(fd: int, data: bytes, path: Path | str) -> None:
         raise write_error(path, e) from None
     try:
         write_all(fd, data, path)
-        fsync(fd, path)
+        if sync:
+            fsync(fd, path)
     except StateWriteError as e:
         try:
             os.ftruncate(fd, start)

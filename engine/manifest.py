@@ -510,11 +510,16 @@ class ManifestStore:
     def nodes(self) -> Mapping[str, NodeRecord]:
         return self.manifest.nodes
 
-    def record(self, node: NodeRecord) -> None:
-        """Make a change durable (journal + fsync) before the caller acts on it."""
+    def record(self, node: NodeRecord, *, sync: bool = True) -> None:
+        """Make a change durable (journal + fsync) before the caller acts on it.
+
+        `sync=False` for a change no request depends on (what the API already holds and a
+        next run can ask again): it is journaled now and fsynced with the next change that
+        a request does depend on, or with the fold. A killed process loses none of it.
+        """
         if self.manifest.nodes.get(node.address) == node:
             return
-        self._append({"address": node.address, "record": node.to_json()})
+        self._append({"address": node.address, "record": node.to_json()}, sync=sync)
         self.manifest.nodes[node.address] = node
         self._dirty = True
 
@@ -525,7 +530,7 @@ class ManifestStore:
         del self.manifest.nodes[address]
         self._dirty = True
 
-    def _append(self, change: dict[str, Any]) -> None:
+    def _append(self, change: dict[str, Any], *, sync: bool = True) -> None:
         if self._torn:
             assert self.failed is not None
             raise self.failed
@@ -537,7 +542,7 @@ class ManifestStore:
                 self._write(self.manifest.dumps(with_serial=False))
             if self._journal is None:
                 self._journal = _open_journal(self.journal_path)
-            durable.append(self._journal, line, self.journal_path)
+            durable.append(self._journal, line, self.journal_path, sync=sync)
         except StateWriteError as e:
             self.failed = self.failed or e
             self._torn = self._torn or e.torn

@@ -4,11 +4,15 @@ for a reason other than the API's ends the wait of the looks it watched, loudly.
 from __future__ import annotations
 
 import asyncio
+import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from conftest import Run
 from test_executor import PROMPT, FakeClient, Project
 
+from looks import durable
 from looks import executor as executor_module
 from looks.client import LookInfo
 from looks.executor import FOLD_EVERY_SECONDS, ApplyOptions, Batch, Executor
@@ -72,3 +76,43 @@ def test_each_manifest_is_folded_on_its_own_clock(
     finally:
         one.close()
         two.close()
+
+
+GROUP = """\
+version: 1
+avatars:
+  ava:
+    name: Ava
+    base: {type: prompt, prompt: "A woman in her thirties, studio portrait"}
+    looks:
+      red: {prompt: Red dress on a city street}
+      blue: {prompt: Blue suit in an office}
+      green: {prompt: Green coat in a park}
+"""
+
+
+def test_a_look_waits_on_two_fsyncs_of_the_journal_not_three(
+    tmp_path: Path,
+    api_env: dict[str, str],
+    looks: Callable[..., Run],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Its key before the create and the create's answer are made durable at once; its
+    completion asks nothing of the API, so it rides on the next fsync of the journal or on
+    the fold: one fsync less in every hand-over of a job slot (docs/performance.md)."""
+    recipe = tmp_path / "group.yaml"
+    recipe.write_text(GROUP, encoding="utf-8")
+    synced: list[str] = []
+    real_fsync = durable.fsync
+
+    def counting(fd: int, path: Path | str) -> None:
+        synced.append(Path(path).name)
+        real_fsync(fd, path)
+
+    monkeypatch.setattr(durable, "fsync", counting)
+    assert looks("apply", recipe).code == 0
+    creates = 4
+    assert synced.count("group.manifest.json.journal") == 2 * creates
+    # Every completion is in the manifest the run folded at its end.
+    manifest = json.loads((tmp_path / "group.manifest.json").read_text(encoding="utf-8"))
+    assert [r["status"] for r in manifest["nodes"].values()] == ["completed"] * creates

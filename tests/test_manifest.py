@@ -103,6 +103,28 @@ def test_record_appends_one_journal_line_before_returning(store: ManifestStore, 
     assert store.nodes["sarah"] == second
 
 
+def test_a_change_recorded_without_sync_is_made_durable_by_the_next_fsync(
+    store: ManifestStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A change that guards no request (a completion) is written at once, in order, and
+    fsynced with the next change that does guard one, or with the fold."""
+    synced: list[int] = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(fd), real_fsync(fd)))
+    key = rec(status="submitted", idempotency_key="looks:k1", attempts=1)
+    store.record(key)
+    assert len(synced) >= 1
+    before = len(synced)
+    done = key.evolve(status="completed", look_id="look_1", group_id="group_1")
+    store.record(done, sync=False)
+    assert len(synced) == before  # written, not waited on
+    assert [line["record"]["status"] for line in journal_lines(store)] == ["submitted", "completed"]
+    other = rec("mia", status="submitted", idempotency_key="looks:k2", attempts=1)
+    store.record(other)
+    assert len(synced) == before + 1  # one fsync covers both lines of the journal
+    assert len(journal_lines(store)) == 3
+
+
 def test_recording_an_unchanged_record_writes_nothing(store: ManifestStore) -> None:
     store.record(rec())
     store.record(rec())

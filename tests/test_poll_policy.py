@@ -127,7 +127,7 @@ def test_a_look_later_than_every_observed_duration_is_polled_with_geometric_back
         polled, look, polls = now, InFlight(0.0, now), polls + 1
     # The gaps grow geometrically to the ceiling: an hour of waiting costs a few dozen
     # polls to get there, then one per ceiling.
-    assert gaps == sorted(gaps)
+    assert all(b >= a - 1e-9 for a, b in itertools.pairwise(gaps))  # times are sums of floats
     assert gaps[-1] == pytest.approx(LIMITS.max_interval)
     assert polls <= 120 + 3600 / LIMITS.max_interval
 
@@ -289,7 +289,7 @@ def run_batch(
 
 def test_a_spread_batch_finishes_near_the_bound_within_the_request_budget() -> None:
     ratios, costs = [], []
-    for seed in range(3):
+    for seed in range(6):
         ratio, cost = run_batch(groups=20, per_group=10, jobs=10, seed=seed, spread=True)
         ratios.append(ratio)
         costs.append(cost)
