@@ -501,6 +501,7 @@ class ManifestStore:
             self.manifest, self._written, self._dirty = _load(path, recipe, rehome=rehome)
             self._journal: int | None = None
             self._pending = 0
+            self._unsynced = False  # the journal's last line waits on a later fsync
             self.fold()
         except BaseException:
             self._lock.release()
@@ -514,8 +515,8 @@ class ManifestStore:
         """Make a change durable (journal + fsync) before the caller acts on it.
 
         `sync=False` for a change no request depends on (what the API already holds and a
-        next run can ask again): it is journaled now and fsynced with the next change that
-        a request does depend on, or with the fold. A killed process loses none of it.
+        next run can ask again): it is journaled now and fsynced with the next change, or
+        with the fold. A killed process loses none of it.
         """
         if self.manifest.nodes.get(node.address) == node:
             return
@@ -542,7 +543,11 @@ class ManifestStore:
                 self._write(self.manifest.dumps(with_serial=False))
             if self._journal is None:
                 self._journal = _open_journal(self.journal_path)
+            # At most one line waits on a fsync, the last: a power loss can then only tear
+            # the last line (dropped with a note), never leave a hole before a later one.
+            sync = sync or self._unsynced
             durable.append(self._journal, line, self.journal_path, sync=sync)
+            self._unsynced = not sync
         except StateWriteError as e:
             self.failed = self.failed or e
             self._torn = self._torn or e.torn
@@ -575,6 +580,7 @@ class ManifestStore:
             raise
         self._pending = 0
         self._torn = False  # the journal, torn or not, is folded and gone
+        self._unsynced = False
 
     def _write(self, body: str) -> None:
         """Write the manifest whose text without its serial is `body` (not dumped again:

@@ -125,6 +125,25 @@ def test_a_change_recorded_without_sync_is_made_durable_by_the_next_fsync(
     assert len(journal_lines(store)) == 3
 
 
+def test_only_the_last_journal_line_ever_waits_on_a_fsync(
+    store: ManifestStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two changes in a row recorded without sync: the second is fsynced, so a power loss
+    can only tear the journal's last line (dropped with a note), never leave a hole in
+    front of a later line (refused until `looks repair`)."""
+    synced: list[int] = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(fd), real_fsync(fd)))
+    store.record(rec(status="submitted", idempotency_key="looks:k1", attempts=1))
+    before = len(synced)
+    store.record(rec(status="completed", look_id="look_1", group_id="g"), sync=False)
+    assert len(synced) == before
+    store.record(rec("mia", status="completed", look_id="look_2", group_id="g"), sync=False)
+    assert len(synced) == before + 1
+    store.record(rec("zoe", status="completed", look_id="look_3", group_id="g"), sync=False)
+    assert len(synced) == before + 1
+
+
 def test_recording_an_unchanged_record_writes_nothing(store: ManifestStore) -> None:
     store.record(rec())
     store.record(rec())
