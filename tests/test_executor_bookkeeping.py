@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from conftest import Run
 from test_executor import PROMPT, FakeClient, Project
+from test_interrupt import write_recipe
 
 from looks import durable
 from looks import executor as executor_module
@@ -78,19 +79,6 @@ def test_each_manifest_is_folded_on_its_own_clock(
         two.close()
 
 
-GROUP = """\
-version: 1
-avatars:
-  ava:
-    name: Ava
-    base: {type: prompt, prompt: "A woman in her thirties, studio portrait"}
-    looks:
-      red: {prompt: Red dress on a city street}
-      blue: {prompt: Blue suit in an office}
-      green: {prompt: Green coat in a park}
-"""
-
-
 def test_a_look_waits_on_fewer_fsyncs_of_the_journal_than_three(
     tmp_path: Path,
     api_env: dict[str, str],
@@ -100,8 +88,7 @@ def test_a_look_waits_on_fewer_fsyncs_of_the_journal_than_three(
     """Its key before the create and the create's answer are made durable at once; its
     completion asks nothing of the API, so it rides on the next fsync of the journal or on
     the fold: one fsync less in most hand-overs of a job slot (docs/performance.md)."""
-    recipe = tmp_path / "group.yaml"
-    recipe.write_text(GROUP, encoding="utf-8")
+    recipe = write_recipe(tmp_path, avatars=1, looks=3)
     synced: list[str] = []
     real_fsync = durable.fsync
 
@@ -114,7 +101,7 @@ def test_a_look_waits_on_fewer_fsyncs_of_the_journal_than_three(
     creates = 4
     # Two per create (its key, its answer); a completion only when it follows another
     # (tests/test_manifest.py: only the journal's last line waits), three per look before.
-    assert 2 * creates <= synced.count("group.manifest.json.journal") < 3 * creates
+    assert 2 * creates <= synced.count("batch.manifest.json.journal") < 3 * creates
     # Every completion is in the manifest the run folded at its end.
-    manifest = json.loads((tmp_path / "group.manifest.json").read_text(encoding="utf-8"))
+    manifest = json.loads((tmp_path / "batch.manifest.json").read_text(encoding="utf-8"))
     assert [r["status"] for r in manifest["nodes"].values()] == ["completed"] * creates
